@@ -1,0 +1,173 @@
+//! Building and running the token service: [`Application::build`] opens the database, the master
+//! key and the signing keys; [`router`] is separate so tests can drive it with `oneshot`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use keys::{Algorithm, MasterKey};
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::audit::AuditLog;
+use crate::config::Settings;
+use crate::keyring::{self, KeyRing, SharedKeys};
+use crate::state::AppState;
+use crate::store::Db;
+use crate::{oauth, wellknown};
+
+/// A token service bound to its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    master: Arc<MasterKey>,
+}
+
+impl Application {
+    /// Prepares everything a first start needs: the master key file (created, with a warning, if
+    /// missing), the schema, and a first signing key. Fails with a clear message if the master
+    /// key cannot open the stored keys.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        keys::install_crypto_provider();
+        let master = Arc::new(load_master_key(&settings)?);
+        let db = Db::connect(&settings.database_url).await?;
+        db.migrate().await?;
+        if let Some(kid) =
+            keyring::ensure_active_key(&db, &master, Algorithm::ES256, crate::now()).await?
+        {
+            tracing::info!(kid, "created the first signing key");
+        }
+        let ring = KeyRing::load(&db, &master).await?;
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let (audit, _writer) = AuditLog::spawn(db.clone());
+        let keys = SharedKeys::new(ring);
+        keys.spawn_reloader(db.clone(), master.clone(), settings.key_reload_interval);
+        let state = AppState {
+            db,
+            keys,
+            audit,
+            config: Arc::new(settings),
+        };
+        Ok(Application {
+            listener,
+            state,
+            master,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn master_key(&self) -> &Arc<MasterKey> {
+        &self.master
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish and flushes the
+    /// audit trail.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.state.audit.flush().await;
+        Ok(())
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
+    let loaded = MasterKey::load_or_create(&settings.master_key_file)
+        .with_context(|| format!("master key file {}", settings.master_key_file.display()))?;
+    if loaded.created {
+        tracing::warn!(
+            path = %settings.master_key_file.display(),
+            "created a new master key file (mode 0600); back it up: without it the signing keys cannot be opened"
+        );
+    }
+    if loaded.loose_permissions {
+        tracing::warn!(
+            path = %settings.master_key_file.display(),
+            "master key file is readable by group or others; run chmod 600 on it"
+        );
+    }
+    Ok(loaded.key)
+}
+
+/// The HTTP surface of the token service.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/oauth2/token", post(oauth::token::token))
+        .route("/.well-known/jwks.json", get(wellknown::jwks))
+        .route("/.well-known/oauth-authorization-server", get(wellknown::metadata))
+        .route("/healthz", get(wellknown::healthz))
+        .route("/readyz", get(wellknown::readyz))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                // The path only: a query string could carry anything a client pasted into it.
+                let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        r#"{"type":"about:blank","title":"Not Found","status":404}"#,
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

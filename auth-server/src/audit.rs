@@ -1,0 +1,89 @@
+//! Audit events written off the request path: handlers hand events to a channel and one task
+//! stores them in batches, one transaction per batch, so issuing a token never waits for a write.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{AuditEvent, Db};
+
+/// Events waiting to be written. When the writer falls this far behind, senders wait (back
+/// pressure) rather than drop events: the trail must stay complete.
+const QUEUE: usize = 8192;
+/// Largest batch written in one transaction.
+const BATCH: usize = 512;
+
+enum Message {
+    Event(AuditEvent),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle for recording audit events; cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Message>,
+}
+
+impl AuditLog {
+    /// Starts the writer task. It ends, after writing what is queued, when every handle is dropped.
+    pub fn spawn(db: Db) -> (AuditLog, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(write_loop(db, rx));
+        (AuditLog { tx }, task)
+    }
+
+    pub async fn record(&self, event: AuditEvent) {
+        if self.tx.send(Message::Event(event)).await.is_err() {
+            tracing::error!("audit writer has stopped; an audit event was not recorded");
+        }
+    }
+
+    /// Waits until every event recorded before this call is stored.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write_loop(db: Db, mut rx: mpsc::Receiver<Message>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut waiters = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Event(event) => batch.push(event),
+                Message::Flush(done) => waiters.push(done),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            write_with_retry(&db, &batch).await;
+            batch.clear();
+        }
+        for done in waiters.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn write_with_retry(db: &Db, batch: &[AuditEvent]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match db.insert_audit_events(batch).await {
+            Ok(()) => return,
+            Err(err) if attempt < 5 => {
+                tracing::warn!(error = %err, attempt, "audit write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, events = batch.len(), "audit events could not be stored");
+            }
+        }
+    }
+}

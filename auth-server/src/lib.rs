@@ -1,0 +1,22 @@
+//! The token service: OAuth 2.0 client-credentials issuance of RFC 9068 JWTs, JWKS publication,
+//! storage, audit trail and the admin CLI.
+
+pub mod admin;
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod keyring;
+pub mod oauth;
+pub mod secret;
+pub mod state;
+pub mod store;
+pub mod wellknown;
+
+pub use app::{Application, router};
+pub use config::Settings;
+
+/// Current time in whole seconds since the Unix epoch, the unit of every timestamp we store.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

@@ -1,0 +1,257 @@
+//! Client authentication at the token endpoint: `client_secret_basic` and `client_secret_post`
+//! (RFC 6749 §2.3.1), exactly one of them per request.
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::percent_decode_str;
+use shared_claims::ClientId;
+use zeroize::Zeroizing;
+
+use super::error::OAuthError;
+use super::form::FormParams;
+use crate::secret::{self, ClientSecret};
+use crate::state::AppState;
+use crate::store::{AuditEvent, Client};
+
+/// How the client presented its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Basic,
+    Post,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Basic => "client_secret_basic",
+            AuthMethod::Post => "client_secret_post",
+        }
+    }
+}
+
+/// Presented credentials. The client id is kept as sent (it may be unknown or malformed).
+#[derive(Debug)]
+pub struct Credentials {
+    pub method: AuthMethod,
+    pub client_id: String,
+    pub secret: ClientSecret,
+}
+
+/// Reads the credentials from the `Authorization` header or the form, refusing requests that use
+/// both methods, none, or a malformed Basic header.
+pub fn extract(headers: &HeaderMap, params: &mut FormParams) -> Result<Credentials, OAuthError> {
+    let body_secret = params
+        .take("client_secret")
+        .map(ClientSecret::from_presented);
+    let body_id = params.get("client_id").map(str::to_owned);
+    let Some(authorization) = headers.get(header::AUTHORIZATION) else {
+        return match (body_id, body_secret) {
+            (Some(client_id), Some(secret)) => Ok(Credentials {
+                method: AuthMethod::Post,
+                client_id,
+                secret,
+            }),
+            (Some(_), None) => Err(OAuthError::invalid_client(
+                "client_secret is required: this server has no public clients",
+                false,
+            )),
+            (None, Some(_)) => Err(OAuthError::invalid_request(
+                "client_secret was sent without client_id",
+            )),
+            (None, None) => Err(OAuthError::invalid_client(
+                "client authentication is required (HTTP Basic or client_id and client_secret in the body)",
+                false,
+            )),
+        };
+    };
+    if body_secret.is_some() {
+        return Err(OAuthError::invalid_request(
+            "use exactly one client authentication method: HTTP Basic or client_secret in the body, not both",
+        ));
+    }
+    let (client_id, secret) = parse_basic(authorization.as_bytes())?;
+    if body_id.is_some_and(|id| id != client_id) {
+        return Err(OAuthError::invalid_request(
+            "client_id in the body differs from the one in the Authorization header",
+        ));
+    }
+    Ok(Credentials {
+        method: AuthMethod::Basic,
+        client_id,
+        secret,
+    })
+}
+
+/// Parses `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
+fn parse_basic(value: &[u8]) -> Result<(String, ClientSecret), OAuthError> {
+    let malformed = |why: &str| {
+        OAuthError::invalid_client(format!("malformed Basic authorization: {why}"), true)
+    };
+    let text = std::str::from_utf8(value).map_err(|_| malformed("not ASCII"))?;
+    let (scheme, encoded) = text
+        .split_once(' ')
+        .ok_or_else(|| malformed("expected 'Basic <credentials>'"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client(
+            "unsupported authorization scheme: use HTTP Basic",
+            true,
+        ));
+    }
+    let decoded = Zeroizing::new(
+        STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| malformed("credentials are not base64"))?,
+    );
+    let decoded =
+        std::str::from_utf8(&decoded).map_err(|_| malformed("credentials are not UTF-8"))?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| malformed("no ':' between client id and secret"))?;
+    let id = form_decode(id).ok_or_else(|| malformed("client id is not valid form-urlencoding"))?;
+    let secret = form_decode(secret)
+        .ok_or_else(|| malformed("client secret is not valid form-urlencoding"))?;
+    if id.is_empty() || secret.is_empty() {
+        return Err(malformed("empty client id or secret"));
+    }
+    Ok((
+        id.to_string(),
+        ClientSecret::from_presented(secret.to_string()),
+    ))
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component: `+` is a space, then percent-decoding.
+fn form_decode(text: &str) -> Option<Zeroizing<String>> {
+    let plus = Zeroizing::new(text.replace('+', " "));
+    let decoded = percent_decode_str(&plus).decode_utf8().ok()?;
+    Some(Zeroizing::new(decoded.into_owned()))
+}
+
+/// Checks the credentials. Unknown client, wrong secret and disabled client all answer the same
+/// `invalid_client`, and an unknown client id still costs a hash comparison, so the answer does
+/// not reveal which clients exist. Every failure is audited.
+pub async fn authenticate(
+    state: &AppState,
+    creds: &Credentials,
+    source: Option<IpAddr>,
+) -> Result<Client, OAuthError> {
+    let now = crate::now();
+    let presented = creds.secret.hash();
+    let client_id = ClientId::parse(&creds.client_id).ok();
+    let client = match &client_id {
+        Some(id) => state.db.get_client(id.as_str()).await?,
+        None => None,
+    };
+    let stored = match &client {
+        Some(client) => {
+            state
+                .db
+                .live_secret_hashes(client.client_id.as_str(), now)
+                .await?
+        }
+        None => secret::decoy_hashes(),
+    };
+    let secret_ok = secret::matches_any(&presented, &stored);
+    let failure = match &client {
+        None => Some("unknown_client"),
+        Some(_) if !secret_ok => Some("wrong_secret"),
+        Some(c) if c.is_disabled() => Some("client_disabled"),
+        Some(_) => None,
+    };
+    match (client, failure) {
+        (Some(client), None) => Ok(client),
+        (_, reason) => {
+            let reason = reason.unwrap_or("unknown_client");
+            state
+                .audit
+                .record(AuditEvent {
+                    at: now,
+                    actor: "server".into(),
+                    action: "client.auth_failed".into(),
+                    client_id: client_id.map(|id| id.as_str().to_owned()),
+                    source_ip: source.map(|ip| ip.to_string()),
+                    detail: serde_json::json!({ "reason": reason, "method": creds.method.as_str() }),
+                })
+                .await;
+            tracing::info!(
+                reason,
+                method = creds.method.as_str(),
+                "client authentication failed"
+            );
+            Err(OAuthError::invalid_client(
+                "client authentication failed",
+                creds.method == AuthMethod::Basic,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(raw: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode(raw)).parse().unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let mut params = FormParams::default();
+        let c = extract(&basic("cl_1:a%2Bb+c%3A%25"), &mut params).unwrap();
+        assert_eq!(c.method, AuthMethod::Basic);
+        assert_eq!(c.client_id, "cl_1");
+        assert_eq!(c.secret.expose(), "a+b c:%");
+    }
+
+    #[test]
+    fn both_methods_at_once_are_refused() {
+        let mut params = FormParams::parse(b"client_secret=x").unwrap();
+        let err = extract(&basic("cl_1:s"), &mut params).unwrap_err();
+        assert!(matches!(
+            err,
+            OAuthError::Client {
+                code: super::super::error::ErrorCode::InvalidRequest,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn malformed_basic_headers_are_invalid_client_with_challenge() {
+        for raw in ["Basic !!!", "Basic", "Bearer abc"] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, raw.parse().unwrap());
+            let err = extract(&h, &mut FormParams::default()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    OAuthError::Client {
+                        basic_challenge: true,
+                        ..
+                    }
+                ),
+                "{raw}"
+            );
+        }
+        for raw in ["nocolon", ":secret", "id:"] {
+            let err = extract(&basic(raw), &mut FormParams::default()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    OAuthError::Client {
+                        basic_challenge: true,
+                        ..
+                    }
+                ),
+                "{raw}"
+            );
+        }
+    }
+}

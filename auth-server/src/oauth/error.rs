@@ -1,0 +1,133 @@
+//! Token-endpoint errors as RFC 6749 §5.2 JSON responses. Internal causes are logged, never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The error codes of RFC 6749 §5.2 and RFC 8707 §2 we answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// A client mistake, with a description safe to show.
+    #[error("{code:?}: {description}")]
+    Client {
+        code: ErrorCode,
+        description: String,
+        /// The client tried HTTP Basic: RFC 6749 §5.2 then requires 401 with a Basic challenge.
+        basic_challenge: bool,
+    },
+    #[error("request body exceeds {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("no active signing key")]
+    NoSigningKey,
+    /// Anything else: logged with its cause, answered with a bare `server_error`.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl OAuthError {
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::client(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn client(code: ErrorCode, description: impl Into<String>) -> Self {
+        OAuthError::Client {
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    pub fn invalid_client(description: impl Into<String>, basic_challenge: bool) -> Self {
+        OAuthError::Client {
+            code: ErrorCode::InvalidClient,
+            description: description.into(),
+            basic_challenge,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
+}
+
+/// The realm of our Basic challenge.
+const BASIC_CHALLENGE: &str = "Basic realm=\"oauth2\", charset=\"UTF-8\"";
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, code, description, challenge) = match &self {
+            OAuthError::Client {
+                code,
+                description,
+                basic_challenge,
+            } => {
+                let status = if *code == ErrorCode::InvalidClient {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                (status, *code, Some(description.as_str()), *basic_challenge)
+            }
+            OAuthError::BodyTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::InvalidRequest,
+                Some("request body is too large"),
+                false,
+            ),
+            OAuthError::NoSigningKey => {
+                tracing::error!("token request refused: no active signing key");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::TemporarilyUnavailable,
+                    None,
+                    false,
+                )
+            }
+            OAuthError::Unexpected(err) => {
+                tracing::error!(error = ?err, "token endpoint failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::ServerError,
+                    None,
+                    false,
+                )
+            }
+        };
+        let mut response = (
+            status,
+            Json(Body {
+                error: code,
+                error_description: description,
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BASIC_CHALLENGE),
+            );
+        }
+        response
+    }
+}

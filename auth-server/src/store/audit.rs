@@ -1,0 +1,96 @@
+//! The append-only audit trail.
+
+use sqlx::FromRow;
+
+use super::{Db, on_pool};
+
+/// One audit event before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: i64,
+    /// Who acted: `cli`, `server`, or `client:<id>`.
+    pub actor: String,
+    /// What happened, as a dotted name such as `client.create` or `token.issue`.
+    pub action: String,
+    pub client_id: Option<String>,
+    pub source_ip: Option<String>,
+    /// Non-secret details as a JSON object. Never a secret, a token or key material.
+    pub detail: serde_json::Value,
+}
+
+/// A stored audit event.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub client_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub detail: String,
+}
+
+impl AuditEvent {
+    /// Inserts this event on `conn`, so callers can make it part of their own transaction.
+    pub(crate) async fn insert<'c, DB, E>(&self, conn: E) -> Result<(), sqlx::Error>
+    where
+        DB: sqlx::Database,
+        E: sqlx::Executor<'c, Database = DB>,
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    {
+        sqlx::query::<DB>(
+            "INSERT INTO audit_events (at, actor, action, client_id, source_ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(self.at)
+        .bind(self.actor.clone())
+        .bind(self.action.clone())
+        .bind(self.client_id.clone())
+        .bind(self.source_ip.clone())
+        .bind(self.detail.to_string())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Stores a batch of events in one transaction: one fsync for many events.
+    pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for event in events {
+                event.insert(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_audit_event(&self, event: &AuditEvent) -> anyhow::Result<()> {
+        on_pool!(self, pool => event.insert(pool).await)?;
+        Ok(())
+    }
+
+    /// The newest `limit` events, newest first, optionally for one client.
+    pub async fn list_audit(
+        &self,
+        client_id: Option<&str>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<AuditRecord>> {
+        let rows = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, at, actor, action, client_id, source_ip, detail FROM audit_events \
+                 WHERE ($1 IS NULL OR client_id = $1) ORDER BY id DESC LIMIT $2",
+            )
+            .bind(client_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,302 @@
+//! Queries on `clients` and `client_secrets`.
+
+use anyhow::Context;
+use shared_claims::{ClientId, PartnerId, ScopeSet};
+use sqlx::FromRow;
+
+use super::{AuditEvent, Db, on_pool};
+
+/// A client as the domain sees it: every field parsed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Client {
+    pub client_id: ClientId,
+    pub name: String,
+    pub partner_id: PartnerId,
+    pub scopes: ScopeSet,
+    /// Allowed audiences; the first is the default when a request names no `resource`.
+    pub audiences: Vec<String>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_enabled: bool,
+    pub introspect_allowed: bool,
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Client {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+}
+
+#[derive(FromRow)]
+struct ClientRow {
+    client_id: String,
+    name: String,
+    partner_id: String,
+    scopes: String,
+    audiences: String,
+    access_token_ttl: Option<i64>,
+    refresh_enabled: bool,
+    introspect_allowed: bool,
+    disabled_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = anyhow::Error;
+
+    fn try_from(row: ClientRow) -> anyhow::Result<Client> {
+        Ok(Client {
+            client_id: ClientId::parse(&row.client_id).context("stored client id")?,
+            name: row.name,
+            partner_id: PartnerId::parse(&row.partner_id).context("stored partner id")?,
+            scopes: ScopeSet::parse(&row.scopes).context("stored scopes")?,
+            audiences: serde_json::from_str(&row.audiences).context("stored audiences")?,
+            access_token_ttl: row.access_token_ttl,
+            refresh_enabled: row.refresh_enabled,
+            introspect_allowed: row.introspect_allowed,
+            disabled_at: row.disabled_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// The column list of [`ClientRow`], as a macro so that queries stay `&'static str` literals.
+macro_rules! client_columns {
+    () => {
+        "client_id, name, partner_id, scopes, audiences, access_token_ttl, refresh_enabled, \
+         introspect_allowed, disabled_at, created_at, updated_at"
+    };
+}
+
+/// What `client create` stores.
+pub struct NewClient {
+    pub client: Client,
+    pub secret_hash: Vec<u8>,
+}
+
+/// Fields `client update` may change; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct ClientUpdate {
+    pub name: Option<String>,
+    pub scopes: Option<ScopeSet>,
+    /// `Some(None)` clears the override, so the server default applies again.
+    pub access_token_ttl: Option<Option<i64>>,
+}
+
+impl Db {
+    /// Inserts a client, its first secret and the audit event in one transaction.
+    pub async fn insert_client(&self, new: &NewClient, audit: &AuditEvent) -> anyhow::Result<()> {
+        let c = &new.client;
+        let audiences = serde_json::to_string(&c.audiences)?;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO clients (client_id, name, partner_id, scopes, audiences, \
+                 access_token_ttl, refresh_enabled, introspect_allowed, disabled_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(c.client_id.as_str())
+            .bind(&c.name)
+            .bind(c.partner_id.as_str())
+            .bind(c.scopes.to_string())
+            .bind(&audiences)
+            .bind(c.access_token_ttl)
+            .bind(c.refresh_enabled)
+            .bind(c.introspect_allowed)
+            .bind(c.disabled_at)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO client_secrets (id, client_id, secret_hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, NULL)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(c.client_id.as_str())
+            .bind(&new.secret_hash)
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await?;
+            audit.insert(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_client(&self, client_id: &str) -> anyhow::Result<Option<Client>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE client_id = $1"
+        );
+        let row: Option<ClientRow> = on_pool!(self, pool => {
+            sqlx::query_as(SQL).bind(client_id).fetch_optional(pool).await?
+        });
+        row.map(Client::try_from).transpose()
+    }
+
+    /// The hashes of a client's secrets that are still valid at `now`.
+    pub async fn live_secret_hashes(
+        &self,
+        client_id: &str,
+        now: i64,
+    ) -> anyhow::Result<Vec<Vec<u8>>> {
+        let rows: Vec<(Vec<u8>,)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT secret_hash FROM client_secrets \
+                 WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(client_id)
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(h,)| h).collect())
+    }
+
+    pub async fn list_clients(&self) -> anyhow::Result<Vec<Client>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients ORDER BY partner_id, name, client_id"
+        );
+        let rows: Vec<ClientRow> = on_pool!(self, pool => {
+            sqlx::query_as(SQL).fetch_all(pool).await?
+        });
+        rows.into_iter().map(Client::try_from).collect()
+    }
+
+    /// Applies `update` and records `audit` atomically; returns false if the client does not exist.
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        update: &ClientUpdate,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<bool> {
+        let scopes = update.scopes.as_ref().map(ToString::to_string);
+        let (ttl_set, ttl) = match update.access_token_ttl {
+            Some(value) => (true, value),
+            None => (false, None),
+        };
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE clients SET name = COALESCE($2, name), scopes = COALESCE($3, scopes), \
+                 access_token_ttl = CASE WHEN $4 THEN $5 ELSE access_token_ttl END, updated_at = $6 \
+                 WHERE client_id = $1",
+            )
+            .bind(client_id)
+            .bind(update.name.as_deref())
+            .bind(scopes.as_deref())
+            .bind(ttl_set)
+            .bind(ttl)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            audit.insert(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Disables (`Some(now)`) or enables (`None`) a client; returns false if it does not exist.
+    pub async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled_at: Option<i64>,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<bool> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("UPDATE clients SET disabled_at = $2, updated_at = $3 WHERE client_id = $1")
+                .bind(client_id)
+                .bind(disabled_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            audit.insert(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Deletes a client and (by cascade) its secrets; returns false if it does not exist.
+    pub async fn delete_client(&self, client_id: &str, audit: &AuditEvent) -> anyhow::Result<bool> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            audit.insert(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Replaces every secret of a client with one new secret (used by the demo launcher, which
+    /// cannot show a secret it only holds as a hash).
+    pub async fn replace_client_secrets(
+        &self,
+        client_id: &str,
+        secret_hash: &[u8],
+        now: i64,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM client_secrets WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO client_secrets (id, client_id, secret_hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, NULL)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(client_id)
+            .bind(secret_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            audit.insert(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Every scope some enabled client may be granted, for the RFC 8414 metadata.
+    pub async fn granted_scopes(&self) -> anyhow::Result<ScopeSet> {
+        let rows: Vec<(String,)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT DISTINCT scopes FROM clients WHERE disabled_at IS NULL")
+                .fetch_all(pool)
+                .await?
+        });
+        let mut all = Vec::new();
+        for (text,) in rows {
+            all.extend(
+                ScopeSet::parse(&text)
+                    .context("stored scopes")?
+                    .iter()
+                    .cloned(),
+            );
+        }
+        Ok(all.into_iter().collect())
+    }
+}

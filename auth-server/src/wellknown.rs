@@ -1,0 +1,73 @@
+//! Discovery and health: JWKS (RFC 7517), authorization-server metadata (RFC 8414), probes.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// The public keys, served from the JSON built when the keys last changed.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let body = state.keys.get().jwks_json().clone();
+    let cache = format!("public, max-age={}", state.config.jwks_max_age);
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&cache) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    response
+}
+
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    let issuer = state.config.issuer.trim_end_matches('/');
+    let scopes = match state.db.granted_scopes().await {
+        Ok(scopes) => scopes
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect::<Vec<_>>(),
+        Err(err) => {
+            tracing::error!(error = ?err, "cannot read scopes for the metadata document");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let algs: Vec<&str> = ["ES256", "EdDSA"].into();
+    Json(json!({
+        "issuer": state.config.issuer,
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": scopes,
+        "access_token_signing_alg_values_supported": algs,
+        "code_challenge_methods_supported": [],
+    }))
+    .into_response()
+}
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when the database answers and a key can sign.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let db_ok = state.db.ping().await.is_ok();
+    let key_ok = state.keys.get().active().is_some();
+    let status = if db_ok && key_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+        "database": if db_ok { "ok" } else { "unavailable" },
+        "signing_key": if key_ok { "ok" } else { "missing" },
+    });
+    (status, Json(body)).into_response()
+}

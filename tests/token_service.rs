@@ -1,0 +1,685 @@
+//! End-to-end tests of the token service over real HTTP, each on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::{Backend, ISSUER, TestAuth, http, spawn_auth_server};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+on_both_backends!(
+    a_token_from_each_auth_method_verifies_against_the_served_jwks,
+    lifetime_honours_the_default_and_the_per_client_override,
+    requested_scope_narrows_and_resource_picks_the_audience,
+    every_client_mistake_gets_its_rfc_6749_error,
+    a_right_secret_with_url_encoded_special_characters_is_accepted,
+    a_disabled_client_is_refused_and_enabled_again,
+    discovery_and_health_endpoints_answer,
+    failed_authentications_and_issued_tokens_are_audited,
+);
+
+async fn fetch_token(
+    app: &TestAuth,
+    client_id: &str,
+    secret: &str,
+    basic: bool,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    let request = http().post(app.url("/oauth2/token"));
+    let request = if basic {
+        request.basic_auth(form_encode(client_id), Some(form_encode(secret)))
+    } else {
+        form.push(("client_id", client_id));
+        form.push(("client_secret", secret));
+        request
+    };
+    request.form(&form).send().await.expect("token request")
+}
+
+fn form_encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+async fn jwks(app: &TestAuth) -> JwkSet {
+    http()
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Verifies `token` with jsonwebtoken against the served JWKS and returns its header and claims.
+async fn verify(app: &TestAuth, token: &str) -> (jsonwebtoken::Header, Value) {
+    keys::install_crypto_provider();
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    let set = jwks(app).await;
+    let jwk = set
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("kid is published");
+    let key = DecodingKey::from_jwk(jwk).expect("decoding key");
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&["partner-api"]);
+    validation.set_issuer(&[ISSUER]);
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
+    let data = jsonwebtoken::decode::<Value>(token, &key, &validation).expect("token verifies");
+    (data.header, data.claims)
+}
+
+async fn a_token_from_each_auth_method_verifies_against_the_served_jwks(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let (client, secret) = app.client("acme", "orders:read catalog:read").await;
+    for basic in [true, false] {
+        let response =
+            fetch_token(&app, client.client_id.as_str(), secret.expose(), basic, &[]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 600);
+        assert_eq!(body["scope"], "catalog:read orders:read");
+        let token = body["access_token"].as_str().unwrap();
+        let (header, claims) = verify(&app, token).await;
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+        assert_eq!(
+            header.kid.as_deref(),
+            app.state.keys.get().active().map(|k| k.kid())
+        );
+        // The raw header carries exactly alg, typ and kid: nothing a verifier could be tricked by.
+        let raw_header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let names: BTreeSet<&str> = raw_header
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names, BTreeSet::from(["alg", "kid", "typ"]));
+        let names: BTreeSet<&str> = claims
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            names,
+            BTreeSet::from([
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "nbf",
+                "jti",
+                "client_id",
+                "scope",
+                "partner_id"
+            ])
+        );
+        assert_eq!(claims["iss"], ISSUER);
+        assert_eq!(claims["sub"], client.client_id.as_str());
+        assert_eq!(claims["client_id"], client.client_id.as_str());
+        assert_eq!(claims["aud"], "partner-api");
+        assert_eq!(claims["partner_id"], "acme");
+        assert_eq!(claims["scope"], "catalog:read orders:read");
+        assert_eq!(claims["nbf"], claims["iat"]);
+        let now = auth_server::now();
+        assert!((claims["iat"].as_i64().unwrap() - now).abs() <= 5);
+    }
+    app.stop().await;
+}
+
+async fn lifetime_honours_the_default_and_the_per_client_override(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let (default_client, default_secret) = app.client("acme", "orders:read").await;
+    let (short, short_secret) = app
+        .client_with("globex", "orders:read", |c| c.access_token_ttl = Some(120))
+        .await;
+    for (client, secret, ttl) in [
+        (&default_client, &default_secret, 600),
+        (&short, &short_secret, 120),
+    ] {
+        let body: Value = fetch_token(&app, client.client_id.as_str(), secret.expose(), true, &[])
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["expires_in"], ttl);
+        let (_, claims) = verify(&app, body["access_token"].as_str().unwrap()).await;
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            ttl
+        );
+    }
+    app.stop().await;
+}
+
+async fn requested_scope_narrows_and_resource_picks_the_audience(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let (client, secret) = app
+        .client_with("initech", "orders:read invoices:read", |c| {
+            c.audiences = vec!["partner-api".into(), "https://reports.example".into()]
+        })
+        .await;
+    let id = client.client_id.as_str();
+    let response = fetch_token(
+        &app,
+        id,
+        secret.expose(),
+        true,
+        &[("scope", "invoices:read")],
+    )
+    .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["scope"], "invoices:read");
+    let token = body["access_token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["aud"], "partner-api",
+        "no resource: the first audience"
+    );
+
+    let body: Value = fetch_token(
+        &app,
+        id,
+        secret.expose(),
+        false,
+        &[("resource", "https://reports.example")],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], "https://reports.example");
+
+    let response = fetch_token(
+        &app,
+        id,
+        secret.expose(),
+        true,
+        &[("resource", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "invalid_target"
+    );
+    app.stop().await;
+}
+
+/// Sends a raw token request and checks status, `error` and the Basic challenge.
+async fn expect_error(
+    app: &TestAuth,
+    what: &str,
+    request: reqwest::RequestBuilder,
+    status: StatusCode,
+    error: &str,
+    basic_challenge: bool,
+) {
+    let _ = app;
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(response.status(), status, "{what}");
+    assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+    assert_eq!(
+        response.headers().get("www-authenticate").is_some(),
+        basic_challenge,
+        "{what}: WWW-Authenticate presence"
+    );
+    if basic_challenge {
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic"),
+            "{what}"
+        );
+    }
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{what}"
+    );
+    let body: Value = response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
+    assert_eq!(body["error"], error, "{what}: {body}");
+}
+
+async fn every_client_mistake_gets_its_rfc_6749_error(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let (client, secret) = app.client("acme", "orders:read catalog:read").await;
+    let id = client.client_id.as_str();
+    let s = secret.expose();
+    let url = app.url("/oauth2/token");
+    let form = |body: &str| {
+        http()
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+    };
+    let basic = |raw: &str| format!("Basic {}", STANDARD.encode(raw));
+    use StatusCode as S;
+
+    expect_error(
+        &app,
+        "unknown client (basic)",
+        http()
+            .post(&url)
+            .basic_auth("cl_nobody", Some(s))
+            .form(&[("grant_type", "client_credentials")]),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        true,
+    )
+    .await;
+    expect_error(
+        &app,
+        "unknown client (post)",
+        form(&format!(
+            "grant_type=client_credentials&client_id=cl_nobody&client_secret={s}"
+        )),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        false,
+    )
+    .await;
+    expect_error(
+        &app,
+        "wrong secret (basic)",
+        http()
+            .post(&url)
+            .basic_auth(id, Some("pcs_wrong"))
+            .form(&[("grant_type", "client_credentials")]),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        true,
+    )
+    .await;
+    expect_error(
+        &app,
+        "wrong secret (post)",
+        form(&format!(
+            "grant_type=client_credentials&client_id={id}&client_secret=pcs_wrong"
+        )),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        false,
+    )
+    .await;
+    expect_error(
+        &app,
+        "no credentials",
+        form("grant_type=client_credentials"),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        false,
+    )
+    .await;
+    expect_error(
+        &app,
+        "client id without secret",
+        form(&format!("grant_type=client_credentials&client_id={id}")),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        false,
+    )
+    .await;
+    expect_error(
+        &app,
+        "missing grant type",
+        form(&format!("client_id={id}&client_secret={s}")),
+        S::BAD_REQUEST,
+        "invalid_request",
+        false,
+    )
+    .await;
+    expect_error(
+        &app,
+        "unsupported grant type",
+        form(&format!(
+            "grant_type=password&client_id={id}&client_secret={s}"
+        )),
+        S::BAD_REQUEST,
+        "unsupported_grant_type",
+        false,
+    )
+    .await;
+    expect_error(
+        &app,
+        "scope outside the allowed set",
+        form(&format!(
+            "grant_type=client_credentials&client_id={id}&client_secret={s}&scope=orders:read+admin"
+        )),
+        S::BAD_REQUEST,
+        "invalid_scope",
+        false,
+    )
+    .await;
+    expect_error(&app, "malformed scope", form(&format!("grant_type=client_credentials&client_id={id}&client_secret={s}&scope=orders:read++catalog:read")), S::BAD_REQUEST, "invalid_scope", false).await;
+    expect_error(
+        &app,
+        "scope with a forbidden character",
+        form(&format!(
+            "grant_type=client_credentials&client_id={id}&client_secret={s}&scope=%22orders%22"
+        )),
+        S::BAD_REQUEST,
+        "invalid_scope",
+        false,
+    )
+    .await;
+    expect_error(&app, "duplicated grant_type", form(&format!("grant_type=client_credentials&grant_type=client_credentials&client_id={id}&client_secret={s}")), S::BAD_REQUEST, "invalid_request", false).await;
+    expect_error(&app, "duplicated scope", form(&format!("grant_type=client_credentials&scope=orders:read&scope=catalog:read&client_id={id}&client_secret={s}")), S::BAD_REQUEST, "invalid_request", false).await;
+    expect_error(
+        &app,
+        "both auth methods",
+        form(&format!("grant_type=client_credentials&client_secret={s}"))
+            .header("authorization", basic(&format!("{id}:{s}"))),
+        S::BAD_REQUEST,
+        "invalid_request",
+        false,
+    )
+    .await;
+    expect_error(
+        &app,
+        "basic: not base64",
+        form("grant_type=client_credentials").header("authorization", "Basic %%%not-base64%%%"),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        true,
+    )
+    .await;
+    expect_error(
+        &app,
+        "basic: no colon",
+        form("grant_type=client_credentials").header("authorization", basic(id)),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        true,
+    )
+    .await;
+    expect_error(
+        &app,
+        "basic: not utf-8",
+        form("grant_type=client_credentials").header(
+            "authorization",
+            format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':', b'x'])),
+        ),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        true,
+    )
+    .await;
+    expect_error(
+        &app,
+        "other authorization scheme",
+        form("grant_type=client_credentials").header("authorization", "Bearer abc"),
+        S::UNAUTHORIZED,
+        "invalid_client",
+        true,
+    )
+    .await;
+    expect_error(
+        &app,
+        "wrong content type (json)",
+        http()
+            .post(&url)
+            .basic_auth(id, Some(s))
+            .json(&serde_json::json!({"grant_type": "client_credentials"})),
+        S::BAD_REQUEST,
+        "invalid_request",
+        false,
+    )
+    .await;
+    expect_error(
+        &app,
+        "no content type",
+        http()
+            .post(&url)
+            .basic_auth(id, Some(s))
+            .body("grant_type=client_credentials"),
+        S::BAD_REQUEST,
+        "invalid_request",
+        false,
+    )
+    .await;
+    expect_error(
+        &app,
+        "empty body",
+        form("").basic_auth(id, Some(s)),
+        S::BAD_REQUEST,
+        "invalid_request",
+        false,
+    )
+    .await;
+    let huge = format!(
+        "grant_type=client_credentials&pad={}",
+        "a".repeat(64 * 1024)
+    );
+    expect_error(
+        &app,
+        "oversized body",
+        form(&huge).basic_auth(id, Some(s)),
+        S::PAYLOAD_TOO_LARGE,
+        "invalid_request",
+        false,
+    )
+    .await;
+
+    // A GET is not a token request.
+    let response = http().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), S::METHOD_NOT_ALLOWED);
+    // After all that, the real credentials still work.
+    assert_eq!(fetch_token(&app, id, s, true, &[]).await.status(), S::OK);
+    app.stop().await;
+}
+
+async fn a_right_secret_with_url_encoded_special_characters_is_accepted(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let (client, _) = app.client("acme", "orders:read").await;
+    // Generated secrets are base64url, but RFC 6749 §2.3.1 says Basic credentials are form-encoded
+    // first: prove the decoding with a secret full of characters that need it.
+    let special = "p@ss:w/rd+100%&=é ~";
+    let hash = auth_server::secret::hash_secret(special.as_bytes());
+    let audit = auth_server::store::AuditEvent {
+        at: auth_server::now(),
+        actor: "test".into(),
+        action: "client.secret_reset".into(),
+        client_id: Some(client.client_id.to_string()),
+        source_ip: None,
+        detail: serde_json::json!({}),
+    };
+    app.state
+        .db
+        .replace_client_secrets(client.client_id.as_str(), &hash, auth_server::now(), &audit)
+        .await
+        .unwrap();
+    for basic in [true, false] {
+        let response = fetch_token(&app, client.client_id.as_str(), special, basic, &[]).await;
+        assert_eq!(response.status(), StatusCode::OK, "basic = {basic}");
+    }
+    // Sent without form-encoding inside Basic, '+' would mean a space: that secret is wrong.
+    let raw = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{special}", client.client_id))
+    );
+    let response = http()
+        .post(app.url("/oauth2/token"))
+        .header("authorization", raw)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+async fn a_disabled_client_is_refused_and_enabled_again(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let (client, secret) = app.client("globex", "catalog:read").await;
+    let id = client.client_id.as_str();
+    auth_server::admin::set_disabled(&app.state.db, id, true)
+        .await
+        .unwrap();
+    let response = fetch_token(&app, id, secret.expose(), true, &[]).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
+    auth_server::admin::set_disabled(&app.state.db, id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        fetch_token(&app, id, secret.expose(), true, &[])
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
+async fn discovery_and_health_endpoints_answer(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    app.client("acme", "orders:read catalog:read").await;
+    let response = http()
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    let set: Value = response.json().await.unwrap();
+    let keys = set["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let key = &keys[0];
+    assert_eq!(key["kty"], "EC");
+    assert_eq!(key["crv"], "P-256");
+    assert_eq!(key["alg"], "ES256");
+    assert_eq!(key["use"], "sig");
+    assert!(
+        key.get("d").is_none(),
+        "private part must never be published"
+    );
+
+    let meta: Value = http()
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], ISSUER);
+    assert_eq!(meta["token_endpoint"], format!("{ISSUER}/oauth2/token"));
+    assert_eq!(meta["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));
+    assert_eq!(
+        meta["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(
+        meta["scopes_supported"],
+        serde_json::json!(["catalog:read", "orders:read"])
+    );
+
+    let health = http().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = http().get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.headers()["x-content-type-options"], "nosniff");
+    assert!(ready.headers().get("x-request-id").is_some());
+
+    // Readiness follows the database: once the pool is closed the server says it is not ready.
+    app.state.db.close().await;
+    let ready = http().get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let unknown = http().get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        unknown.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+async fn failed_authentications_and_issued_tokens_are_audited(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let (client, secret) = app.client("acme", "orders:read").await;
+    let id = client.client_id.as_str();
+    assert_eq!(
+        fetch_token(&app, id, "pcs_wrong", true, &[]).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let body: Value = fetch_token(&app, id, secret.expose(), true, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.state.audit.flush().await;
+    let trail = app.state.db.list_audit(Some(id), 10).await.unwrap();
+    let actions: Vec<&str> = trail.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["token.issue", "client.auth_failed", "client.create"]
+    );
+    assert_eq!(trail[1].source_ip.as_deref(), Some("127.0.0.1"));
+    assert!(trail[1].detail.contains("wrong_secret"));
+    let (_, claims) = verify(&app, body["access_token"].as_str().unwrap()).await;
+    assert!(trail[0].detail.contains(claims["jti"].as_str().unwrap()));
+    for record in &trail {
+        assert!(!record.detail.contains(secret.expose()));
+    }
+    app.stop().await;
+}
