@@ -1,0 +1,226 @@
+//! The admin CLI, run as the real `auth-server` binary against a database that a running token
+//! service shares.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+
+use common::{Backend, TestAuth, http, spawn_auth_server};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+on_both_backends!(
+    the_cli_round_trip_creates_uses_disables_and_audits_a_client,
+    cli_errors_are_one_line_and_non_zero,
+);
+
+/// Runs `auth-server ARGS` against the test's database and master key.
+fn cli(app: &TestAuth, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(args)
+        .env("AUTH_DATABASE_URL", &app.db.url)
+        .env("AUTH_MASTER_KEY_FILE", app.db.master_key_path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run auth-server")
+}
+
+fn json_of(output: &std::process::Output) -> Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON document")
+}
+
+async fn token_status(app: &TestAuth, id: &str, secret: &str) -> StatusCode {
+    http()
+        .post(app.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn the_cli_round_trip_creates_uses_disables_and_audits_a_client(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let created = json_of(&cli(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Acme ERP",
+            "--partner",
+            "acme",
+            "--scopes",
+            "orders:read catalog:read",
+            "--access-ttl",
+            "300",
+            "--json",
+        ],
+    ));
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("pcs_"));
+    assert_eq!(created["partner_id"], "acme");
+    assert_eq!(created["scopes"], "catalog:read orders:read");
+    assert_eq!(created["audiences"], serde_json::json!(["partner-api"]));
+    assert_eq!(created["access_token_ttl"], 300);
+
+    // The running server uses the new client at once.
+    assert_eq!(token_status(&app, &id, &secret).await, StatusCode::OK);
+
+    let listed = json_of(&cli(&app, &["client", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        listed[0].get("client_secret").is_none(),
+        "a listing never shows secrets"
+    );
+    let table = String::from_utf8(cli(&app, &["client", "list"]).stdout).unwrap();
+    assert!(table.contains("CLIENT ID") && table.contains(&id) && !table.contains(&secret));
+
+    let updated = json_of(&cli(
+        &app,
+        &[
+            "client",
+            "update",
+            &id,
+            "--scopes",
+            "catalog:read",
+            "--json",
+        ],
+    ));
+    assert_eq!(updated["scopes"], "catalog:read");
+    let disabled = json_of(&cli(&app, &["client", "disable", &id, "--json"]));
+    assert_eq!(disabled["disabled"], true);
+    assert_eq!(
+        token_status(&app, &id, &secret).await,
+        StatusCode::UNAUTHORIZED
+    );
+    json_of(&cli(&app, &["client", "enable", &id, "--json"]));
+    assert_eq!(token_status(&app, &id, &secret).await, StatusCode::OK);
+
+    let keys = json_of(&cli(&app, &["keys", "list", "--json"]));
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    let rotated = json_of(&cli(&app, &["keys", "rotate", "--alg", "EdDSA", "--json"]));
+    assert_ne!(rotated["active"], keys[0]["kid"]);
+
+    app.state.audit.flush().await;
+    let trail = json_of(&cli(&app, &["audit", "--client", &id, "--json"]));
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "token.issue",
+            "client.enable",
+            "client.auth_failed",
+            "client.disable",
+            "client.update",
+            "token.issue",
+            "client.create",
+        ]
+    );
+    let all = json_of(&cli(&app, &["audit", "--limit", "100", "--json"]));
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "key.rotate")
+    );
+    let raw = serde_json::to_string(&all).unwrap();
+    assert!(
+        !raw.contains(&secret),
+        "the audit trail never holds a secret"
+    );
+
+    json_of(&cli(&app, &["client", "delete", &id, "--json"]));
+    assert_eq!(
+        token_status(&app, &id, &secret).await,
+        StatusCode::UNAUTHORIZED
+    );
+    app.stop().await;
+}
+
+async fn cli_errors_are_one_line_and_non_zero(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["client", "show", "cl_doesnotexist"],
+            "no client with id cl_doesnotexist",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--partner",
+                "Bad Partner",
+                "--scopes",
+                "a",
+            ],
+            "partner id",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--partner",
+                "acme",
+                "--scopes",
+                "a  b",
+            ],
+            "--scopes",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--partner",
+                "acme",
+                "--scopes",
+                "a",
+                "--access-ttl",
+                "0",
+            ],
+            "lifetime",
+        ),
+        (&["client", "update", "cl_x"], "nothing to update"),
+        (&["client", "disable", "bad:id"], "not a client id"),
+        (&["keys", "rotate", "--alg", "HS256"], "--alg"),
+        (&["audit", "--limit", "0"], "--limit"),
+    ];
+    for (args, expected) in cases {
+        let output = cli(&app, args);
+        assert!(!output.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got {stderr}"
+        );
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
+    }
+    app.stop().await;
+}

@@ -1,0 +1,125 @@
+//! With every log level switched on, a full flow leaves no secret, token or key material in the logs.
+//! (Its own test binary, so the global log subscriber captures this flow only.)
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::{Backend, http, spawn_auth_server};
+use keys::{Algorithm, MasterKey};
+use serde_json::Value;
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
+    let capture = Capture::default();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(capture.clone())
+        .init();
+
+    let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let (client, secret) = app.client("acme", "orders:read catalog:read").await;
+    let id = client.client_id.as_str();
+    let mut tokens = Vec::new();
+    for basic in [true, false] {
+        let request = http().post(app.url("/oauth2/token"));
+        let request = if basic {
+            request
+                .basic_auth(id, Some(secret.expose()))
+                .form(&[("grant_type", "client_credentials")])
+        } else {
+            request.form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret.expose()),
+            ])
+        };
+        let body: Value = request.send().await.unwrap().json().await.unwrap();
+        tokens.push(body["access_token"].as_str().unwrap().to_owned());
+    }
+    let wrong = "pcs_this-is-a-wrong-secret-that-must-not-be-logged";
+    let refused = http()
+        .post(app.url("/oauth2/token"))
+        .basic_auth(id, Some(wrong))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let master = MasterKey::load(&app.db.master_key_path()).unwrap();
+    auth_server::admin::rotate_key(&app.state.db, &master, Algorithm::EdDSA)
+        .await
+        .unwrap();
+    let rows = app.state.db.list_signing_keys().await.unwrap();
+    let db = app.stop().await;
+
+    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("client authentication failed"),
+        "the capture sees the server's logs"
+    );
+    assert!(logs.contains("/oauth2/token"), "requests are logged");
+
+    let mut forbidden: Vec<(String, &str)> = vec![
+        (secret.expose().to_owned(), "client secret"),
+        (secret.expose()[4..].to_owned(), "client secret body"),
+        (wrong.to_owned(), "wrong secret"),
+        (
+            STANDARD.encode(format!("{id}:{}", secret.expose())),
+            "Basic credentials",
+        ),
+        (
+            std::fs::read_to_string(db.master_key_path())
+                .unwrap()
+                .trim()
+                .to_owned(),
+            "master key",
+        ),
+    ];
+    for token in &tokens {
+        forbidden.push((token.clone(), "access token"));
+        forbidden.push((
+            token.rsplit('.').next().unwrap().to_owned(),
+            "token signature",
+        ));
+    }
+    for row in &rows {
+        let der = master
+            .open(&row.private_key_sealed, row.kid.as_bytes())
+            .unwrap();
+        forbidden.push((STANDARD.encode(&*der), "private key (base64)"));
+        forbidden.push((URL_SAFE_NO_PAD.encode(&*der), "private key (base64url)"));
+        forbidden.push((format!("{:?}", &*der), "private key (debug bytes)"));
+    }
+    for (needle, what) in &forbidden {
+        assert!(
+            !logs.contains(needle.as_str()),
+            "{what} appears in the logs"
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! Secrets and private keys never sit in the database in plaintext; the master key guards the keys;
+//! key changes made by an admin reach a running server within seconds.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::{Backend, TestAuth, http, spawn_auth_server, spawn_auth_with, test_db};
+use keys::{Algorithm, MasterKey};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+on_both_backends!(
+    a_cli_key_rotation_reaches_the_running_server_within_seconds,
+    a_wrong_master_key_stops_the_start_with_a_clear_error,
+);
+
+async fn token(app: &TestAuth, id: &str, secret: &str) -> String {
+    let body: Value = http()
+        .post(app.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"]
+        .as_str()
+        .expect("token issued")
+        .to_owned()
+}
+
+fn kid_of(token: &str) -> String {
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// Every byte the SQLite database holds on disk: the main file and its write-ahead log.
+fn database_bytes(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).expect("database file");
+    let wal = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    if let Ok(more) = std::fs::read(wal) {
+        bytes.extend(more);
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_secret_or_private_key_is_stored_in_plaintext() {
+    let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let (client, secret) = app.client("acme", "orders:read").await;
+    let issued = token(&app, client.client_id.as_str(), secret.expose()).await;
+    assert!(!issued.is_empty());
+    auth_server::admin::rotate_key(&app.state.db, app_master(&app).as_ref(), Algorithm::EdDSA)
+        .await
+        .unwrap();
+    app.state.audit.flush().await;
+
+    let master = app_master(&app);
+    let rows = app.state.db.list_signing_keys().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    let db = app.stop().await;
+    let bytes = database_bytes(&db.sqlite_path().unwrap());
+    assert!(bytes.len() > 4096, "the scan reads a real database file");
+
+    // The secret, in any encoding a careless implementation might store.
+    let plain = secret.expose().as_bytes();
+    assert!(!contains(&bytes, plain), "client secret in plaintext");
+    assert!(
+        !contains(&bytes, &plain[4..]),
+        "client secret body in plaintext"
+    );
+    assert!(
+        !contains(&bytes, STANDARD.encode(plain).as_bytes()),
+        "client secret in base64"
+    );
+    // The hash is there (so the scan can find stored values at all).
+    assert!(
+        contains(&bytes, &secret.hash()),
+        "the stored hash is found by the scan"
+    );
+
+    for row in &rows {
+        let der = master
+            .open(&row.private_key_sealed, row.kid.as_bytes())
+            .unwrap();
+        assert!(
+            contains(&bytes, &row.private_key_sealed),
+            "the sealed key is found by the scan"
+        );
+        // No 16-byte run of the PKCS#8 document (which holds the private scalar) appears anywhere.
+        for window in der.windows(16) {
+            assert!(
+                !contains(&bytes, window),
+                "private key material of {} in plaintext",
+                row.kid
+            );
+        }
+        assert!(!contains(&bytes, STANDARD.encode(&*der).as_bytes()));
+        assert!(!contains(&bytes, URL_SAFE_NO_PAD.encode(&*der).as_bytes()));
+    }
+    let key_file = std::fs::read_to_string(db.master_key_path()).unwrap();
+    assert!(
+        !contains(&bytes, key_file.trim().as_bytes()),
+        "master key in the database"
+    );
+}
+
+fn app_master(app: &TestAuth) -> std::sync::Arc<MasterKey> {
+    std::sync::Arc::new(MasterKey::load(&app.db.master_key_path()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_key_file_is_created_with_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let mode = std::fs::metadata(app.db.master_key_path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    app.stop().await;
+}
+
+async fn a_cli_key_rotation_reaches_the_running_server_within_seconds(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let (client, secret) = app.client("acme", "orders:read").await;
+    let id = client.client_id.as_str();
+    let first = kid_of(&token(&app, id, secret.expose()).await);
+
+    // The rotation happens outside the server, as `auth-server keys rotate` would do it.
+    let master = app_master(&app);
+    let row = auth_server::admin::rotate_key(&app.state.db, &master, Algorithm::EdDSA)
+        .await
+        .unwrap();
+    assert_ne!(row.kid, first);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let kid = kid_of(&token(&app, id, secret.expose()).await);
+        if kid == row.kid {
+            break;
+        }
+        assert_eq!(kid, first);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server did not pick up the new key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let issued = token(&app, id, secret.expose()).await;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(issued.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    // The retired key stays published so tokens it signed keep verifying until they expire.
+    let jwks: Value = http()
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(kids.contains(&first.as_str()) && kids.contains(&row.kid.as_str()));
+    let states: Vec<(String, String)> = app.state.db.signing_key_states().await.unwrap();
+    assert!(states.contains(&(first.clone(), "retired".into())));
+    assert!(states.contains(&(row.kid.clone(), "active".into())));
+    app.stop().await;
+}
+
+async fn a_wrong_master_key_stops_the_start_with_a_clear_error(backend: Backend) {
+    let Some(db) = test_db(backend).await else {
+        return;
+    };
+    let settings = TestAuth::settings(&db);
+    let app = spawn_auth_with(db, settings.clone()).await;
+    let db = app.stop().await;
+    // Replace the master key file with another key: the stored signing key no longer opens.
+    std::fs::write(
+        db.master_key_path(),
+        MasterKey::generate().unwrap().to_file_contents().as_bytes(),
+    )
+    .unwrap();
+    let err = match auth_server::Application::build(settings).await {
+        Ok(_) => panic!("a server started with the wrong master key"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(err.contains("master key cannot open signing key"), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_launcher_prints_credentials_that_work() {
+    let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let (client, secret) = partner_platform::ensure_demo_client(&app.state.db, "partner-api")
+        .await
+        .unwrap();
+    let curl = partner_platform::curl_command(&app.url("/oauth2/token"), &client, &secret);
+    assert!(curl.contains(secret.expose()) && curl.contains(client.client_id.as_str()));
+    assert!(
+        !token(&app, client.client_id.as_str(), secret.expose())
+            .await
+            .is_empty()
+    );
+    // A second start finds the same client and gives it a new secret; the old one stops working.
+    let (again, new_secret) = partner_platform::ensure_demo_client(&app.state.db, "partner-api")
+        .await
+        .unwrap();
+    assert_eq!(again.client_id, client.client_id);
+    assert!(
+        !token(&app, client.client_id.as_str(), new_secret.expose())
+            .await
+            .is_empty()
+    );
+    let old = http()
+        .post(app.url("/oauth2/token"))
+        .basic_auth(client.client_id.as_str(), Some(secret.expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.state.db.list_clients().await.unwrap().len(), 1);
+    app.stop().await;
+}
