@@ -140,18 +140,13 @@ pub async fn authenticate(
     let now = crate::now();
     let presented = creds.secret.hash();
     let client_id = ClientId::parse(&creds.client_id).ok();
-    let client = match &client_id {
-        Some(id) => state.db.get_client(id.as_str()).await?,
+    let found = match &client_id {
+        Some(id) => state.db.client_for_auth(id.as_str(), now).await?,
         None => None,
     };
-    let stored = match &client {
-        Some(client) => {
-            state
-                .db
-                .live_secret_hashes(client.client_id.as_str(), now)
-                .await?
-        }
-        None => secret::decoy_hashes(),
+    let (client, stored) = match found {
+        Some((client, hashes)) => (Some(client), hashes),
+        None => (None, secret::decoy_hashes()),
     };
     let secret_ok = secret::matches_any(&presented, &stored);
     let failure = match &client {
