@@ -3,7 +3,7 @@
 
 use auth_server::admin::{self, ClientSpec};
 use auth_server::secret::ClientSecret;
-use auth_server::store::{Client, Db};
+use auth_server::store::{Client, Store};
 use shared_claims::{PartnerId, ScopeSet};
 
 /// The name that marks the demo client, so a rerun finds it again.
@@ -12,7 +12,10 @@ pub const DEMO_CLIENT_NAME: &str = "demo (created by cargo run)";
 /// Finds the demo client of partner `acme`, creating it on first run, and gives it a fresh secret.
 /// A stored secret exists only as a hash, so the only way to show a working one again is a new
 /// one; this is a local demo convenience, audited like any admin action.
-pub async fn ensure_demo_client(db: &Db, audience: &str) -> anyhow::Result<(Client, ClientSecret)> {
+pub async fn ensure_demo_client(
+    db: &Store,
+    audience: &str,
+) -> anyhow::Result<(Client, ClientSecret)> {
     let existing = db
         .list_clients()
         .await?

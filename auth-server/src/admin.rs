@@ -8,7 +8,9 @@ use shared_claims::{ClientId, PartnerId, ScopeSet};
 
 use crate::keyring;
 use crate::secret::ClientSecret;
-use crate::store::{AuditEvent, AuditRecord, Client, ClientUpdate, Db, NewClient, SigningKeyRow};
+use crate::store::{
+    AuditEvent, AuditRecord, Client, ClientUpdate, NewClient, SigningKeyRow, Store,
+};
 
 /// Who performs admin actions from the command line, as recorded in the audit trail.
 pub const CLI_ACTOR: &str = "cli";
@@ -80,7 +82,7 @@ fn new_client_id() -> anyhow::Result<ClientId> {
 }
 
 /// Creates a client and its first secret, which is returned to be shown once.
-pub async fn create_client(db: &Db, spec: ClientSpec) -> anyhow::Result<(Client, ClientSecret)> {
+pub async fn create_client(db: &Store, spec: ClientSpec) -> anyhow::Result<(Client, ClientSecret)> {
     let now = crate::now();
     let secret = ClientSecret::generate()?;
     let client = Client {
@@ -122,7 +124,7 @@ fn no_such_client(id: &ClientId) -> anyhow::Error {
     anyhow::anyhow!("no client with id {id}")
 }
 
-pub async fn show_client(db: &Db, client_id: &str) -> anyhow::Result<Client> {
+pub async fn show_client(db: &Store, client_id: &str) -> anyhow::Result<Client> {
     let id = parse_client_id(client_id)?;
     db.get_client(id.as_str())
         .await?
@@ -130,7 +132,7 @@ pub async fn show_client(db: &Db, client_id: &str) -> anyhow::Result<Client> {
 }
 
 pub async fn update_client(
-    db: &Db,
+    db: &Store,
     client_id: &str,
     update: ClientUpdate,
 ) -> anyhow::Result<Client> {
@@ -157,7 +159,7 @@ pub async fn update_client(
     show_client(db, id.as_str()).await
 }
 
-pub async fn set_disabled(db: &Db, client_id: &str, disabled: bool) -> anyhow::Result<Client> {
+pub async fn set_disabled(db: &Store, client_id: &str, disabled: bool) -> anyhow::Result<Client> {
     let id = parse_client_id(client_id)?;
     let now = crate::now();
     let action = if disabled {
@@ -175,7 +177,7 @@ pub async fn set_disabled(db: &Db, client_id: &str, disabled: bool) -> anyhow::R
     show_client(db, id.as_str()).await
 }
 
-pub async fn delete_client(db: &Db, client_id: &str) -> anyhow::Result<()> {
+pub async fn delete_client(db: &Store, client_id: &str) -> anyhow::Result<()> {
     let id = parse_client_id(client_id)?;
     let audit = event("client.delete", Some(&id), serde_json::json!({}));
     if !db.delete_client(id.as_str(), &audit).await? {
@@ -186,7 +188,7 @@ pub async fn delete_client(db: &Db, client_id: &str) -> anyhow::Result<()> {
 
 /// Replaces all of a client's secrets with a fresh one, returned to be shown once.
 pub async fn reset_secret(
-    db: &Db,
+    db: &Store,
     client_id: &ClientId,
     actor: &str,
 ) -> anyhow::Result<ClientSecret> {
@@ -205,7 +207,7 @@ pub async fn reset_secret(
 /// Makes a new active signing key and retires the current one. (The full pending/active/retired
 /// rotation with its safety checks is a later issue; the schema already carries the states.)
 pub async fn rotate_key(
-    db: &Db,
+    db: &Store,
     master: &MasterKey,
     alg: Algorithm,
 ) -> anyhow::Result<SigningKeyRow> {
@@ -227,7 +229,7 @@ pub async fn rotate_key(
 }
 
 pub async fn audit_trail(
-    db: &Db,
+    db: &Store,
     client_id: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<AuditRecord>> {

@@ -21,7 +21,7 @@ use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::keyring::{self, KeyRing, SharedKeys};
 use crate::state::AppState;
-use crate::store::Db;
+use crate::store::Store;
 use crate::{oauth, wellknown};
 
 /// A token service bound to its port, ready to run.
@@ -38,7 +38,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         keys::install_crypto_provider();
         let master = Arc::new(load_master_key(&settings)?);
-        let db = Db::connect(&settings.database_url).await?;
+        let db = Store::connect(&settings.database_url).await?;
         db.migrate().await?;
         if let Some(kid) =
             keyring::ensure_active_key(&db, &master, Algorithm::ES256, crate::now()).await?

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AuditEvent, Db};
+use crate::store::{AuditEvent, Store};
 
 /// Events waiting to be written. When the writer falls this far behind, senders wait (back
 /// pressure) rather than drop events: the trail must stay complete.
@@ -26,7 +26,7 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Starts the writer task. It ends, after writing what is queued, when every handle is dropped.
-    pub fn spawn(db: Db) -> (AuditLog, tokio::task::JoinHandle<()>) {
+    pub fn spawn(db: Store) -> (AuditLog, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(write_loop(db, rx));
         (AuditLog { tx }, task)
@@ -47,7 +47,7 @@ impl AuditLog {
     }
 }
 
-async fn write_loop(db: Db, mut rx: mpsc::Receiver<Message>) {
+async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut waiters = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -71,7 +71,7 @@ async fn write_loop(db: Db, mut rx: mpsc::Receiver<Message>) {
     }
 }
 
-async fn write_with_retry(db: &Db, batch: &[AuditEvent]) {
+async fn write_with_retry(db: &Store, batch: &[AuditEvent]) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=5 {
         match db.insert_audit_events(batch).await {

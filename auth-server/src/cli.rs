@@ -10,7 +10,7 @@ use shared_claims::{PartnerId, ScopeSet};
 
 use crate::admin::{self, ClientSpec};
 use crate::config::{ServeArgs, Settings, StoreArgs};
-use crate::store::{AuditRecord, Client, ClientUpdate, Db};
+use crate::store::{AuditRecord, Client, ClientUpdate, Store};
 
 #[derive(Parser)]
 #[command(
@@ -115,7 +115,7 @@ pub async fn run_admin(
     command: Command,
     json_out: bool,
 ) -> anyhow::Result<String> {
-    let db = Db::connect(&store.database_url).await?;
+    let db = Store::connect(&store.database_url).await?;
     db.migrate().await?;
     let out = match command {
         Command::Serve(_) => anyhow::bail!("serve is not an admin command"),
@@ -134,7 +134,7 @@ pub async fn run_admin(
 }
 
 async fn client_command(
-    db: &Db,
+    db: &Store,
     store: &StoreArgs,
     cmd: ClientCommand,
     json_out: bool,
@@ -237,7 +237,7 @@ async fn client_command(
 }
 
 async fn keys_command(
-    db: &Db,
+    db: &Store,
     store: &StoreArgs,
     cmd: KeysCommand,
     json_out: bool,

@@ -8,7 +8,7 @@ use anyhow::Context;
 use axum::body::Bytes;
 use keys::{Algorithm, KeyState, MasterKey, SigningKey};
 
-use crate::store::{AuditEvent, Db, SigningKeyRow};
+use crate::store::{AuditEvent, SigningKeyRow, Store};
 
 /// A consistent snapshot of the key table.
 pub struct KeyRing {
@@ -21,7 +21,7 @@ pub struct KeyRing {
 impl KeyRing {
     /// Reads every key, opens the active one with the master key and builds the JWKS.
     /// A key that the master key cannot open is an error, never a silently skipped key.
-    pub async fn load(db: &Db, master: &MasterKey) -> anyhow::Result<KeyRing> {
+    pub async fn load(db: &Store, master: &MasterKey) -> anyhow::Result<KeyRing> {
         let rows = db.list_signing_keys().await?;
         let mut active = None;
         let mut published = Vec::new();
@@ -99,7 +99,7 @@ pub fn new_key_row(alg: Algorithm, master: &MasterKey, now: i64) -> anyhow::Resu
 /// Creates the first active key if the database has none. Safe when several instances start at
 /// once: the database lets exactly one of them store a key.
 pub async fn ensure_active_key(
-    db: &Db,
+    db: &Store,
     master: &MasterKey,
     alg: Algorithm,
     now: i64,
@@ -148,7 +148,7 @@ impl SharedKeys {
     }
 
     /// Reloads the ring if the key table changed since the last load. Returns whether it did.
-    pub async fn refresh(&self, db: &Db, master: &MasterKey) -> anyhow::Result<bool> {
+    pub async fn refresh(&self, db: &Store, master: &MasterKey) -> anyhow::Result<bool> {
         let mut states = db.signing_key_states().await?;
         states.sort();
         if states == self.get().states {
@@ -161,7 +161,7 @@ impl SharedKeys {
     /// Polls the key table every `interval`, so CLI changes reach a running server within seconds.
     pub fn spawn_reloader(
         &self,
-        db: Db,
+        db: Store,
         master: Arc<MasterKey>,
         interval: Duration,
     ) -> tokio::task::JoinHandle<()> {

@@ -10,11 +10,11 @@ use axum::http::request::Parts;
 use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::keyring::SharedKeys;
-use crate::store::Db;
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Db,
+    pub db: Store,
     pub keys: SharedKeys,
     pub audit: AuditLog,
     pub config: Arc<Settings>,

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Db, on_pool};
+use super::{Store, on_pool};
 
 /// One audit event before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +57,10 @@ impl AuditEvent {
     }
 }
 
-impl Db {
+impl Store {
     /// Stores a batch of events in one transaction: one fsync for many events.
     pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> anyhow::Result<()> {
-        on_pool!(self, pool => {
+        on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             for event in events {
                 event.insert(&mut *tx).await?;
@@ -71,7 +71,7 @@ impl Db {
     }
 
     pub async fn insert_audit_event(&self, event: &AuditEvent) -> anyhow::Result<()> {
-        on_pool!(self, pool => event.insert(pool).await)?;
+        on_pool!(&self.db, pool => event.insert(pool).await)?;
         Ok(())
     }
 
@@ -81,7 +81,7 @@ impl Db {
         client_id: Option<&str>,
         limit: i64,
     ) -> anyhow::Result<Vec<AuditRecord>> {
-        let rows = on_pool!(self, pool => {
+        let rows = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, at, actor, action, client_id, source_ip, detail FROM audit_events \
                  WHERE ($1 IS NULL OR client_id = $1) ORDER BY id DESC LIMIT $2",

@@ -4,7 +4,7 @@ use anyhow::Context;
 use shared_claims::{ClientId, PartnerId, ScopeSet};
 use sqlx::FromRow;
 
-use super::{AuditEvent, Db, on_pool};
+use super::{AuditEvent, Store, on_pool};
 
 /// A client as the domain sees it: every field parsed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -97,12 +97,12 @@ pub struct ClientUpdate {
     pub access_token_ttl: Option<Option<i64>>,
 }
 
-impl Db {
+impl Store {
     /// Inserts a client, its first secret and the audit event in one transaction.
     pub async fn insert_client(&self, new: &NewClient, audit: &AuditEvent) -> anyhow::Result<()> {
         let c = &new.client;
         let audiences = serde_json::to_string(&c.audiences)?;
-        on_pool!(self, pool => {
+        on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO clients (client_id, name, partner_id, scopes, audiences, \
@@ -144,7 +144,7 @@ impl Db {
             client_columns!(),
             " FROM clients WHERE client_id = $1"
         );
-        let row: Option<ClientRow> = on_pool!(self, pool => {
+        let row: Option<ClientRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(SQL).bind(client_id).fetch_optional(pool).await?
         });
         row.map(Client::try_from).transpose()
@@ -166,7 +166,7 @@ impl Db {
                AND (s.expires_at IS NULL OR s.expires_at > $2) ORDER BY s.created_at DESC LIMIT 1 OFFSET 1) AS hash_b \
              FROM clients c WHERE c.client_id = $1"
         );
-        let row: Option<AuthRow> = on_pool!(self, pool => {
+        let row: Option<AuthRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(SQL).bind(client_id).bind(now).fetch_optional(pool).await?
         });
         let Some(row) = row else { return Ok(None) };
@@ -180,7 +180,7 @@ impl Db {
             client_columns!(),
             " FROM clients ORDER BY partner_id, name, client_id"
         );
-        let rows: Vec<ClientRow> = on_pool!(self, pool => {
+        let rows: Vec<ClientRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(SQL).fetch_all(pool).await?
         });
         rows.into_iter().map(Client::try_from).collect()
@@ -199,7 +199,7 @@ impl Db {
             Some(value) => (true, value),
             None => (false, None),
         };
-        on_pool!(self, pool => {
+        on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(
                 "UPDATE clients SET name = COALESCE($2, name), scopes = COALESCE($3, scopes), \
@@ -231,7 +231,7 @@ impl Db {
         now: i64,
         audit: &AuditEvent,
     ) -> anyhow::Result<bool> {
-        on_pool!(self, pool => {
+        on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let done = sqlx::query("UPDATE clients SET disabled_at = $2, updated_at = $3 WHERE client_id = $1")
                 .bind(client_id)
@@ -250,7 +250,7 @@ impl Db {
 
     /// Deletes a client and (by cascade) its secrets; returns false if it does not exist.
     pub async fn delete_client(&self, client_id: &str, audit: &AuditEvent) -> anyhow::Result<bool> {
-        on_pool!(self, pool => {
+        on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
                 .bind(client_id)
@@ -274,7 +274,7 @@ impl Db {
         now: i64,
         audit: &AuditEvent,
     ) -> anyhow::Result<()> {
-        on_pool!(self, pool => {
+        on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM client_secrets WHERE client_id = $1")
                 .bind(client_id)
@@ -298,7 +298,7 @@ impl Db {
 
     /// Every scope some enabled client may be granted, for the RFC 8414 metadata.
     pub async fn granted_scopes(&self) -> anyhow::Result<ScopeSet> {
-        let rows: Vec<(String,)> = on_pool!(self, pool => {
+        let rows: Vec<(String,)> = on_pool!(&self.db, pool => {
             sqlx::query_as("SELECT DISTINCT scopes FROM clients WHERE disabled_at IS NULL")
                 .fetch_all(pool)
                 .await?

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{AuditEvent, Db, is_unique_violation, on_pool};
+use super::{AuditEvent, Store, is_unique_violation, on_pool};
 
 /// A stored signing key. The private key stays sealed until the key ring opens it.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -23,7 +23,7 @@ macro_rules! key_columns {
     };
 }
 
-impl Db {
+impl Store {
     /// Every stored key, oldest first.
     pub async fn list_signing_keys(&self) -> anyhow::Result<Vec<SigningKeyRow>> {
         const SQL: &str = concat!(
@@ -31,14 +31,14 @@ impl Db {
             key_columns!(),
             " FROM signing_keys ORDER BY created_at, kid"
         );
-        let rows = on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await?);
+        let rows = on_pool!(&self.db, pool => sqlx::query_as(SQL).fetch_all(pool).await?);
         Ok(rows)
     }
 
     /// A cheap summary of the key table (kid and state of every key), polled by running servers
     /// to notice CLI changes without decrypting anything.
     pub async fn signing_key_states(&self) -> anyhow::Result<Vec<(String, String)>> {
-        let rows = on_pool!(self, pool => {
+        let rows = on_pool!(&self.db, pool => {
             sqlx::query_as("SELECT kid, state FROM signing_keys ORDER BY kid").fetch_all(pool).await?
         });
         Ok(rows)
@@ -56,7 +56,7 @@ impl Db {
         audit: &AuditEvent,
     ) -> anyhow::Result<bool> {
         let now = audit.at;
-        let result: Result<bool, sqlx::Error> = on_pool!(self, pool => {
+        let result: Result<bool, sqlx::Error> = on_pool!(&self.db, pool => {
             async {
                 let mut tx = pool.begin().await?;
                 let (active,): (i64,) =

@@ -1,102 +1,44 @@
-//! Storage: one small function per query, parameters always bound, on SQLite or PostgreSQL.
-//!
-//! Both backends run the same SQL (`$n` placeholders work on both). The [`Db`] enum holds a typed
-//! pool per backend and [`on_pool!`] expands a query body once for each, which keeps chrono/uuid-free
-//! row types and avoids sqlx's `Any` driver.
+//! Storage of the token service: one small function per query, parameters always bound, the
+//! same SQL on SQLite and PostgreSQL (see the `storage` crate).
 
 mod audit;
 mod clients;
 mod keys;
 
-use std::str::FromStr;
-use std::time::Duration;
-
-use anyhow::Context;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::migrate::Migrator;
 
 pub use audit::{AuditEvent, AuditRecord};
 pub use clients::{Client, ClientUpdate, NewClient};
 pub use keys::SigningKeyRow;
+pub(crate) use storage::on_pool;
+pub use storage::{Db, is_unique_violation};
 
-/// A connection pool to the configured database, chosen by the URL's scheme alone.
+/// The token service's store: the database pool with one method per query.
 #[derive(Clone, Debug)]
-pub enum Db {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+pub struct Store {
+    pub(crate) db: Db,
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool of either backend.
-macro_rules! on_pool {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
-            $crate::store::Db::Postgres($pool) => $body,
-        }
-    };
-}
-pub(crate) use on_pool;
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 
-impl Db {
-    /// Connects to `url` (`sqlite://path` or `postgres://...`). A SQLite file is created if missing
-    /// and put in WAL mode, so readers never wait for the single writer.
-    pub async fn connect(url: &str) -> anyhow::Result<Db> {
-        if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .with_context(|| "AUTH_DATABASE_URL is not a valid SQLite URL")?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await
-                .context("cannot open the SQLite database")?;
-            Ok(Db::Sqlite(pool))
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)
-                .with_context(|| "AUTH_DATABASE_URL is not a valid PostgreSQL URL")?;
-            let pool = PgPoolOptions::new()
-                .max_connections(10)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await
-                .context("cannot connect to PostgreSQL")?;
-            Ok(Db::Postgres(pool))
-        } else {
-            anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://...")
-        }
+impl Store {
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        Ok(Store {
+            db: Db::connect(url).await?,
+        })
     }
 
-    /// Applies the embedded migrations of the backend in use.
+    /// Creates or upgrades the token service's schema.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
-            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
-        }
-        .context("database migration failed")
+        self.db.migrate(&SQLITE, &POSTGRES).await
     }
 
-    /// Readiness probe: one round trip to the database.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
-        Ok(())
+        self.db.ping().await
     }
 
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        self.db.close().await
     }
-}
-
-/// Unique-constraint violations are expected outcomes in a few places (a second active key, a
-/// duplicate client id); everything else is unexpected.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
