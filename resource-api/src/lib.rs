@@ -1,13 +1,16 @@
-//! The partner API. For now only its health probe: bearer-token verification, scopes and the
-//! partner data arrive with their own issue.
+//! The partner API: verifies bearer tokens locally against the token service's cached JWKS,
+//! enforces per-route scopes and per-client rate limits, and serves each partner only its own
+//! orders and invoices.
 
-use axum::Router;
-use axum::routing::get;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod jwks;
+pub mod problem;
+pub mod ratelimit;
+pub mod routes;
+pub mod store;
+pub mod verify;
 
-/// The HTTP surface of the partner API.
-pub fn router() -> Router {
-    Router::new().route(
-        "/healthz",
-        get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-    )
-}
+pub use app::{AppState, Application, router};
+pub use config::Settings;

@@ -1,25 +1,32 @@
 //! `resource-api`: serves the partner API.
 
 use clap::Parser;
+use resource_api::config::ResourceArgs;
+use resource_api::{Application, Settings};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "resource-api", about = "Partner API")]
+#[command(
+    name = "resource-api",
+    about = "Partner API: local bearer-token verification, scopes, per-partner data"
+)]
 struct Args {
-    /// Address to listen on.
-    #[arg(
-        long = "resource-bind",
-        env = "RESOURCE_BIND",
-        default_value = "127.0.0.1:8081"
-    )]
-    bind: std::net::SocketAddr,
+    #[command(flatten)]
+    resource: ResourceArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
     let args = Args::parse();
-    let listener = tokio::net::TcpListener::bind(args.bind).await?;
-    tracing::info!(addr = %listener.local_addr()?, "partner API listening");
-    axum::serve(listener, resource_api::router()).await?;
-    Ok(())
+    let app = Application::build(Settings::new(args.resource)).await?;
+    tracing::info!(addr = %app.local_addr(), "partner API listening");
+    app.run_until(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
 }

@@ -1,0 +1,167 @@
+//! Building and running the partner API. [`router`] is separate so tests can drive it directly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Access, ProtectedRoutes};
+use crate::config::Settings;
+use crate::jwks::JwksCache;
+use crate::problem;
+use crate::ratelimit::ClientRateLimit;
+use crate::routes;
+use crate::store::Store;
+use crate::verify::Verifier;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub verifier: Verifier,
+    pub rate_limit: ClientRateLimit,
+}
+
+/// A partner API bound to its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens (and on first start seeds) the database and starts loading the JWKS in the
+    /// background: the API starts even while the token service is unreachable.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        keys::install_crypto_provider();
+        let store = Store::open(&settings.database_url).await?;
+        let jwks = JwksCache::new(settings.jwks_url.clone(), settings.jwks_cooldown)?;
+        jwks.spawn_refresher();
+        let verifier = Verifier::new(
+            jwks,
+            settings.issuer.clone(),
+            settings.audience.clone(),
+            settings.leeway_secs,
+        );
+        let rate_limit =
+            ClientRateLimit::new(settings.rate_limit_per_second, settings.rate_limit_burst);
+        rate_limit.spawn_cleanup();
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        Ok(Application {
+            listener,
+            state: AppState {
+                store,
+                verifier,
+                rate_limit,
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The HTTP surface of the partner API. Every `/v1` route states its access requirement here.
+pub fn router(state: AppState) -> Router {
+    let v1 = ProtectedRoutes::new()
+        .route("/v1/me", Access::AnyValidToken, get(routes::me))
+        .route(
+            "/v1/products",
+            Access::Scope("catalog:read"),
+            get(routes::list_products),
+        )
+        .route(
+            "/v1/products/{id}",
+            Access::Scope("catalog:read"),
+            get(routes::get_product),
+        )
+        .route(
+            "/v1/inventory",
+            Access::Scope("inventory:read"),
+            get(routes::list_inventory),
+        )
+        .route(
+            "/v1/orders",
+            Access::Scope("orders:read"),
+            get(routes::list_orders),
+        )
+        .route(
+            "/v1/orders/{id}",
+            Access::Scope("orders:read"),
+            get(routes::get_order),
+        )
+        .route(
+            "/v1/invoices",
+            Access::Scope("invoices:read"),
+            get(routes::list_invoices),
+        )
+        .route(
+            "/v1/invoices/{id}",
+            Access::Scope("invoices:read"),
+            get(routes::get_invoice),
+        )
+        .into_router(state.clone());
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route("/readyz", get(readyz))
+        .fallback(problem::not_found)
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(),
+                                request_id = %id, client_id = tracing::field::Empty)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+}
+
+/// Ready when the signing keys are loaded and the database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let keys_ok = state.verifier.jwks().is_loaded();
+    let db_ok = state.store.ping().await.is_ok();
+    let status = if keys_ok && db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+        "jwks": if keys_ok { "loaded" } else { "not_loaded" },
+        "database": if db_ok { "ok" } else { "unavailable" },
+    });
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,154 @@
+//! Authentication and authorization of `/v1` requests.
+//!
+//! Routes are added only through [`ProtectedRoutes::route`], which takes the route's [`Access`]
+//! requirement as an argument: a route cannot be added without saying which scope it needs. The
+//! whole set sits behind [`authenticate`], which verifies the bearer token, applies the client's
+//! rate limit and hands the verified claims to handlers as a [`Principal`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use shared_claims::AccessTokenClaims;
+
+use crate::app::AppState;
+use crate::problem::ApiError;
+use crate::ratelimit::Decision;
+
+/// What a route requires of a verified token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any valid token for this API.
+    AnyValidToken,
+    /// A valid token whose `scope` includes this scope.
+    Scope(&'static str),
+}
+
+/// The verified caller, available to handlers behind [`ProtectedRoutes`].
+#[derive(Debug, Clone)]
+pub struct Principal(pub Arc<AccessTokenClaims>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    /// Fails closed: a handler reached without authentication answers 401.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(ApiError::MissingToken)
+    }
+}
+
+/// Routes that need a bearer token, each with its declared [`Access`].
+pub struct ProtectedRoutes {
+    router: Router<AppState>,
+}
+
+impl ProtectedRoutes {
+    pub fn new() -> ProtectedRoutes {
+        ProtectedRoutes {
+            router: Router::new(),
+        }
+    }
+
+    pub fn route(
+        self,
+        path: &str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> ProtectedRoutes {
+        let handler = match access {
+            Access::AnyValidToken => handler,
+            Access::Scope(scope) => {
+                handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
+                    require_scope(scope, request, next)
+                }))
+            }
+        };
+        ProtectedRoutes {
+            router: self.router.route(path, handler),
+        }
+    }
+
+    /// The routes behind token verification and the per-client rate limit.
+    pub fn into_router(self, state: AppState) -> Router<AppState> {
+        self.router
+            .route_layer(middleware::from_fn_with_state(state, authenticate))
+    }
+}
+
+impl Default for ProtectedRoutes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads `Authorization: Bearer <token>` (RFC 6750 §2.1).
+fn bearer_token(request: &Request) -> Result<&str, ApiError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Err(ApiError::MissingToken);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken("the Authorization header is not ASCII".into()))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme is no bearer credential at all: answer with the bare challenge.
+        return Err(ApiError::MissingToken);
+    }
+    let token = token.trim_matches(' ');
+    if token.is_empty() {
+        return Err(ApiError::InvalidToken("the bearer token is empty".into()));
+    }
+    Ok(token)
+}
+
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let claims = match bearer_token(&request) {
+        Ok(token) => match state.verifier.verify(token).await {
+            Ok(claims) => claims,
+            Err(err) => {
+                tracing::info!(reason = %err, "bearer token refused");
+                return ApiError::InvalidToken(err.to_string()).into_response();
+            }
+        },
+        Err(err) => return err.into_response(),
+    };
+    let (remaining, limit) = match state.rate_limit.check(claims.client_id.as_str()) {
+        Decision::Allowed { remaining, limit } => (remaining, limit),
+        Decision::Limited { retry_after, limit } => {
+            tracing::info!(client_id = %claims.client_id, "rate limited");
+            return ApiError::RateLimited { retry_after, limit }.into_response();
+        }
+    };
+    tracing::Span::current().record("client_id", claims.client_id.as_str());
+    request.extensions_mut().insert(Principal(Arc::new(claims)));
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+    response
+}
+
+async fn require_scope(
+    scope: &'static str,
+    request: Request,
+    next: Next,
+) -> Result<Response, Infallible> {
+    let allowed = request
+        .extensions()
+        .get::<Principal>()
+        .is_some_and(|p| p.0.scope.contains(scope));
+    if !allowed {
+        return Ok(ApiError::InsufficientScope(scope).into_response());
+    }
+    Ok(next.run(request).await)
+}

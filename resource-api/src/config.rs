@@ -1,0 +1,111 @@
+//! Configuration of the partner API (PRODUCT.md "Configuration"): clap arguments that also read
+//! the environment, turned into a plain [`Settings`] that tests build directly.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+#[derive(clap::Args, Clone)]
+pub struct ResourceArgs {
+    /// Address to listen on.
+    #[arg(
+        long = "resource-bind",
+        env = "RESOURCE_BIND",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub bind: SocketAddr,
+    /// The token service whose tokens are accepted (`iss`).
+    #[arg(
+        long = "resource-issuer",
+        env = "RESOURCE_ISSUER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub issuer: String,
+    /// Where the token service publishes its keys [default: ${RESOURCE_ISSUER}/.well-known/jwks.json].
+    #[arg(long = "resource-jwks-url", env = "RESOURCE_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// The `aud` this API requires.
+    #[arg(
+        long = "resource-audience",
+        env = "RESOURCE_AUDIENCE",
+        default_value = "partner-api"
+    )]
+    pub audience: String,
+    /// Database URL: sqlite://PATH (created and seeded with demo data if missing) or postgres://...
+    #[arg(
+        long = "resource-database-url",
+        env = "RESOURCE_DATABASE_URL",
+        default_value = "sqlite://resource.db"
+    )]
+    pub database_url: String,
+    /// Sustained requests per second allowed per client id.
+    #[arg(
+        long = "resource-rate-limit-per-second",
+        env = "RESOURCE_RATE_LIMIT_PER_SECOND",
+        default_value = "50"
+    )]
+    pub rate_limit_per_second: NonZeroU32,
+    /// Requests a client may make in a burst above the sustained rate.
+    #[arg(
+        long = "resource-rate-limit-burst",
+        env = "RESOURCE_RATE_LIMIT_BURST",
+        default_value = "100"
+    )]
+    pub rate_limit_burst: NonZeroU32,
+    /// Least seconds between two JWKS refetches caused by tokens with unknown key ids.
+    #[arg(long = "resource-jwks-cooldown", env = "RESOURCE_JWKS_COOLDOWN", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub jwks_cooldown: u64,
+}
+
+/// Everything the partner API needs to start. Not `Debug`: the database URL may hold a password.
+#[derive(Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub issuer: String,
+    pub jwks_url: String,
+    pub audience: String,
+    pub database_url: String,
+    pub rate_limit_per_second: NonZeroU32,
+    pub rate_limit_burst: NonZeroU32,
+    pub jwks_cooldown: Duration,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat`.
+    pub leeway_secs: i64,
+}
+
+impl Settings {
+    pub fn new(args: ResourceArgs) -> Settings {
+        let jwks_url = args.jwks_url.unwrap_or_else(|| {
+            format!(
+                "{}/.well-known/jwks.json",
+                args.issuer.trim_end_matches('/')
+            )
+        });
+        Settings {
+            bind: args.bind,
+            issuer: args.issuer,
+            jwks_url,
+            audience: args.audience,
+            database_url: args.database_url,
+            rate_limit_per_second: args.rate_limit_per_second,
+            rate_limit_burst: args.rate_limit_burst,
+            jwks_cooldown: Duration::from_secs(args.jwks_cooldown),
+            leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
+        }
+    }
+
+    /// PRODUCT.md's defaults for a given issuer, JWKS URL and database, as tests start from.
+    pub fn with_defaults(issuer: &str, jwks_url: &str, database_url: &str) -> Settings {
+        Settings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            issuer: issuer.to_owned(),
+            jwks_url: jwks_url.to_owned(),
+            audience: "partner-api".into(),
+            database_url: database_url.to_owned(),
+            rate_limit_per_second: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
+            rate_limit_burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+            jwks_cooldown: Duration::from_secs(10),
+            leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
+        }
+    }
+}

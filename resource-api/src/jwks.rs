@@ -1,0 +1,360 @@
+//! The token service's public keys, fetched from the one configured JWKS URL and cached.
+//!
+//! - At start a background task fetches the keys, retrying until it succeeds; the server starts
+//!   anyway and `/readyz` says not ready until keys are loaded.
+//! - The set is refreshed when its `Cache-Control: max-age` runs out. A failed refresh keeps the
+//!   cached keys: stale keys beat an outage.
+//! - A token naming an unknown `kid` triggers one refetch, then no other for a cooldown; concurrent
+//!   misses wait for the fetch in flight rather than start their own. A flood of made-up kids
+//!   therefore costs the token service at most one fetch per cooldown.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+/// A JWKS larger than this is refused; ours is well under 2 KiB.
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// At most this many keys are taken from one document.
+const MAX_KEYS: usize = 32;
+/// Bounds on the honoured `max-age`.
+const MIN_MAX_AGE: Duration = Duration::from_secs(1);
+const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
+/// Used when the response names no `max-age`.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// A public key trusted for verification, with the one algorithm it may verify.
+pub struct VerifyingKey {
+    pub kid: String,
+    /// Taken from the key type, never from a token header.
+    pub alg: Algorithm,
+    pub key: DecodingKey,
+}
+
+struct KeySet {
+    keys: HashMap<String, Arc<VerifyingKey>>,
+    fetched_at: Instant,
+    max_age: Duration,
+}
+
+struct Inner {
+    url: String,
+    http: reqwest::Client,
+    keys: RwLock<Option<Arc<KeySet>>>,
+    /// Serializes fetches so that concurrent misses share one.
+    fetch_lock: tokio::sync::Mutex<()>,
+    /// Counts finished fetch attempts; a waiter that sees it change knows a fetch happened.
+    generation: AtomicU64,
+    last_miss_fetch: Mutex<Option<Instant>>,
+    cooldown: Duration,
+    fetches: AtomicU64,
+    loaded: AtomicBool,
+}
+
+/// Cheap to clone; every clone shares the cache.
+#[derive(Clone)]
+pub struct JwksCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("JWKS request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("JWKS endpoint answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("JWKS document is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
+    #[error("JWKS document is not valid: {0}")]
+    Invalid(&'static str),
+}
+
+impl JwksCache {
+    /// `cooldown` is the least time between two fetches caused by unknown kids.
+    pub fn new(url: String, cooldown: Duration) -> anyhow::Result<JwksCache> {
+        // reqwest is built with rustls and no default crypto provider; ring is our one provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(JwksCache {
+            inner: Arc::new(Inner {
+                url,
+                http,
+                keys: RwLock::new(None),
+                fetch_lock: tokio::sync::Mutex::new(()),
+                generation: AtomicU64::new(0),
+                last_miss_fetch: Mutex::new(None),
+                cooldown,
+                fetches: AtomicU64::new(0),
+                loaded: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// True once a key set has been loaded.
+    pub fn is_loaded(&self) -> bool {
+        self.inner.loaded.load(Ordering::Acquire)
+    }
+
+    /// How many HTTP fetches of the JWKS were made (successful or not).
+    pub fn fetch_count(&self) -> u64 {
+        self.inner.fetches.load(Ordering::Relaxed)
+    }
+
+    fn current(&self) -> Option<Arc<KeySet>> {
+        match self.inner.keys.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn lookup(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.current().and_then(|set| set.keys.get(kid).cloned())
+    }
+
+    /// The trusted key named `kid`, refetching the set once (subject to the cooldown) if unknown.
+    pub async fn get(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        if let Some(key) = self.lookup(kid) {
+            return Some(key);
+        }
+        let seen = self.inner.generation.load(Ordering::Acquire);
+        let _guard = self.inner.fetch_lock.lock().await;
+        if self.inner.generation.load(Ordering::Acquire) != seen {
+            // A fetch finished while we waited: its result is as fresh as ours would be.
+            return self.lookup(kid);
+        }
+        {
+            let mut last = self
+                .inner
+                .last_miss_fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| at.elapsed() < self.inner.cooldown) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        if let Err(err) = self.fetch_locked().await {
+            tracing::warn!(error = %err, "JWKS refetch for an unknown kid failed");
+        }
+        self.lookup(kid)
+    }
+
+    /// Fetches now (used by the refresher). Concurrent calls share one fetch.
+    pub async fn refresh(&self) -> Result<(), FetchError> {
+        let _guard = self.inner.fetch_lock.lock().await;
+        self.fetch_locked().await
+    }
+
+    async fn fetch_locked(&self) -> Result<(), FetchError> {
+        self.inner.fetches.fetch_add(1, Ordering::Relaxed);
+        let result = self.fetch_once().await;
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        let set = result?;
+        tracing::debug!(
+            keys = set.keys.len(),
+            max_age = set.max_age.as_secs(),
+            "JWKS loaded"
+        );
+        match self.inner.keys.write() {
+            Ok(mut guard) => *guard = Some(Arc::new(set)),
+            Err(poisoned) => *poisoned.into_inner() = Some(Arc::new(set)),
+        }
+        self.inner.loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn fetch_once(&self) -> Result<KeySet, FetchError> {
+        let mut response = self.inner.http.get(&self.inner.url).send().await?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(FetchError::Status(response.status()));
+        }
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_max_age)
+            .map_or(DEFAULT_MAX_AGE, |age| age.clamp(MIN_MAX_AGE, MAX_MAX_AGE));
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
+        {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let keys = parse_jwks(&body)?;
+        Ok(KeySet {
+            keys,
+            fetched_at: Instant::now(),
+            max_age,
+        })
+    }
+
+    /// Keeps the cache loaded and fresh for as long as the returned task runs.
+    pub fn spawn_refresher(&self) -> tokio::task::JoinHandle<()> {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                let wait = match cache.current() {
+                    Some(set) => set.max_age.saturating_sub(set.fetched_at.elapsed()),
+                    None => Duration::ZERO,
+                };
+                tokio::time::sleep(wait).await;
+                // Someone else (an unknown-kid refetch) may have refreshed in the meantime.
+                if cache
+                    .current()
+                    .is_some_and(|set| set.fetched_at.elapsed() < set.max_age)
+                {
+                    continue;
+                }
+                match cache.refresh().await {
+                    Ok(()) => backoff = Duration::from_millis(200),
+                    Err(err) => {
+                        if cache.is_loaded() {
+                            tracing::warn!(error = %err, "JWKS refresh failed; keeping the cached keys");
+                        } else {
+                            tracing::warn!(error = %err, "JWKS not loaded yet; retrying");
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The `max-age` directive of a `Cache-Control` value.
+fn parse_max_age(value: &str) -> Option<Duration> {
+    value.split(',').find_map(|directive| {
+        let (name, seconds) = directive.trim().split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("max-age") {
+            return None;
+        }
+        seconds
+            .trim()
+            .trim_matches('"')
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
+    })
+}
+
+/// Parses a JWKS document. Keys we cannot use safely (symmetric keys, unknown types, keys for
+/// encryption, keys whose `alg` contradicts their type) are skipped one by one; a document
+/// without a single usable key is an error, so a broken response never empties the cache.
+pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyingKey>>, FetchError> {
+    #[derive(serde::Deserialize)]
+    struct Document {
+        keys: Vec<serde_json::Value>,
+    }
+    let document: Document = serde_json::from_slice(body)
+        .map_err(|_| FetchError::Invalid("not a JSON object with a keys array"))?;
+    let mut keys = HashMap::new();
+    for value in document.keys.into_iter().take(MAX_KEYS) {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+            continue;
+        };
+        if let Some(key) = verifying_key(&jwk) {
+            keys.insert(key.kid.clone(), Arc::new(key));
+        }
+    }
+    if keys.is_empty() {
+        return Err(FetchError::Invalid("no usable signing key"));
+    }
+    Ok(keys)
+}
+
+/// The algorithm follows from the key type alone; a declared `alg` must agree with it.
+fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
+    let kid = jwk
+        .common
+        .key_id
+        .clone()
+        .filter(|k| !k.is_empty() && k.len() <= 128)?;
+    if jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|u| *u != PublicKeyUse::Signature)
+    {
+        return None;
+    }
+    let (alg, declared_ok) = match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => (
+            Algorithm::ES256,
+            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::ES256)),
+        ),
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => (
+            Algorithm::EdDSA,
+            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::EdDSA)),
+        ),
+        AlgorithmParameters::RSA(_) => (
+            Algorithm::RS256,
+            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256)),
+        ),
+        _ => return None,
+    };
+    if !declared_ok {
+        return None;
+    }
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    Some(VerifyingKey { kid, alg, key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(
+            parse_max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(parse_max_age("max-age=\"5\""), Some(Duration::from_secs(5)));
+        assert_eq!(parse_max_age("no-cache"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn symmetric_and_unknown_keys_are_never_trusted() {
+        let doc = br#"{"keys":[
+            {"kty":"oct","k":"c2VjcmV0","kid":"hmac","alg":"HS256"},
+            {"kty":"EC","crv":"P-256","kid":"enc","use":"enc","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty":"EC","crv":"P-256","kid":"liar","alg":"HS256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty":"EC","crv":"P-256","kid":"good","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty":"XYZ","kid":"weird"},
+            "not an object"
+        ]}"#;
+        let keys = parse_jwks(doc).unwrap();
+        assert_eq!(keys.keys().collect::<Vec<_>>(), ["good"]);
+        assert_eq!(keys["good"].alg, Algorithm::ES256);
+    }
+
+    #[test]
+    fn documents_without_usable_keys_are_errors() {
+        for doc in [
+            &b""[..],
+            b"[]",
+            b"{}",
+            b"{\"keys\":[]}",
+            b"{\"keys\":[{\"kty\":\"oct\",\"k\":\"AA\",\"kid\":\"a\"}]}",
+        ] {
+            assert!(parse_jwks(doc).is_err(), "{}", String::from_utf8_lossy(doc));
+        }
+    }
+}

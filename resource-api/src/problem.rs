@@ -1,0 +1,130 @@
+//! Errors of the partner API: RFC 6750 bearer challenges for authentication and scope, RFC 9457
+//! `application/problem+json` for everything else. Internal causes are logged, never returned.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The realm of our bearer challenges.
+pub const REALM: &str = "partner-api";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials at all: a bare challenge (RFC 6750 §3.1).
+    #[error("authentication required")]
+    MissingToken,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("insufficient scope: needs {0}")]
+    InsufficientScope(&'static str),
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after: Duration, limit: u32 },
+    #[error("not found")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+fn problem(status: StatusCode, title: &str, detail: Option<&str>) -> Response {
+    let mut body = json!({ "type": "about:blank", "title": title, "status": status.as_u16() });
+    if let Some(detail) = detail {
+        body["detail"] = json!(detail);
+    }
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+/// A quoted-string for a `WWW-Authenticate` parameter: our descriptions are ASCII without quotes
+/// or backslashes, but stripping them keeps the header well-formed whatever changes later.
+fn quoted(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '"' && *c != '\\' && (' '..='~').contains(c))
+        .collect()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::MissingToken => {
+                let mut response = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    Some("a bearer token is required"),
+                );
+                let challenge = format!("Bearer realm=\"{REALM}\"");
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
+            }
+            ApiError::InvalidToken(why) => {
+                let mut response = problem(StatusCode::UNAUTHORIZED, "Unauthorized", Some(&why));
+                let challenge = format!(
+                    "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+                    quoted(&why)
+                );
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
+            }
+            ApiError::InsufficientScope(scope) => {
+                let detail = format!("this route needs the scope {scope}");
+                let mut response = problem(StatusCode::FORBIDDEN, "Forbidden", Some(&detail));
+                let challenge = format!(
+                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
+                    quoted(scope)
+                );
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
+            }
+            ApiError::RateLimited { retry_after, limit } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let seconds = seconds.max(1);
+                let mut response = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too Many Requests",
+                    Some("this client is over its request rate; retry after the given delay"),
+                );
+                let headers = response.headers_mut();
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+                headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+                response
+            }
+            ApiError::NotFound => problem(StatusCode::NOT_FOUND, "Not Found", None),
+            ApiError::BadRequest(detail) => {
+                problem(StatusCode::BAD_REQUEST, "Bad Request", Some(&detail))
+            }
+            ApiError::Unexpected(err) => {
+                tracing::error!(error = ?err, "request failed");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    None,
+                )
+            }
+        }
+    }
+}
+
+/// Answer for routes that do not exist.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}

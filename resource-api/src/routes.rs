@@ -1,0 +1,251 @@
+//! The `/v1` handlers. Each reads as a short script: extract, one store call, respond.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::problem::ApiError;
+use crate::store::Page;
+
+pub const DEFAULT_LIMIT: i64 = 20;
+pub const MAX_LIMIT: i64 = 100;
+/// Longest id we look up; longer ones cannot exist and answer 404 without a query.
+const MAX_ID_LEN: usize = 64;
+
+/// `{"items": [...], "next_cursor": "..." | null}`.
+#[derive(Serialize)]
+pub struct List<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+/// `limit` and `cursor` of a list request.
+pub struct ListParams {
+    limit: i64,
+    after: String,
+}
+
+impl ListParams {
+    fn page(&self) -> Page<'_> {
+        Page {
+            after: &self.after,
+            limit: self.limit,
+        }
+    }
+
+    /// Trims the extra row the store fetched and turns the last id into the next cursor.
+    fn finish<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> &str) -> List<T> {
+        let more = items.len() as i64 > self.limit;
+        items.truncate(self.limit as usize);
+        let next_cursor = if more {
+            items.last().map(|last| URL_SAFE_NO_PAD.encode(id(last)))
+        } else {
+            None
+        };
+        List { items, next_cursor }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ListParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let RawQuery(query) = RawQuery::from_request_parts(parts, state)
+            .await
+            .unwrap_or(RawQuery(None));
+        let mut limit = DEFAULT_LIMIT;
+        let mut after = String::new();
+        for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match name.as_ref() {
+                "limit" => {
+                    limit = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|l| (1..=MAX_LIMIT).contains(l))
+                        .ok_or_else(|| {
+                            ApiError::BadRequest(format!(
+                                "limit must be an integer from 1 to {MAX_LIMIT}"
+                            ))
+                        })?;
+                }
+                "cursor" => after = decode_cursor(&value)?,
+                _ => {}
+            }
+        }
+        Ok(ListParams { limit, after })
+    }
+}
+
+/// Cursors are opaque to clients: base64url of the last id seen. Anything else is a bad request.
+fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::BadRequest("cursor is not one this API returned".into());
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let id = String::from_utf8(bytes).map_err(|_| bad())?;
+    if id.is_empty()
+        || id.len() > MAX_ID_LEN
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(bad());
+    }
+    Ok(id)
+}
+
+/// An id from the path; malformed ids answer 404 like unknown ones.
+pub struct ItemId(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ItemId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        if id.is_empty() || id.len() > MAX_ID_LEN {
+            return Err(ApiError::NotFound);
+        }
+        Ok(ItemId(id))
+    }
+}
+
+fn rfc3339(unix: i64) -> Value {
+    chrono::DateTime::from_timestamp(unix, 0).map_or(Value::Null, |t| json!(t.to_rfc3339()))
+}
+
+pub async fn me(Principal(claims): Principal) -> Json<Value> {
+    let scopes: Vec<&str> = claims.scope.iter().map(|s| s.as_str()).collect();
+    Json(json!({
+        "client_id": claims.client_id,
+        "partner_id": claims.partner_id,
+        "scopes": scopes,
+        "expires_at": rfc3339(claims.exp),
+    }))
+}
+
+pub async fn list_products(
+    State(state): State<AppState>,
+    params: ListParams,
+) -> Result<Json<Value>, ApiError> {
+    let rows = state.store.products(params.page()).await?;
+    Ok(Json(json!(params.finish(rows, |p| &p.id))))
+}
+
+pub async fn get_product(
+    State(state): State<AppState>,
+    ItemId(id): ItemId,
+) -> Result<Json<Value>, ApiError> {
+    let product = state.store.product(&id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(json!(product)))
+}
+
+pub async fn list_inventory(
+    State(state): State<AppState>,
+    params: ListParams,
+) -> Result<Json<Value>, ApiError> {
+    let rows = state.store.inventory(params.page()).await?;
+    let list = params.finish(rows, |s| &s.product_id);
+    let items: Vec<Value> = list
+        .items
+        .iter()
+        .map(|s| {
+            json!({ "product_id": s.product_id, "warehouse": s.warehouse, "quantity": s.quantity,
+                    "updated_at": rfc3339(s.updated_at) })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "items": items, "next_cursor": list.next_cursor }),
+    ))
+}
+
+pub async fn list_orders(
+    State(state): State<AppState>,
+    Principal(claims): Principal,
+    params: ListParams,
+) -> Result<Json<Value>, ApiError> {
+    let rows = state
+        .store
+        .orders(claims.partner_id.as_str(), params.page())
+        .await?;
+    let list = params.finish(rows, |o| &o.id);
+    let items: Vec<Value> = list.items.iter().map(order_json).collect();
+    Ok(Json(
+        json!({ "items": items, "next_cursor": list.next_cursor }),
+    ))
+}
+
+pub async fn get_order(
+    State(state): State<AppState>,
+    Principal(claims): Principal,
+    ItemId(id): ItemId,
+) -> Result<Json<Value>, ApiError> {
+    let order = state
+        .store
+        .order(claims.partner_id.as_str(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(order_json(&order)))
+}
+
+pub async fn list_invoices(
+    State(state): State<AppState>,
+    Principal(claims): Principal,
+    params: ListParams,
+) -> Result<Json<Value>, ApiError> {
+    let rows = state
+        .store
+        .invoices(claims.partner_id.as_str(), params.page())
+        .await?;
+    let list = params.finish(rows, |i| &i.id);
+    let items: Vec<Value> = list.items.iter().map(invoice_json).collect();
+    Ok(Json(
+        json!({ "items": items, "next_cursor": list.next_cursor }),
+    ))
+}
+
+pub async fn get_invoice(
+    State(state): State<AppState>,
+    Principal(claims): Principal,
+    ItemId(id): ItemId,
+) -> Result<Json<Value>, ApiError> {
+    let invoice = state
+        .store
+        .invoice(claims.partner_id.as_str(), &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(invoice_json(&invoice)))
+}
+
+fn order_json(o: &crate::store::Order) -> Value {
+    json!({ "id": o.id, "partner_id": o.partner_id, "status": o.status, "total_cents": o.total_cents,
+            "currency": o.currency, "created_at": rfc3339(o.created_at) })
+}
+
+fn invoice_json(i: &crate::store::Invoice) -> Value {
+    json!({ "id": i.id, "partner_id": i.partner_id, "order_id": i.order_id, "status": i.status,
+            "amount_cents": i.amount_cents, "currency": i.currency,
+            "issued_at": rfc3339(i.issued_at), "due_at": rfc3339(i.due_at) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = URL_SAFE_NO_PAD.encode("ord_00012");
+        assert_eq!(decode_cursor(&cursor).unwrap(), "ord_00012");
+        for bad in [
+            "***",
+            "",
+            &URL_SAFE_NO_PAD.encode("a' OR 1=1 --"),
+            &URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
+        ] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Helpers that start the partner API beside the token service (for the root package's tests; the
+//! token service's own tests include only `common/mod.rs`).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::common::{Backend, ISSUER, TestAuth, TestDb, http, spawn_auth_server, test_db};
+
+/// A partner API running in-process on a loopback port, trusting `auth`'s keys.
+pub struct TestApi {
+    pub base_url: String,
+    pub state: resource_api::AppState,
+    pub db: TestDb,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApi {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn jwks_fetches(&self) -> u64 {
+        self.state.verifier.jwks().fetch_count()
+    }
+
+    pub async fn stop(mut self) -> TestDb {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran");
+        }
+        self.state.store.close().await;
+        self.db
+    }
+
+    /// Waits until the API has loaded the token service's keys.
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if self.state.verifier.jwks().is_loaded() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the partner API never loaded the JWKS");
+    }
+}
+
+pub fn resource_settings(auth: &TestAuth, db: &TestDb) -> resource_api::Settings {
+    let mut settings =
+        resource_api::Settings::with_defaults(ISSUER, &auth.url("/.well-known/jwks.json"), &db.url);
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings
+}
+
+/// Starts a partner API for `auth` on a fresh database of `backend`, after `adjust`ing settings.
+pub async fn spawn_resource_api(
+    backend: Backend,
+    auth: &TestAuth,
+    adjust: impl FnOnce(&mut resource_api::Settings),
+) -> Option<TestApi> {
+    let db = test_db(backend).await?;
+    let mut settings = resource_settings(auth, &db);
+    adjust(&mut settings);
+    Some(spawn_resource_with(db, settings).await)
+}
+
+pub async fn spawn_resource_with(db: TestDb, settings: resource_api::Settings) -> TestApi {
+    let app = resource_api::Application::build(settings)
+        .await
+        .expect("partner API builds");
+    let base_url = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApi {
+        base_url,
+        state,
+        db,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// Both servers, each on its own fresh database of `backend`, with the API's keys loaded.
+pub async fn spawn_system(backend: Backend) -> Option<(TestAuth, TestApi)> {
+    let auth = spawn_auth_server(backend).await?;
+    let api = spawn_resource_api(backend, &auth, |_| {}).await?;
+    api.wait_ready().await;
+    Some((auth, api))
+}
+
+/// Fetches an access token with HTTP Basic.
+pub async fn access_token(auth: &TestAuth, client_id: &str, secret: &str) -> String {
+    let body: serde_json::Value = http()
+        .post(auth.url("/oauth2/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token response");
+    body["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
