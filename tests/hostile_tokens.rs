@@ -327,7 +327,7 @@ async fn hostile_tokens_all_answer_401_invalid_token() {
             parts.join(".")
         }),
         ("truncated", good[..good.len() - 10].to_owned()),
-        ("two parts", good.rsplitn(2, '.').nth(1).unwrap().to_owned()),
+        ("two parts", good.rsplit_once('.').unwrap().0.to_owned()),
         ("four parts", format!("{good}.AAAA")),
         ("bad base64url", format!("!!!{}", &good[3..])),
         (

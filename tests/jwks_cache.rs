@@ -1,0 +1,283 @@
+//! The partner API's key cache: it survives a token-service outage, picks up new keys on first use,
+//! cannot be made to hammer the token service, and starts before the token service is reachable.
+
+mod common;
+#[path = "common/system.rs"]
+mod system;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Backend, TestAuth, http, spawn_auth_server, spawn_auth_with, test_db};
+use futures::StreamExt;
+use keys::{Algorithm, MasterKey};
+use reqwest::StatusCode;
+use system::{access_token, spawn_resource_api, spawn_system};
+
+async fn me_status(api: &system::TestApi, token: &str) -> StatusCode {
+    http()
+        .get(api.url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn kid_of(token: &str) -> String {
+    let header: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_tokens_keep_working_while_the_token_service_is_down() {
+    let (auth, api) = spawn_system(Backend::Sqlite).await.unwrap();
+    let (client, secret) = auth.client("acme", "orders:read").await;
+    let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    assert_eq!(me_status(&api, &token).await, StatusCode::OK);
+    auth.stop().await;
+    // The token service is gone: no JWKS, no introspection; the cached keys still verify.
+    for _ in 0..20 {
+        assert_eq!(me_status(&api, &token).await, StatusCode::OK);
+    }
+    let orders = http()
+        .get(api.url("/v1/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orders.status(), StatusCode::OK);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_signing_key_is_picked_up_on_the_first_token_that_uses_it() {
+    let (auth, api) = spawn_system(Backend::Sqlite).await.unwrap();
+    let (client, secret) = auth.client("globex", "catalog:read").await;
+    let id = client.client_id.as_str();
+    let old = access_token(&auth, id, secret.expose()).await;
+    assert_eq!(me_status(&api, &old).await, StatusCode::OK);
+
+    let master = MasterKey::load(&auth.db.master_key_path()).unwrap();
+    let new_key = auth_server::admin::rotate_key(&auth.state.db, &master, Algorithm::EdDSA)
+        .await
+        .unwrap();
+    let mut token = access_token(&auth, id, secret.expose()).await;
+    for _ in 0..100 {
+        if kid_of(&token) == new_key.kid {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        token = access_token(&auth, id, secret.expose()).await;
+    }
+    assert_eq!(
+        kid_of(&token),
+        new_key.kid,
+        "the token service uses the new key"
+    );
+    let fetches = api.jwks_fetches();
+    assert_eq!(
+        me_status(&api, &token).await,
+        StatusCode::OK,
+        "accepted on first use"
+    );
+    assert_eq!(api.jwks_fetches(), fetches + 1, "exactly one refetch");
+    // The retired key stays published, so tokens it signed still verify.
+    assert_eq!(me_status(&api, &old).await, StatusCode::OK);
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_key_ids_causes_at_most_a_couple_of_jwks_fetches() {
+    let (auth, api) = spawn_system(Backend::Sqlite).await.unwrap();
+    let (client, secret) = auth.client("initech", "catalog:read").await;
+    let good = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let (_, rest) = good.split_once('.').unwrap();
+    let before = api.jwks_fetches();
+    let began = std::time::Instant::now();
+    let client = http();
+    let statuses: Vec<StatusCode> = futures::stream::iter(0..1000)
+        .map(|i| {
+            let header = serde_json::json!({ "alg": "ES256", "typ": "at+jwt", "kid": format!("made-up-{i}-{}", uuid::Uuid::new_v4()) });
+            let token = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()));
+            let request = client.get(api.url("/v1/me")).bearer_auth(token);
+            async move { request.send().await.unwrap().status() }
+        })
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED));
+    let fetches = api.jwks_fetches() - before;
+    let took = began.elapsed();
+    assert!(
+        fetches <= 2,
+        "{fetches} JWKS fetches for 1000 unknown kids in {took:?}"
+    );
+    // Real tokens are unaffected.
+    assert_eq!(me_status(&api, &good).await, StatusCode::OK);
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_starts_without_the_token_service_and_becomes_ready_when_it_appears() {
+    // Reserve a port for a token service that is not there yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let auth_db = test_db(Backend::Sqlite).await.unwrap();
+    let mut auth_settings = TestAuth::settings(&auth_db);
+    auth_settings.bind = format!("127.0.0.1:{port}").parse().unwrap();
+    let jwks_url = format!("http://127.0.0.1:{port}/.well-known/jwks.json");
+
+    let api_db = test_db(Backend::Sqlite).await.unwrap();
+    let mut settings =
+        resource_api::Settings::with_defaults(common::ISSUER, &jwks_url, &api_db.url);
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    let api = system::spawn_resource_with(api_db, settings).await;
+    let ready = http().get(api.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["jwks"],
+        "not_loaded"
+    );
+    assert_eq!(
+        http()
+            .get(api.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    let auth = spawn_auth_with(auth_db, auth_settings).await;
+    api.wait_ready().await;
+    assert_eq!(
+        http()
+            .get(api.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let (client, secret) = auth.client("acme", "orders:read").await;
+    let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    assert_eq!(me_status(&api, &token).await, StatusCode::OK);
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jwks_is_refreshed_about_once_per_max_age() {
+    let db = test_db(Backend::Sqlite).await.unwrap();
+    let mut settings = TestAuth::settings(&db);
+    settings.jwks_max_age = 1;
+    let auth = spawn_auth_with(db, settings).await;
+    let api = spawn_resource_api(Backend::Sqlite, &auth, |_| {})
+        .await
+        .unwrap();
+    api.wait_ready().await;
+    let (client, secret) = auth.client("acme", "orders:read").await;
+    let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let start = api.jwks_fetches();
+    let began = tokio::time::Instant::now();
+    let mut requests = 0;
+    while began.elapsed() < Duration::from_millis(3500) {
+        assert_eq!(me_status(&api, &token).await, StatusCode::OK);
+        requests += 1;
+    }
+    let fetches = api.jwks_fetches() - start;
+    assert!(
+        (2..=5).contains(&fetches),
+        "{fetches} fetches in 3.5 s with max-age 1 s ({requests} requests)"
+    );
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_answers_429_per_client_without_affecting_others() {
+    let auth = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let api = spawn_resource_api(Backend::Sqlite, &auth, |s| {
+        s.rate_limit_per_second = NonZeroU32::new(1).unwrap();
+        s.rate_limit_burst = NonZeroU32::new(5).unwrap();
+    })
+    .await
+    .unwrap();
+    api.wait_ready().await;
+    let (noisy, noisy_secret) = auth.client("acme", "catalog:read").await;
+    let (quiet, quiet_secret) = auth.client("globex", "catalog:read").await;
+    let noisy_token = access_token(&auth, noisy.client_id.as_str(), noisy_secret.expose()).await;
+    let quiet_token = access_token(&auth, quiet.client_id.as_str(), quiet_secret.expose()).await;
+
+    let mut remaining = Vec::new();
+    for _ in 0..5 {
+        let response = http()
+            .get(api.url("/v1/products"))
+            .bearer_auth(&noisy_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-ratelimit-limit"], "5");
+        remaining.push(
+            response.headers()["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap(),
+        );
+    }
+    assert!(remaining.windows(2).all(|w| w[1] < w[0]), "{remaining:?}");
+    let limited = http()
+        .get(api.url("/v1/products"))
+        .bearer_auth(&noisy_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert_eq!(limited.headers()["x-ratelimit-remaining"], "0");
+    assert_eq!(
+        limited.headers()["content-type"],
+        "application/problem+json"
+    );
+    // Another client is not slowed by the first one's burst.
+    for _ in 0..5 {
+        let response = http()
+            .get(api.url("/v1/products"))
+            .bearer_auth(&quiet_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // After the advertised delay the first client may go on.
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let again = http()
+        .get(api.url("/v1/products"))
+        .bearer_auth(&noisy_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    api.stop().await;
+    auth.stop().await;
+}
