@@ -1,21 +1,25 @@
-//! `cargo run --release`: the whole system on the embedded default (SQLite), with a demo client.
+//! `cargo run --release`: the token service and the partner API on the embedded default (SQLite),
+//! with a demo client per seeded partner.
 
 use auth_server::config::{ServeArgs, StoreArgs};
-use auth_server::{Application, Settings};
 use clap::Parser;
+use partner_platform::{DEMO_PARTNERS, curl_session, ensure_demo_client};
+use resource_api::config::ResourceArgs;
 use tracing_subscriber::EnvFilter;
 
-/// Starts the token service with PRODUCT.md's defaults (every AUTH_* variable applies).
+/// Starts both services with PRODUCT.md's defaults (every AUTH_* and RESOURCE_* variable applies).
 #[derive(Parser)]
 #[command(
     name = "partner-platform",
-    about = "Runs the partner token service locally with a demo client"
+    about = "Runs the token service and the partner API locally with demo clients"
 )]
 struct Args {
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
     serve: ServeArgs,
+    #[command(flatten)]
+    resource: ResourceArgs,
 }
 
 #[tokio::main]
@@ -26,29 +30,52 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let settings = Settings::new(args.store, args.serve);
-    let app = Application::build(settings).await?;
-    let state = app.state().clone();
-    let (client, secret) =
-        partner_platform::ensure_demo_client(&state.db, &state.config.default_audience).await?;
-    let token_url = format!("http://{}/oauth2/token", app.local_addr());
-    println!();
-    println!("Token service listening on http://{}", app.local_addr());
-    println!("Demo client for partner 'acme' (a new secret on every start of this launcher):");
-    println!("  client_id:     {}", client.client_id);
-    println!("  client_secret: {}", secret.expose());
-    println!();
-    println!("Fetch a token:");
-    println!(
-        "  {}",
-        partner_platform::curl_command(&token_url, &client, &secret)
-    );
+    let auth =
+        auth_server::Application::build(auth_server::Settings::new(args.store, args.serve)).await?;
+    let api = resource_api::Application::build(resource_api::Settings::new(args.resource)).await?;
+    let state = auth.state().clone();
+    let token_url = format!("http://{}/oauth2/token", auth.local_addr());
+    let api_url = format!("http://{}", api.local_addr());
+
     println!();
     println!(
-        "Public keys: http://{}/.well-known/jwks.json   Stop with Ctrl-C.",
-        app.local_addr()
+        "Token service: http://{}   (keys: /.well-known/jwks.json)",
+        auth.local_addr()
     );
+    println!("Partner API:   {api_url}");
+    println!("Demo clients (each start of this launcher gives them new secrets):");
+    for (partner, scopes) in DEMO_PARTNERS {
+        let (client, secret) =
+            ensure_demo_client(&state.db, partner, scopes, &state.config.default_audience).await?;
+        println!();
+        println!("# {partner}: {scopes}");
+        print!(
+            "{}",
+            curl_session(
+                &token_url,
+                &api_url,
+                &client,
+                &secret,
+                &["/v1/me", "/v1/orders?limit=3", "/v1/invoices?limit=3"]
+            )
+        );
+    }
     println!();
-    drop(secret);
-    app.run_until_stopped().await
+    println!("Stop with Ctrl-C.");
+    println!();
+
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut auth_stop = stop_tx.subscribe();
+    let mut api_stop = stop_tx.subscribe();
+    let auth_task = tokio::spawn(auth.run_until(async move {
+        let _ = auth_stop.recv().await;
+    }));
+    let api_task = tokio::spawn(api.run_until(async move {
+        let _ = api_stop.recv().await;
+    }));
+    tokio::signal::ctrl_c().await?;
+    let _ = stop_tx.send(());
+    auth_task.await??;
+    api_task.await??;
+    Ok(())
 }

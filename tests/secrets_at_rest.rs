@@ -9,7 +9,6 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::{Backend, TestAuth, http, spawn_auth_server, spawn_auth_with, test_db};
 use keys::{Algorithm, MasterKey};
-use reqwest::StatusCode;
 use serde_json::Value;
 
 on_both_backends!(
@@ -215,39 +214,4 @@ async fn a_wrong_master_key_stops_the_start_with_a_clear_error(backend: Backend)
     };
     assert!(err.contains("master key cannot open signing key"), "{err}");
     assert!(!err.contains('\n'), "one line: {err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_launcher_prints_credentials_that_work() {
-    let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
-    let (client, secret) = partner_platform::ensure_demo_client(&app.state.db, "partner-api")
-        .await
-        .unwrap();
-    let curl = partner_platform::curl_command(&app.url("/oauth2/token"), &client, &secret);
-    assert!(curl.contains(secret.expose()) && curl.contains(client.client_id.as_str()));
-    assert!(
-        !token(&app, client.client_id.as_str(), secret.expose())
-            .await
-            .is_empty()
-    );
-    // A second start finds the same client and gives it a new secret; the old one stops working.
-    let (again, new_secret) = partner_platform::ensure_demo_client(&app.state.db, "partner-api")
-        .await
-        .unwrap();
-    assert_eq!(again.client_id, client.client_id);
-    assert!(
-        !token(&app, client.client_id.as_str(), new_secret.expose())
-            .await
-            .is_empty()
-    );
-    let old = http()
-        .post(app.url("/oauth2/token"))
-        .basic_auth(client.client_id.as_str(), Some(secret.expose()))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.state.db.list_clients().await.unwrap().len(), 1);
-    app.stop().await;
 }
