@@ -2,9 +2,26 @@
 //! the embedded default, with a demo client per seeded partner, and prints commands that work.
 
 use auth_server::admin::{self, ClientSpec};
+use auth_server::config::{ServeArgs, StoreArgs};
 use auth_server::secret::ClientSecret;
 use auth_server::store::{Client, Store};
+use resource_api::config::ResourceArgs;
 use shared_claims::{PartnerId, ScopeSet};
+
+/// The launcher's options: every AUTH_* and RESOURCE_* setting of both services.
+#[derive(clap::Parser)]
+#[command(
+    name = "partner-platform",
+    about = "Runs the token service and the partner API locally with demo clients"
+)]
+pub struct LauncherArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub resource: ResourceArgs,
+}
 
 /// The seeded partners and the scopes their demo clients get: different on purpose, so that the
 /// printed commands show both a granted route and a refused one.

@@ -1,26 +1,9 @@
 //! `cargo run --release`: the token service and the partner API on the embedded default (SQLite),
 //! with a demo client per seeded partner.
 
-use auth_server::config::{ServeArgs, StoreArgs};
 use clap::Parser;
-use partner_platform::{DEMO_PARTNERS, curl_session, ensure_demo_client};
-use resource_api::config::ResourceArgs;
+use partner_platform::{DEMO_PARTNERS, LauncherArgs, curl_session, ensure_demo_client};
 use tracing_subscriber::EnvFilter;
-
-/// Starts both services with PRODUCT.md's defaults (every AUTH_* and RESOURCE_* variable applies).
-#[derive(Parser)]
-#[command(
-    name = "partner-platform",
-    about = "Runs the token service and the partner API locally with demo clients"
-)]
-struct Args {
-    #[command(flatten)]
-    store: StoreArgs,
-    #[command(flatten)]
-    serve: ServeArgs,
-    #[command(flatten)]
-    resource: ResourceArgs,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
+    let args = LauncherArgs::parse();
     let auth =
         auth_server::Application::build(auth_server::Settings::new(args.store, args.serve)).await?;
     let api = resource_api::Application::build(resource_api::Settings::new(args.resource)).await?;

@@ -77,3 +77,29 @@ async fn demo_clients_work_and_a_second_start_renews_their_secrets() {
     api.stop().await;
     auth.stop().await;
 }
+
+#[test]
+fn the_launcher_accepts_every_setting_of_both_services() {
+    use clap::{CommandFactory, Parser};
+    partner_platform::LauncherArgs::command().debug_assert();
+    let args = partner_platform::LauncherArgs::try_parse_from([
+        "partner-platform",
+        "--auth-bind",
+        "127.0.0.1:9000",
+        "--resource-bind",
+        "127.0.0.1:9001",
+        "--auth-issuer",
+        "http://a",
+        "--resource-issuer",
+        "http://a",
+        "--resource-rate-limit-burst",
+        "7",
+    ])
+    .unwrap();
+    assert_eq!(args.serve.bind.port(), 9000);
+    assert_eq!(args.resource.bind.port(), 9001);
+    assert_eq!(args.resource.rate_limit_burst.get(), 7);
+    let defaults = partner_platform::LauncherArgs::try_parse_from(["partner-platform"]).unwrap();
+    assert_eq!(defaults.serve.bind.port(), 8080);
+    assert_eq!(defaults.resource.bind.port(), 8081);
+}

@@ -402,3 +402,18 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 pub fn serve_settings(store: StoreArgs, serve: ServeArgs) -> Settings {
     Settings::new(store, serve)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["auth-server", "client", "list", "--json"]).unwrap();
+        assert!(cli.json);
+        assert!(Cli::try_parse_from(["auth-server", "serve", "--auth-bind", "nonsense"]).is_err());
+    }
+}

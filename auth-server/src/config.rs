@@ -10,6 +10,7 @@ use std::time::Duration;
 pub struct StoreArgs {
     /// Database URL: sqlite://PATH (file created if missing) or postgres://USER@HOST/DB.
     #[arg(
+        id = "auth-database-url",
         long = "auth-database-url",
         env = "AUTH_DATABASE_URL",
         default_value = "sqlite://auth.db",
@@ -19,6 +20,7 @@ pub struct StoreArgs {
     /// File holding the master key that encrypts signing keys at rest (created with mode 0600 on
     /// first start if missing).
     #[arg(
+        id = "auth-master-key-file",
         long = "auth-master-key-file",
         env = "AUTH_MASTER_KEY_FILE",
         default_value = "auth-master.key",
@@ -27,6 +29,7 @@ pub struct StoreArgs {
     pub master_key_file: PathBuf,
     /// The `aud` of clients created without --audience.
     #[arg(
+        id = "auth-default-audience",
         long = "auth-default-audience",
         env = "AUTH_DEFAULT_AUDIENCE",
         default_value = "partner-api",
@@ -40,6 +43,7 @@ pub struct StoreArgs {
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(
+        id = "auth-bind",
         long = "auth-bind",
         env = "AUTH_BIND",
         default_value = "127.0.0.1:8080"
@@ -47,25 +51,26 @@ pub struct ServeArgs {
     pub bind: SocketAddr,
     /// The `iss` of every token and the base of the metadata URLs.
     #[arg(
+        id = "auth-issuer",
         long = "auth-issuer",
         env = "AUTH_ISSUER",
         default_value = "http://127.0.0.1:8080"
     )]
     pub issuer: String,
     /// Default access-token lifetime in seconds (a client may override it).
-    #[arg(long = "auth-access-token-ttl", env = "AUTH_ACCESS_TOKEN_TTL", default_value_t = 600,
+    #[arg(id = "auth-access-token-ttl", long = "auth-access-token-ttl", env = "AUTH_ACCESS_TOKEN_TTL", default_value_t = 600,
           value_parser = clap::value_parser!(i64).range(1..=86_400))]
     pub access_token_ttl: i64,
     /// Refresh-token lifetime in seconds.
-    #[arg(long = "auth-refresh-token-ttl", env = "AUTH_REFRESH_TOKEN_TTL", default_value_t = 2_592_000,
+    #[arg(id = "auth-refresh-token-ttl", long = "auth-refresh-token-ttl", env = "AUTH_REFRESH_TOKEN_TTL", default_value_t = 2_592_000,
           value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
     pub refresh_token_ttl: i64,
     /// max-age, in seconds, of the JWKS `Cache-Control` header.
-    #[arg(long = "auth-jwks-max-age", env = "AUTH_JWKS_MAX_AGE", default_value_t = 300,
+    #[arg(id = "auth-jwks-max-age", long = "auth-jwks-max-age", env = "AUTH_JWKS_MAX_AGE", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub jwks_max_age: u64,
     /// How often, in seconds, the server looks for signing-key changes made by the CLI.
-    #[arg(long = "auth-key-reload-interval", env = "AUTH_KEY_RELOAD_INTERVAL", default_value_t = 5,
+    #[arg(id = "auth-key-reload-interval", long = "auth-key-reload-interval", env = "AUTH_KEY_RELOAD_INTERVAL", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub key_reload_interval: u64,
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 pub struct ResourceArgs {
     /// Address to listen on.
     #[arg(
+        id = "resource-bind",
         long = "resource-bind",
         env = "RESOURCE_BIND",
         default_value = "127.0.0.1:8081"
@@ -16,16 +17,22 @@ pub struct ResourceArgs {
     pub bind: SocketAddr,
     /// The token service whose tokens are accepted (`iss`).
     #[arg(
+        id = "resource-issuer",
         long = "resource-issuer",
         env = "RESOURCE_ISSUER",
         default_value = "http://127.0.0.1:8080"
     )]
     pub issuer: String,
     /// Where the token service publishes its keys [default: ${RESOURCE_ISSUER}/.well-known/jwks.json].
-    #[arg(long = "resource-jwks-url", env = "RESOURCE_JWKS_URL")]
+    #[arg(
+        id = "resource-jwks-url",
+        long = "resource-jwks-url",
+        env = "RESOURCE_JWKS_URL"
+    )]
     pub jwks_url: Option<String>,
     /// The `aud` this API requires.
     #[arg(
+        id = "resource-audience",
         long = "resource-audience",
         env = "RESOURCE_AUDIENCE",
         default_value = "partner-api"
@@ -33,6 +40,7 @@ pub struct ResourceArgs {
     pub audience: String,
     /// Database URL: sqlite://PATH (created and seeded with demo data if missing) or postgres://...
     #[arg(
+        id = "resource-database-url",
         long = "resource-database-url",
         env = "RESOURCE_DATABASE_URL",
         default_value = "sqlite://resource.db"
@@ -40,6 +48,7 @@ pub struct ResourceArgs {
     pub database_url: String,
     /// Sustained requests per second allowed per client id.
     #[arg(
+        id = "resource-rate-limit-per-second",
         long = "resource-rate-limit-per-second",
         env = "RESOURCE_RATE_LIMIT_PER_SECOND",
         default_value = "50"
@@ -47,13 +56,14 @@ pub struct ResourceArgs {
     pub rate_limit_per_second: NonZeroU32,
     /// Requests a client may make in a burst above the sustained rate.
     #[arg(
+        id = "resource-rate-limit-burst",
         long = "resource-rate-limit-burst",
         env = "RESOURCE_RATE_LIMIT_BURST",
         default_value = "100"
     )]
     pub rate_limit_burst: NonZeroU32,
     /// Least seconds between two JWKS refetches caused by tokens with unknown key ids.
-    #[arg(long = "resource-jwks-cooldown", env = "RESOURCE_JWKS_COOLDOWN", default_value_t = 10,
+    #[arg(id = "resource-jwks-cooldown", long = "resource-jwks-cooldown", env = "RESOURCE_JWKS_COOLDOWN", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub jwks_cooldown: u64,
 }
@@ -107,5 +117,33 @@ impl Settings {
             jwks_cooldown: Duration::from_secs(10),
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ResourceArgs,
+    }
+
+    #[test]
+    fn the_jwks_url_defaults_to_the_issuers_well_known_path() {
+        Wrapper::command().debug_assert();
+        let w =
+            Wrapper::try_parse_from(["x", "--resource-issuer", "https://auth.example/"]).unwrap();
+        assert_eq!(
+            Settings::new(w.args).jwks_url,
+            "https://auth.example/.well-known/jwks.json"
+        );
+        let w = Wrapper::try_parse_from(["x", "--resource-jwks-url", "https://keys.example/k"])
+            .unwrap();
+        assert_eq!(Settings::new(w.args).jwks_url, "https://keys.example/k");
+        assert!(Wrapper::try_parse_from(["x", "--resource-rate-limit-burst", "0"]).is_err());
     }
 }
