@@ -98,6 +98,21 @@ async fn hostile_tokens_all_answer_401_invalid_token() {
 
     // A perfect forgery by an insider is accepted: the checks below fail for their one flaw only.
     let control = forge(&header, &claims, es256(&real));
+    // RFC 9068 §4: the long media type form of typ is accepted as well.
+    let long_typ = forge(
+        &with(&header, "typ", json!("application/at+jwt")),
+        &claims,
+        es256(&real),
+    );
+    for accepted in [&control, &long_typ] {
+        let response = http()
+            .get(api.url("/v1/me"))
+            .bearer_auth(accepted)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
     assert_eq!(
         http()
             .get(api.url("/v1/me"))

@@ -2,6 +2,8 @@
 //! (Its own test binary, so the global log subscriber captures this flow only.)
 
 mod common;
+#[path = "common/system.rs"]
+mod system;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -62,6 +64,30 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
         let body: Value = request.send().await.unwrap().json().await.unwrap();
         tokens.push(body["access_token"].as_str().unwrap().to_owned());
     }
+    // The partner API sees the tokens too: accepted, refused for scope, and tampered with.
+    let api = system::spawn_resource_api(Backend::Sqlite, &app, |_| {})
+        .await
+        .unwrap();
+    api.wait_ready().await;
+    for token in &tokens {
+        for path in ["/v1/me", "/v1/orders", "/v1/invoices"] {
+            http()
+                .get(api.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+        }
+        let tampered = format!("{}x", &token[..token.len() - 1]);
+        let refused = http()
+            .get(api.url("/v1/me"))
+            .bearer_auth(&tampered)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+    }
+    api.stop().await;
     let wrong = "pcs_this-is-a-wrong-secret-that-must-not-be-logged";
     let refused = http()
         .post(app.url("/oauth2/token"))
@@ -84,6 +110,10 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
         "the capture sees the server's logs"
     );
     assert!(logs.contains("/oauth2/token"), "requests are logged");
+    assert!(
+        logs.contains("bearer token refused"),
+        "the partner API's logs are captured"
+    );
 
     let mut forbidden: Vec<(String, &str)> = vec![
         (secret.expose().to_owned(), "client secret"),
