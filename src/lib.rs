@@ -98,7 +98,7 @@ pub fn curl_session(
     );
     for path in paths {
         out.push_str(&format!(
-            "curl -s -H \"Authorization: Bearer $TOKEN\" {api_url}{path}\n"
+            "curl -s -w '\\n' -H \"Authorization: Bearer $TOKEN\" {api_url}{path}\n"
         ));
     }
     out
