@@ -102,8 +102,10 @@ pub enum KeysCommand {
     List,
     /// Make a new active signing key; the current one is retired but stays published.
     Rotate {
+        /// Algorithm of the new key: ES256 or EdDSA.
         #[arg(long, default_value = "ES256")]
         alg: String,
+        /// Accepted for forward compatibility; this rotation has no waiting period to override yet.
         #[arg(long)]
         force: bool,
     },

@@ -207,44 +207,61 @@ fn read_key_file(path: &Path, mut file: File) -> Result<LoadedMasterKey, KeyErro
 }
 
 /// Creates a new key file that only its owner can read.
+///
+/// The key is written to a private temporary file first and then hard-linked into place, so the
+/// key file appears complete or not at all: a second process starting at the same moment either
+/// wins the link or reads the winner's whole key, never an empty or half-written file.
 fn create_key_file(path: &Path) -> Result<LoadedMasterKey, KeyError> {
     let key = MasterKey::generate()?;
+    let temporary = temporary_path(path);
     let mut options = OpenOptions::new();
-    // `create_new` refuses to follow a symlink or overwrite a file that appeared since we looked,
-    // and the mode is set at creation so the key is never readable by others, even briefly.
+    // `create_new` refuses to follow a symlink or overwrite a file, and the mode is set at
+    // creation so the key is never readable by others, even briefly.
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = match options.open(path) {
-        Ok(file) => file,
-        // Another process created the file between our open and our create; use its key so both
-        // processes agree.
+    let mut file = options
+        .open(&temporary)
+        .map_err(|err| io_error(&temporary, err))?;
+    let contents = key.to_file_contents();
+    let written = file
+        .write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(err) = written {
+        let _ = fs::remove_file(&temporary);
+        return Err(io_error(&temporary, err));
+    }
+    let linked = fs::hard_link(&temporary, path);
+    // The temporary name is ours alone; removing it is best effort either way.
+    let _ = fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(LoadedMasterKey {
+            key,
+            created: true,
+            loose_permissions: false,
+        }),
+        // Another process created the file first; use its key so both processes agree.
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
             let file = File::open(path).map_err(|err| io_error(path, err))?;
-            return read_key_file(path, file);
+            read_key_file(path, file)
         }
-        Err(err) => return Err(io_error(path, err)),
-    };
-    let contents = key.to_file_contents();
-    if let Err(err) = file
-        .write_all(contents.as_bytes())
-        .and_then(|()| file.sync_all())
-    {
-        // A half-written file would make every later start fail with a confusing parse error, so
-        // remove it and let the next start try again. The removal is best effort: the write error
-        // is the one worth reporting.
-        drop(file);
-        let _ = fs::remove_file(path);
-        return Err(io_error(path, err));
+        Err(err) => Err(io_error(path, err)),
     }
-    Ok(LoadedMasterKey {
-        key,
-        created: true,
-        loose_permissions: false,
-    })
+}
+
+/// A temporary name beside `path`, unique to this process and moment.
+fn temporary_path(path: &Path) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = path
+        .file_name()
+        .map_or_else(|| "master-key".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.{nanos}.tmp", std::process::id()))
 }
 
 #[cfg(unix)]
@@ -489,5 +506,30 @@ mod tests {
         let err = MasterKey::load_or_create(&path).unwrap_err();
         assert!(matches!(err, KeyError::Io { .. }), "{err:?}");
         assert!(err.to_string().contains("no-such-dir"), "{err}");
+    }
+
+    #[test]
+    fn processes_starting_at_once_all_get_the_same_complete_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    MasterKey::load_or_create(&path).unwrap()
+                })
+            })
+            .collect();
+        let loaded: Vec<LoadedMasterKey> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(loaded.iter().filter(|l| l.created).count(), 1);
+        let sealed = loaded[0].key.seal(b"x", b"aad").unwrap();
+        for other in &loaded {
+            assert_eq!(other.key.open(&sealed, b"aad").unwrap().as_slice(), b"x");
+        }
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -120,14 +120,21 @@ impl JwksCache {
 
     /// The trusted key named `kid`, refetching the set once (subject to the cooldown) if unknown.
     pub async fn get(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        // Read the generation before looking, so a fetch that lands in between is noticed.
+        let seen = self.inner.generation.load(Ordering::Acquire);
         if let Some(key) = self.lookup(kid) {
             return Some(key);
         }
-        let seen = self.inner.generation.load(Ordering::Acquire);
+        // Inside the cooldown, refuse at once instead of queueing behind a fetch in flight.
+        if self.in_cooldown() {
+            return self.lookup(kid);
+        }
         let _guard = self.inner.fetch_lock.lock().await;
         if self.inner.generation.load(Ordering::Acquire) != seen {
-            // A fetch finished while we waited: its result is as fresh as ours would be.
-            return self.lookup(kid);
+            // A fetch finished since we looked; it may well have brought the key.
+            if let Some(key) = self.lookup(kid) {
+                return Some(key);
+            }
         }
         {
             let mut last = self
@@ -136,7 +143,8 @@ impl JwksCache {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             if last.is_some_and(|at| at.elapsed() < self.inner.cooldown) {
-                return None;
+                drop(last);
+                return self.lookup(kid);
             }
             *last = Some(Instant::now());
         }
@@ -144,6 +152,15 @@ impl JwksCache {
             tracing::warn!(error = %err, "JWKS refetch for an unknown kid failed");
         }
         self.lookup(kid)
+    }
+
+    fn in_cooldown(&self) -> bool {
+        let last = self
+            .inner
+            .last_miss_fetch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        last.is_some_and(|at| at.elapsed() < self.inner.cooldown)
     }
 
     /// Fetches now (used by the refresher). Concurrent calls share one fetch.

@@ -161,9 +161,9 @@ impl Store {
             "SELECT ",
             client_columns!(),
             ", (SELECT secret_hash FROM client_secrets s WHERE s.client_id = c.client_id \
-               AND (s.expires_at IS NULL OR s.expires_at > $2) ORDER BY s.created_at DESC LIMIT 1) AS hash_a, \
+               AND (s.expires_at IS NULL OR s.expires_at > $2) ORDER BY s.created_at DESC, s.id DESC LIMIT 1) AS hash_a, \
              (SELECT secret_hash FROM client_secrets s WHERE s.client_id = c.client_id \
-               AND (s.expires_at IS NULL OR s.expires_at > $2) ORDER BY s.created_at DESC LIMIT 1 OFFSET 1) AS hash_b \
+               AND (s.expires_at IS NULL OR s.expires_at > $2) ORDER BY s.created_at DESC, s.id DESC LIMIT 1 OFFSET 1) AS hash_b \
              FROM clients c WHERE c.client_id = $1"
         );
         let row: Option<AuthRow> = on_pool!(&self.db, pool => {
