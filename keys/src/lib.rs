@@ -11,18 +11,20 @@ use std::str::FromStr;
 pub use jwk::{jwk_set, thumbprint};
 pub use master_key::{LoadedMasterKey, MasterKey};
 pub use provider::{RING_PROVIDER, install_crypto_provider};
-pub use signing_key::SigningKey;
+pub use signing_key::{SigningKey, pkcs8_from_pem};
 
 /// The algorithms this service signs access tokens with.
 ///
-/// RS256 is part of the product plan but is deliberately not accepted yet, so that a configuration
-/// asking for it fails loudly instead of silently signing with something else.
+/// RS256 keys cannot be generated here (ring has no RSA key generation); they are imported from a
+/// PKCS#8 PEM made by a tool such as openssl, see [`pkcs8_from_pem`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Algorithm {
     /// ECDSA over P-256 with SHA-256, the default.
     ES256,
     /// Ed25519.
     EdDSA,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, for verifiers (some API gateways) that accept only RSA.
+    RS256,
 }
 
 impl Algorithm {
@@ -31,6 +33,7 @@ impl Algorithm {
         match self {
             Algorithm::ES256 => "ES256",
             Algorithm::EdDSA => "EdDSA",
+            Algorithm::RS256 => "RS256",
         }
     }
 
@@ -39,6 +42,7 @@ impl Algorithm {
         match self {
             Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
             Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
         }
     }
 }
@@ -50,6 +54,7 @@ impl FromStr for Algorithm {
         match s {
             "ES256" => Ok(Algorithm::ES256),
             "EdDSA" => Ok(Algorithm::EdDSA),
+            "RS256" => Ok(Algorithm::RS256),
             other => Err(KeyError::UnsupportedAlgorithm(other.to_owned())),
         }
     }
@@ -140,8 +145,16 @@ pub enum KeyError {
     #[error("signing failed")]
     Signing,
     /// An algorithm name this service does not sign with.
-    #[error("unsupported signing algorithm {0:?} (expected \"ES256\" or \"EdDSA\")")]
+    #[error("unsupported signing algorithm {0:?} (expected \"ES256\", \"EdDSA\" or \"RS256\")")]
     UnsupportedAlgorithm(String),
+    /// ring cannot generate RSA keys; they must be imported.
+    #[error(
+        "RS256 keys cannot be generated here: import a PKCS#8 PEM (for example from `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072`)"
+    )]
+    CannotGenerate,
+    /// A PEM file that is not a PKCS#8 private key.
+    #[error("not a PKCS#8 private key PEM: {0}")]
+    Pem(&'static str),
     /// A key state name that is not one of pending, active, retired.
     #[error("unknown key state {0:?} (expected \"pending\", \"active\" or \"retired\")")]
     UnknownKeyState(String),
@@ -155,8 +168,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn algorithm_names_round_trip_and_rs256_is_refused_for_now() {
-        for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+    fn algorithm_names_round_trip() {
+        for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256] {
             assert_eq!(alg.as_str().parse::<Algorithm>().unwrap(), alg);
             assert_eq!(alg.to_string(), alg.as_str());
             assert_eq!(
@@ -165,7 +178,7 @@ mod tests {
             );
         }
         assert!(matches!(
-            "RS256".parse::<Algorithm>(),
+            "HS256".parse::<Algorithm>(),
             Err(KeyError::UnsupportedAlgorithm(_))
         ));
         assert!("es256".parse::<Algorithm>().is_err());

@@ -7,10 +7,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
     EllipticCurveKeyType, Jwk, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType,
-    PublicKeyUse,
+    PublicKeyUse, RSAKeyParameters, RSAKeyType,
 };
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    RsaKeyPair, RsaPublicKeyComponents,
+};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -36,7 +39,11 @@ pub struct SigningKey {
 enum RingKeyPair {
     Es256(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
+    Rs256(RsaKeyPair),
 }
+
+/// Smallest RSA modulus accepted for signing, in bits (NIST SP 800-57: 2048 until 2030).
+const MIN_RSA_BITS: usize = 2048;
 
 /// The JWS header; field order is the serialization order.
 #[derive(Serialize)]
@@ -56,6 +63,7 @@ impl SigningKey {
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             }
             Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
+            Algorithm::RS256 => return Err(KeyError::CannotGenerate),
         }
         .map_err(|_| KeyError::Generation)?;
         // ring's document is not zeroized when dropped; the copy handed to the caller is, and the
@@ -94,6 +102,19 @@ impl SigningKey {
                 });
                 (RingKeyPair::Ed25519(pair), params)
             }
+            Algorithm::RS256 => {
+                let pair = RsaKeyPair::from_pkcs8(pkcs8_der).map_err(malformed)?;
+                if pair.public().modulus_len() * 8 < MIN_RSA_BITS {
+                    return Err(KeyError::MalformedPrivateKey(alg));
+                }
+                let public = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+                let params = AlgorithmParameters::RSA(RSAKeyParameters {
+                    key_type: RSAKeyType::RSA,
+                    n: URL_SAFE_NO_PAD.encode(&public.n),
+                    e: URL_SAFE_NO_PAD.encode(&public.e),
+                });
+                (RingKeyPair::Rs256(pair), params)
+            }
         };
 
         let mut jwk = Jwk {
@@ -106,6 +127,7 @@ impl SigningKey {
             key_algorithm: Some(match alg {
                 Algorithm::ES256 => KeyAlgorithm::ES256,
                 Algorithm::EdDSA => KeyAlgorithm::EdDSA,
+                Algorithm::RS256 => KeyAlgorithm::RS256,
             }),
             key_id: Some(kid.clone()),
             ..CommonParameters::default()
@@ -144,23 +166,54 @@ impl SigningKey {
     /// Signs a JWS compact token with header exactly {"alg":..,"typ":"at+jwt","kid":..}.
     pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
         let claims = serde_json::to_vec(claims)?;
-        // 86 characters hold a 64-byte signature, the largest either algorithm makes.
+        // 86 characters hold a 64-byte EC signature; RSA signatures make the string grow once.
         let mut token = String::with_capacity(
             self.encoded_header.len() + 1 + claims.len().div_ceil(3) * 4 + 1 + 86,
         );
         token.push_str(&self.encoded_header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&claims, &mut token);
-        let signature = match &self.pair {
-            RingKeyPair::Es256(pair) => pair
-                .sign(&self.rng, token.as_bytes())
-                .map_err(|_| KeyError::Signing)?,
-            RingKeyPair::Ed25519(pair) => pair.sign(token.as_bytes()),
+        let ring_signature;
+        let mut rsa_signature = Vec::new();
+        let signature: &[u8] = match &self.pair {
+            RingKeyPair::Es256(pair) => {
+                ring_signature = pair
+                    .sign(&self.rng, token.as_bytes())
+                    .map_err(|_| KeyError::Signing)?;
+                ring_signature.as_ref()
+            }
+            RingKeyPair::Ed25519(pair) => {
+                ring_signature = pair.sign(token.as_bytes());
+                ring_signature.as_ref()
+            }
+            RingKeyPair::Rs256(pair) => {
+                rsa_signature.resize(pair.public().modulus_len(), 0);
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &self.rng,
+                    token.as_bytes(),
+                    &mut rsa_signature,
+                )
+                .map_err(|_| KeyError::Signing)?;
+                &rsa_signature
+            }
         };
         token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
         Ok(token)
     }
+}
+
+/// The DER of a PKCS#8 private key PEM (`-----BEGIN PRIVATE KEY-----`), as `openssl genpkey`
+/// writes it, for importing keys this crate cannot generate (RSA).
+pub fn pkcs8_from_pem(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let parsed = pem::parse(text.trim()).map_err(|_| KeyError::Pem("cannot parse PEM"))?;
+    if parsed.tag() != "PRIVATE KEY" {
+        return Err(KeyError::Pem(
+            "expected -----BEGIN PRIVATE KEY----- (convert with `openssl pkcs8 -topk8 -nocrypt`)",
+        ));
+    }
+    Ok(Zeroizing::new(parsed.into_contents()))
 }
 
 impl fmt::Debug for SigningKey {
@@ -348,5 +401,44 @@ mod tests {
             assert!(!debug.contains(&format!("{:?}", &der[der.len() - 8..])));
             assert!(debug.len() < 120, "{debug}");
         }
+    }
+
+    const RSA_PEM: &str = include_str!("../../testdata/rsa-2048-test-only.pem");
+
+    #[test]
+    fn an_imported_rsa_key_signs_rs256_tokens_that_verify() {
+        install_crypto_provider();
+        let der = pkcs8_from_pem(RSA_PEM).unwrap();
+        let key = SigningKey::from_pkcs8(Algorithm::RS256, &der).unwrap();
+        let json = serde_json::to_value(key.public_jwk()).unwrap();
+        assert_eq!(json["kty"], "RSA");
+        assert_eq!(json["alg"], "RS256");
+        assert_eq!(json["e"], "AQAB");
+        assert!(json.get("d").is_none() && json.get("p").is_none());
+        assert_eq!(
+            key.kid(),
+            key.public_jwk()
+                .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+                .unwrap()
+        );
+        let token = key.sign_jwt(&claims()).unwrap();
+        let decoding_key = DecodingKey::from_jwk(key.public_jwk()).unwrap();
+        let data = decode::<Claims>(&token, &decoding_key, &validation(Algorithm::RS256)).unwrap();
+        assert_eq!(data.header.alg, jsonwebtoken::Algorithm::RS256);
+        assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
+    }
+
+    #[test]
+    fn rsa_keys_cannot_be_generated_and_bad_pem_is_refused() {
+        assert!(matches!(
+            SigningKey::generate(Algorithm::RS256),
+            Err(KeyError::CannotGenerate)
+        ));
+        assert!(matches!(pkcs8_from_pem("garbage"), Err(KeyError::Pem(_))));
+        let pkcs1 = RSA_PEM.replace("PRIVATE KEY", "RSA PRIVATE KEY");
+        assert!(matches!(pkcs8_from_pem(&pkcs1), Err(KeyError::Pem(_))));
+        // An EC key is not an RSA key.
+        let (_, ec) = SigningKey::generate(Algorithm::ES256).unwrap();
+        assert!(SigningKey::from_pkcs8(Algorithm::RS256, &ec).is_err());
     }
 }
