@@ -98,9 +98,7 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
         .unwrap();
     assert_eq!(refused.status(), 401);
     let master = MasterKey::load(&app.db.master_key_path()).unwrap();
-    auth_server::admin::rotate_key(&app.state.db, &master, Algorithm::EdDSA)
-        .await
-        .unwrap();
+    common::force_rotate(&app, Algorithm::EdDSA).await;
     let rows = app.state.db.list_signing_keys().await.unwrap();
     let db = app.stop().await;
 

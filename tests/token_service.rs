@@ -598,7 +598,7 @@ async fn discovery_and_health_endpoints_answer(backend: Backend) {
     assert_eq!(response.headers()["cache-control"], "public, max-age=300");
     let set: Value = response.json().await.unwrap();
     let keys = set["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
+    assert_eq!(keys.len(), 2, "the active key and the pending key");
     let key = &keys[0];
     assert_eq!(key["kty"], "EC");
     assert_eq!(key["crv"], "P-256");

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use keys::{Algorithm, MasterKey};
+use keys::MasterKey;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::audit::AuditLog;
 use crate::config::Settings;
-use crate::keyring::{self, KeyRing, SharedKeys};
+use crate::keyring::{self, KeyRing, MasterKeySource, SharedKeys};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::{oauth, wellknown};
@@ -28,7 +28,7 @@ use crate::{oauth, wellknown};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    master: Arc<MasterKey>,
+    master: Arc<MasterKeySource>,
 }
 
 impl Application {
@@ -37,21 +37,29 @@ impl Application {
     /// key cannot open the stored keys.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         keys::install_crypto_provider();
-        let master = Arc::new(load_master_key(&settings)?);
+        let master = load_master_key(&settings)?;
         let db = Store::connect(&settings.database_url).await?;
         db.migrate().await?;
-        if let Some(kid) =
-            keyring::ensure_active_key(&db, &master, Algorithm::ES256, crate::now()).await?
-        {
-            tracing::info!(kid, "created the first signing key");
+        let created = keyring::bootstrap(&db, &master, crate::now()).await?;
+        if !created.is_empty() {
+            tracing::info!(?created, "created signing keys");
         }
         let ring = KeyRing::load(&db, &master).await?;
+        let master = Arc::new(MasterKeySource::new(
+            settings.master_key_file.clone(),
+            master,
+        ));
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let (audit, _writer) = AuditLog::spawn(db.clone());
         let keys = SharedKeys::new(ring);
-        keys.spawn_reloader(db.clone(), master.clone(), settings.key_reload_interval);
+        keys.spawn_maintenance(
+            db.clone(),
+            master.clone(),
+            settings.key_policy(),
+            settings.key_rotation_interval,
+        );
         let state = AppState {
             db,
             keys,
@@ -75,8 +83,8 @@ impl Application {
         &self.state
     }
 
-    pub fn master_key(&self) -> &Arc<MasterKey> {
-        &self.master
+    pub fn master_key(&self) -> Arc<MasterKey> {
+        self.master.get()
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish and flushes the

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use keys::{Algorithm, MasterKey};
 use serde_json::json;
@@ -99,15 +100,35 @@ pub enum ClientCommand {
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
+    /// List signing keys and their states.
     List,
-    /// Make a new active signing key; the current one is retired but stays published.
+    /// Routine rotation: the pending key starts signing, the active key is retired (still
+    /// published until its tokens expire), and a new pending key is made.
     Rotate {
-        /// Algorithm of the new key: ES256 or EdDSA.
+        /// Algorithm of the new pending key: ES256 or EdDSA (RS256 keys arrive by `keys import`).
         #[arg(long, default_value = "ES256")]
         alg: String,
-        /// Accepted for forward compatibility; this rotation has no waiting period to override yet.
+        /// Rotate even though resource servers may not have fetched the pending key yet.
         #[arg(long)]
         force: bool,
+    },
+    /// Emergency: unpublish a key now; if it was active, promote the pending key.
+    Revoke { kid: String },
+    /// Drop retired keys whose tokens have all expired.
+    Purge,
+    /// Re-encrypt every private key under a new master key (the file is created if missing).
+    Rewrap {
+        #[arg(long)]
+        new_master_key_file: std::path::PathBuf,
+    },
+    /// Import a PKCS#8 PEM private key as the pending key (how RS256 keys are added).
+    Import {
+        /// The key's algorithm: RS256, ES256 or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+        /// PEM file with `-----BEGIN PRIVATE KEY-----`.
+        #[arg(long)]
+        pem: std::path::PathBuf,
     },
 }
 
@@ -267,24 +288,128 @@ async fn keys_command(
                 table(&["KID", "ALG", "STATE", "CREATED"], &cells)
             })
         }
-        KeysCommand::Rotate { alg, force: _ } => {
+        KeysCommand::Rotate { alg, force } => {
             let alg: Algorithm = alg
                 .parse()
                 .map_err(|_| anyhow::anyhow!("--alg must be ES256 or EdDSA"))?;
-            let master = MasterKey::load(&store.master_key_file)?;
-            let row = admin::rotate_key(db, &master, alg).await?;
+            let master = load_master(store)?;
+            let rotation = admin::rotate_key(db, &master, &store.key_policy(), alg, force).await?;
+            render(json_out, json!(rotation), || {
+                let mut text = format!(
+                    "active:  {}\npending: {}\n",
+                    rotation.active, rotation.pending
+                );
+                if let Some(retired) = &rotation.retired {
+                    let _ = writeln!(
+                        text,
+                        "retired: {retired} (published until its tokens expire)"
+                    );
+                }
+                if force {
+                    text.push_str("forced: resource servers that had not fetched the new active key refetch it on first use\n");
+                }
+                text
+            })
+        }
+        KeysCommand::Revoke { kid } => {
+            let master = load_master(store)?;
+            let revocation = admin::revoke_key(db, &master, &kid).await?;
+            let max_age = store.jwks_max_age;
+            render(json_out, json!(revocation), || {
+                let mut text = format!(
+                    "revoked {} ({}): unpublished now\n",
+                    revocation.revoked, revocation.was
+                );
+                if let Some(active) = &revocation.active {
+                    let _ = writeln!(text, "active:  {active}");
+                }
+                if let Some(pending) = &revocation.pending {
+                    let _ = writeln!(text, "pending: {pending}");
+                }
+                let _ = writeln!(
+                    text,
+                    "tokens it signed stop verifying at each resource API when it next refreshes its JWKS (within {max_age} s)"
+                );
+                text
+            })
+        }
+        KeysCommand::Purge => {
+            let purge = admin::purge_keys(db, &store.key_policy()).await?;
+            render(json_out, json!(purge), || {
+                if purge.purged.is_empty() {
+                    match purge.next_purge_at {
+                        Some(at) => format!(
+                            "nothing to purge: every retired key may still have unexpired tokens; the next becomes purgeable at {}\n",
+                            time(Some(at))
+                        ),
+                        None => "nothing to purge: there are no retired keys\n".into(),
+                    }
+                } else {
+                    format!("purged {}\n", purge.purged.join(", "))
+                }
+            })
+        }
+        KeysCommand::Rewrap {
+            new_master_key_file,
+        } => {
+            let current = load_master(store)?;
+            let loaded = MasterKey::load_or_create(&new_master_key_file)?;
+            if loaded.loose_permissions {
+                eprintln!(
+                    "warning: {} is readable by group or others; run chmod 600 on it",
+                    new_master_key_file.display()
+                );
+            }
+            let count = admin::rewrap_keys(db, &current, &loaded.key).await?;
+            let path = new_master_key_file.display().to_string();
             render(
                 json_out,
-                json!({ "active": row.kid, "alg": row.alg, "pending": null }),
+                json!({ "rewrapped": count, "new_master_key_file": path }),
                 || {
                     format!(
-                        "new active key {} ({}); the previous key is retired and stays published\n",
-                        row.kid, row.alg
+                        "re-encrypted {count} keys under {path}\nnext: point AUTH_MASTER_KEY_FILE at it (or move it over the old file; running servers re-read the file), then destroy the old file\n"
+                    )
+                },
+            )
+        }
+        KeysCommand::Import { alg, pem } => {
+            let alg: Algorithm = alg.parse()?;
+            let master = load_master(store)?;
+            let text = std::fs::read_to_string(&pem)
+                .with_context(|| format!("cannot read {}", pem.display()))?;
+            let kid = admin::import_key(db, &master, alg, &text).await?;
+            let policy = store.key_policy();
+            let safe = policy.rotation_safe_at(crate::now());
+            render(
+                json_out,
+                json!({ "pending": kid, "alg": alg.as_str(), "rotate_after": safe }),
+                || {
+                    format!(
+                        "imported {kid} ({alg}) as the pending key; `keys rotate` makes it active from {}\n",
+                        time(Some(safe))
                     )
                 },
             )
         }
     })
+}
+
+/// Loads the master key for a command that opens or seals keys, warning about loose permissions.
+fn load_master(store: &StoreArgs) -> anyhow::Result<MasterKey> {
+    let path = &store.master_key_file;
+    let key =
+        MasterKey::load(path).with_context(|| format!("master key file {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            eprintln!(
+                "warning: master key file {} is readable by group or others; run chmod 600 on it",
+                path.display()
+            );
+        }
+    }
+    Ok(key)
 }
 
 fn render(json_out: bool, doc: serde_json::Value, human: impl FnOnce() -> String) -> String {

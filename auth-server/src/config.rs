@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where the data lives; shared by `serve` and every admin command.
+/// Settings shared by `serve` and the admin commands: where the data lives, and the timings that
+/// decide when a key rotation or purge is safe (the CLI must see the same values as the servers).
 #[derive(clap::Args, Clone)]
 pub struct StoreArgs {
     /// Database URL: sqlite://PATH (file created if missing) or postgres://USER@HOST/DB.
@@ -36,6 +37,21 @@ pub struct StoreArgs {
         global = true
     )]
     pub default_audience: String,
+    /// Default access-token lifetime in seconds (a client may override it).
+    #[arg(id = "auth-access-token-ttl", long = "auth-access-token-ttl", env = "AUTH_ACCESS_TOKEN_TTL", default_value_t = 600,
+          global = true,
+          value_parser = clap::value_parser!(i64).range(1..=86_400))]
+    pub access_token_ttl: i64,
+    /// max-age, in seconds, of the JWKS `Cache-Control` header.
+    #[arg(id = "auth-jwks-max-age", long = "auth-jwks-max-age", env = "AUTH_JWKS_MAX_AGE", default_value_t = 300,
+          global = true,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub jwks_max_age: u64,
+    /// How often, in seconds, a running server looks for signing-key changes made by the CLI.
+    #[arg(id = "auth-key-reload-interval", long = "auth-key-reload-interval", env = "AUTH_KEY_RELOAD_INTERVAL", default_value_t = 5,
+          global = true,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub key_reload_interval: u64,
 }
 
 /// Settings of the running token service.
@@ -57,22 +73,15 @@ pub struct ServeArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub issuer: String,
-    /// Default access-token lifetime in seconds (a client may override it).
-    #[arg(id = "auth-access-token-ttl", long = "auth-access-token-ttl", env = "AUTH_ACCESS_TOKEN_TTL", default_value_t = 600,
-          value_parser = clap::value_parser!(i64).range(1..=86_400))]
-    pub access_token_ttl: i64,
     /// Refresh-token lifetime in seconds.
     #[arg(id = "auth-refresh-token-ttl", long = "auth-refresh-token-ttl", env = "AUTH_REFRESH_TOKEN_TTL", default_value_t = 2_592_000,
           value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
     pub refresh_token_ttl: i64,
-    /// max-age, in seconds, of the JWKS `Cache-Control` header.
-    #[arg(id = "auth-jwks-max-age", long = "auth-jwks-max-age", env = "AUTH_JWKS_MAX_AGE", default_value_t = 300,
-          value_parser = clap::value_parser!(u64).range(0..=86_400))]
-    pub jwks_max_age: u64,
-    /// How often, in seconds, the server looks for signing-key changes made by the CLI.
-    #[arg(id = "auth-key-reload-interval", long = "auth-key-reload-interval", env = "AUTH_KEY_RELOAD_INTERVAL", default_value_t = 5,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub key_reload_interval: u64,
+    /// Rotate the signing key automatically this often, in seconds (off when unset). With several
+    /// instances on one database exactly one of them rotates.
+    #[arg(id = "auth-key-rotation-interval", long = "auth-key-rotation-interval", env = "AUTH_KEY_ROTATION_INTERVAL",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub key_rotation_interval: Option<u64>,
 }
 
 /// Everything a token service needs to start. Deliberately not `Debug`: the database URL may
@@ -88,6 +97,7 @@ pub struct Settings {
     pub refresh_token_ttl: i64,
     pub jwks_max_age: u64,
     pub key_reload_interval: Duration,
+    pub key_rotation_interval: Option<Duration>,
 }
 
 impl Settings {
@@ -98,10 +108,11 @@ impl Settings {
             default_audience: store.default_audience,
             bind: serve.bind,
             issuer: serve.issuer,
-            access_token_ttl: serve.access_token_ttl,
+            access_token_ttl: store.access_token_ttl,
             refresh_token_ttl: serve.refresh_token_ttl,
-            jwks_max_age: serve.jwks_max_age,
-            key_reload_interval: Duration::from_secs(serve.key_reload_interval),
+            jwks_max_age: store.jwks_max_age,
+            key_reload_interval: Duration::from_secs(store.key_reload_interval),
+            key_rotation_interval: serve.key_rotation_interval.map(Duration::from_secs),
         }
     }
 
@@ -120,6 +131,29 @@ impl Settings {
             refresh_token_ttl: 2_592_000,
             jwks_max_age: 300,
             key_reload_interval: Duration::from_secs(5),
+            key_rotation_interval: None,
+        }
+    }
+}
+
+impl Settings {
+    /// The timings that decide when key rotations and purges are safe.
+    pub fn key_policy(&self) -> crate::keyring::KeyPolicy {
+        crate::keyring::KeyPolicy {
+            jwks_max_age: self.jwks_max_age,
+            reload_interval: self.key_reload_interval,
+            access_token_ttl: self.access_token_ttl,
+        }
+    }
+}
+
+impl StoreArgs {
+    /// The same policy as [`Settings::key_policy`], for admin commands.
+    pub fn key_policy(&self) -> crate::keyring::KeyPolicy {
+        crate::keyring::KeyPolicy {
+            jwks_max_age: self.jwks_max_age,
+            reload_interval: Duration::from_secs(self.key_reload_interval),
+            access_token_ttl: self.access_token_ttl,
         }
     }
 }

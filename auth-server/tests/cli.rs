@@ -108,9 +108,18 @@ async fn the_cli_round_trip_creates_uses_disables_and_audits_a_client(backend: B
     assert_eq!(token_status(&app, &id, &secret).await, StatusCode::OK);
 
     let keys = json_of(&cli(&app, &["keys", "list", "--json"]));
-    assert_eq!(keys.as_array().unwrap().len(), 1);
-    let rotated = json_of(&cli(&app, &["keys", "rotate", "--alg", "EdDSA", "--json"]));
-    assert_ne!(rotated["active"], keys[0]["kid"]);
+    assert_eq!(keys.as_array().unwrap().len(), 2, "active and pending");
+    let rotated = json_of(&cli(
+        &app,
+        &["keys", "rotate", "--alg", "EdDSA", "--force", "--json"],
+    ));
+    let pending = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "pending")
+        .unwrap();
+    assert_eq!(rotated["active"], pending["kid"]);
 
     app.state.audit.flush().await;
     let trail = json_of(&cli(&app, &["audit", "--client", &id, "--json"]));

@@ -1,4 +1,8 @@
-//! Queries on `signing_keys`.
+//! Queries on `signing_keys`. Every lifecycle step (bootstrap, rotation, revocation, purge,
+//! master-key rewrap) is a list of [`KeyChange`]s applied in one transaction, each of which must
+//! touch exactly the row it names: if another process changed the keys in between, nothing is
+//! applied. With the unique indexes on the active and pending states, this is what makes
+//! concurrent rotations by several instances or admins safe without any lock in a process.
 
 use sqlx::FromRow;
 
@@ -15,6 +19,21 @@ pub struct SigningKeyRow {
     pub created_at: i64,
     pub activated_at: Option<i64>,
     pub retired_at: Option<i64>,
+}
+
+/// One step of a key-lifecycle transaction.
+#[derive(Debug, Clone)]
+pub enum KeyChange<'a> {
+    /// Store a new key in the state its row names.
+    Insert(&'a SigningKeyRow),
+    /// The pending key `kid` starts signing.
+    Activate(&'a str),
+    /// The active key `kid` stops signing and stays published.
+    Retire(&'a str),
+    /// The key `kid` is unpublished at once (revocation, purge, or a replaced pending key).
+    Delete(&'a str),
+    /// The key `kid` gets a new sealed private key (master-key rotation).
+    Reseal(&'a str, &'a [u8]),
 }
 
 macro_rules! key_columns {
@@ -44,43 +63,65 @@ impl Store {
         Ok(rows)
     }
 
-    /// Makes `new_key` the active key and retires the previous active key, atomically.
-    ///
-    /// With `only_if_none_active`, nothing happens when an active key already exists (used when
-    /// several instances start at once on one database; the unique index on the active state
-    /// settles any race). Returns whether the key was stored.
-    pub async fn activate_new_key(
+    /// The longest access-token lifetime any client has configured, if any overrides exist.
+    pub async fn longest_client_ttl(&self) -> anyhow::Result<Option<i64>> {
+        let (ttl,): (Option<i64>,) = on_pool!(&self.db, pool => {
+            sqlx::query_as("SELECT MAX(access_token_ttl) FROM clients").fetch_one(pool).await?
+        });
+        Ok(ttl)
+    }
+
+    /// Applies `changes` and records `audit` atomically. Returns false, having changed nothing, if
+    /// any step found its row gone or in another state, or if the result would break the
+    /// one-active/one-pending rule: the keys changed under us, and the caller may look again.
+    pub async fn apply_key_changes(
         &self,
-        new_key: &SigningKeyRow,
-        only_if_none_active: bool,
+        changes: &[KeyChange<'_>],
         audit: &AuditEvent,
     ) -> anyhow::Result<bool> {
         let now = audit.at;
         let result: Result<bool, sqlx::Error> = on_pool!(&self.db, pool => {
             async {
                 let mut tx = pool.begin().await?;
-                let (active,): (i64,) =
-                    sqlx::query_as("SELECT COUNT(*) FROM signing_keys WHERE state = 'active'")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                if only_if_none_active && active > 0 {
-                    return Ok(false);
+                for change in changes {
+                    let query = match change {
+                        KeyChange::Insert(row) => sqlx::query(
+                            "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_key_sealed, \
+                             created_at, activated_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(&row.kid)
+                        .bind(&row.alg)
+                        .bind(&row.state)
+                        .bind(&row.public_jwk)
+                        .bind(&row.private_key_sealed)
+                        .bind(row.created_at)
+                        .bind(row.activated_at)
+                        .bind(row.retired_at),
+                        KeyChange::Activate(kid) => sqlx::query(
+                            "UPDATE signing_keys SET state = 'active', activated_at = $2 \
+                             WHERE kid = $1 AND state = 'pending'",
+                        )
+                        .bind(*kid)
+                        .bind(now),
+                        KeyChange::Retire(kid) => sqlx::query(
+                            "UPDATE signing_keys SET state = 'retired', retired_at = $2 \
+                             WHERE kid = $1 AND state = 'active'",
+                        )
+                        .bind(*kid)
+                        .bind(now),
+                        KeyChange::Delete(kid) => {
+                            sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(*kid)
+                        }
+                        KeyChange::Reseal(kid, sealed) => {
+                            sqlx::query("UPDATE signing_keys SET private_key_sealed = $2 WHERE kid = $1")
+                                .bind(*kid)
+                                .bind(*sealed)
+                        }
+                    };
+                    if query.execute(&mut *tx).await?.rows_affected() != 1 {
+                        return Ok(false);
+                    }
                 }
-                sqlx::query("UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state = 'active'")
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_key_sealed, \
-                     created_at, activated_at, retired_at) VALUES ($1, $2, 'active', $3, $4, $5, $5, NULL)",
-                )
-                .bind(&new_key.kid)
-                .bind(&new_key.alg)
-                .bind(&new_key.public_jwk)
-                .bind(&new_key.private_key_sealed)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
                 audit.insert(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(true)
@@ -88,9 +129,8 @@ impl Store {
             .await
         });
         match result {
-            Ok(stored) => Ok(stored),
-            // Another instance activated a key between our check and our insert.
-            Err(err) if only_if_none_active && is_unique_violation(&err) => Ok(false),
+            Ok(applied) => Ok(applied),
+            Err(err) if is_unique_violation(&err) => Ok(false),
             Err(err) => Err(err.into()),
         }
     }

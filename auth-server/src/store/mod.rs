@@ -9,7 +9,7 @@ use sqlx::migrate::Migrator;
 
 pub use audit::{AuditEvent, AuditRecord};
 pub use clients::{Client, ClientUpdate, NewClient};
-pub use keys::SigningKeyRow;
+pub use keys::{KeyChange, SigningKeyRow};
 pub(crate) use storage::on_pool;
 pub use storage::{Db, is_unique_violation};
 
