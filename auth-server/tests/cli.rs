@@ -13,6 +13,7 @@ use serde_json::Value;
 on_both_backends!(
     the_cli_round_trip_creates_uses_disables_and_audits_a_client,
     cli_errors_are_one_line_and_non_zero,
+    key_commands_refuse_clearly_and_warn_about_loose_permissions,
 );
 
 /// Runs `auth-server ARGS` against the test's database and master key.
@@ -231,5 +232,110 @@ async fn cli_errors_are_one_line_and_non_zero(backend: Backend) {
             "{args:?}: {stderr}"
         );
     }
+    app.stop().await;
+}
+
+fn failure_line(output: &std::process::Output) -> String {
+    assert!(
+        !output.status.success(),
+        "expected a refusal, got: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+async fn key_commands_refuse_clearly_and_warn_about_loose_permissions(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    // Right after the first start the pending key is brand new: rotating now is refused.
+    let refused = failure_line(&cli(&app, &["keys", "rotate"]));
+    assert!(
+        refused.contains("too early") && refused.contains("--force") && refused.contains("in "),
+        "{refused}"
+    );
+    let unknown = failure_line(&cli(&app, &["keys", "revoke", "no-such-kid"]));
+    assert!(
+        unknown.contains("no signing key with kid no-such-kid"),
+        "{unknown}"
+    );
+    let rsa = failure_line(&cli(&app, &["keys", "rotate", "--alg", "RS256", "--force"]));
+    assert!(
+        rsa.contains("keys import") || rsa.contains("import"),
+        "{rsa}"
+    );
+
+    let nothing = cli(&app, &["keys", "purge"]);
+    assert!(nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stdout).contains("nothing to purge"));
+
+    // Loose permissions on the master key file are warned about, and the command still runs.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            app.db.master_key_path(),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let rotated = cli(&app, &["keys", "rotate", "--force", "--json"]);
+        assert!(
+            rotated.status.success(),
+            "{}",
+            String::from_utf8_lossy(&rotated.stderr)
+        );
+        let warning = String::from_utf8_lossy(&rotated.stderr);
+        assert!(warning.contains("readable by group or others"), "{warning}");
+        std::fs::set_permissions(
+            app.db.master_key_path(),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let purged = json_of(&cli(&app, &["keys", "purge", "--json"]));
+    assert_eq!(purged["purged"], serde_json::json!([]));
+    assert!(
+        purged["next_purge_at"].is_i64(),
+        "a retired key becomes purgeable later"
+    );
+
+    // Import an RSA key (ring cannot generate one), then revoke the pending key it became.
+    let pem = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/rsa-2048-test-only.pem"
+    );
+    let imported = json_of(&cli(&app, &["keys", "import", "--pem", pem, "--json"]));
+    let kid = imported["pending"].as_str().unwrap().to_owned();
+    let listed = json_of(&cli(&app, &["keys", "list", "--json"]));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid.as_str() && k["alg"] == "RS256" && k["state"] == "pending")
+    );
+    let revoked = json_of(&cli(&app, &["keys", "revoke", &kid, "--json"]));
+    assert_eq!(revoked["was"], "pending");
+    assert!(revoked["pending"].is_string());
+
+    // Master-key rotation through the CLI: the new file opens everything, the old one nothing.
+    let new_key = app.db.dir.path().join("rotated.key");
+    let rewrapped = json_of(&cli(
+        &app,
+        &[
+            "keys",
+            "rewrap",
+            "--new-master-key-file",
+            new_key.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let listed = json_of(&cli(&app, &["keys", "list", "--json"]));
+    assert_eq!(rewrapped["rewrapped"], listed.as_array().unwrap().len());
+    // The old file no longer opens the keys: a command that needs a private key says so.
+    let stale = failure_line(&cli(&app, &["keys", "rotate", "--force"]));
+    assert!(stale.contains("master key cannot open"), "{stale}");
     app.stop().await;
 }

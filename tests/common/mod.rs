@@ -48,6 +48,18 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A second handle on the same database (for a second server instance): same URL and master
+    /// key file; only the first handle drops a PostgreSQL schema.
+    pub fn sharing(other: &TestDb) -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::copy(other.master_key_path(), dir.path().join("master.key")).ok();
+        TestDb {
+            url: other.url.clone(),
+            dir,
+            pg: None,
+        }
+    }
+
     /// The SQLite file, when the backend is SQLite.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         self.pg.is_none().then(|| self.dir.path().join("auth.db"))
