@@ -282,10 +282,12 @@ async fn keys_command(
                             r.alg.clone(),
                             r.state.clone(),
                             time(Some(r.created_at)),
+                            time(r.activated_at),
+                            time(r.retired_at),
                         ]
                     })
                     .collect();
-                table(&["KID", "ALG", "STATE", "CREATED"], &cells)
+                table(&["KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"], &cells)
             })
         }
         KeysCommand::Rotate { alg, force } => {
