@@ -287,7 +287,10 @@ async fn keys_command(
                         ]
                     })
                     .collect();
-                table(&["KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"], &cells)
+                table(
+                    &["KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"],
+                    &cells,
+                )
             })
         }
         KeysCommand::Rotate { alg, force } => {

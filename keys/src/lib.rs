@@ -4,6 +4,7 @@ mod jwk;
 mod master_key;
 mod provider;
 mod signing_key;
+pub mod verify;
 
 use std::fmt;
 use std::str::FromStr;

@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::jwk::Jwk;
 
 /// A JWKS larger than this is refused; ours is well under 2 KiB.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -26,13 +25,7 @@ const MAX_MAX_AGE: Duration = Duration::from_secs(86_400);
 /// Used when the response names no `max-age`.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 
-/// A public key trusted for verification, with the one algorithm it may verify.
-pub struct VerifyingKey {
-    pub kid: String,
-    /// Taken from the key type, never from a token header.
-    pub alg: Algorithm,
-    pub key: DecodingKey,
-}
+pub use keys::verify::VerifyingKey;
 
 struct KeySet {
     keys: HashMap<String, Arc<VerifyingKey>>,
@@ -285,7 +278,7 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyingKey>>, Fet
         let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
             continue;
         };
-        if let Some(key) = verifying_key(&jwk) {
+        if let Some(key) = VerifyingKey::from_jwk(&jwk) {
             keys.insert(key.kid.clone(), Arc::new(key));
         }
     }
@@ -293,43 +286,6 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyingKey>>, Fet
         return Err(FetchError::Invalid("no usable signing key"));
     }
     Ok(keys)
-}
-
-/// The algorithm follows from the key type alone; a declared `alg` must agree with it.
-fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
-    let kid = jwk
-        .common
-        .key_id
-        .clone()
-        .filter(|k| !k.is_empty() && k.len() <= 128)?;
-    if jwk
-        .common
-        .public_key_use
-        .as_ref()
-        .is_some_and(|u| *u != PublicKeyUse::Signature)
-    {
-        return None;
-    }
-    let (alg, declared_ok) = match &jwk.algorithm {
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => (
-            Algorithm::ES256,
-            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::ES256)),
-        ),
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => (
-            Algorithm::EdDSA,
-            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::EdDSA)),
-        ),
-        AlgorithmParameters::RSA(_) => (
-            Algorithm::RS256,
-            matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256)),
-        ),
-        _ => return None,
-    };
-    if !declared_ok {
-        return None;
-    }
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some(VerifyingKey { kid, alg, key })
 }
 
 #[cfg(test)]
@@ -359,7 +315,7 @@ mod tests {
         ]}"#;
         let keys = parse_jwks(doc).unwrap();
         assert_eq!(keys.keys().collect::<Vec<_>>(), ["good"]);
-        assert_eq!(keys["good"].alg, Algorithm::ES256);
+        assert_eq!(keys["good"].alg, jsonwebtoken::Algorithm::ES256);
     }
 
     #[test]

@@ -80,19 +80,20 @@ pub enum ClaimsError {
 }
 
 impl AccessTokenClaims {
-    /// Applies every rule that does not need a key: time window with `leeway`, issuer, audience,
-    /// and the `sub` = `client_id` invariant of the client-credentials grant.
+    /// Applies every rule that does not need a key: time window with `leeway`, issuer, audience
+    /// (unless `None`: the caller then checks it), and the `sub` = `client_id` invariant of the
+    /// client-credentials grant.
     pub fn validate(
         &self,
         now: i64,
         leeway: i64,
         issuer: &str,
-        audience: &str,
+        audience: Option<&str>,
     ) -> Result<(), ClaimsError> {
         if self.iss != issuer {
             return Err(ClaimsError::WrongIssuer);
         }
-        if !self.aud.contains(audience) {
+        if audience.is_some_and(|a| !self.aud.contains(a)) {
             return Err(ClaimsError::WrongAudience);
         }
         if now >= self.exp.saturating_add(leeway) {
@@ -134,20 +135,23 @@ mod tests {
 
     #[test]
     fn a_fresh_token_is_valid() {
-        assert_eq!(claims(1000).validate(1000, 30, ISS, "partner-api"), Ok(()));
+        assert_eq!(
+            claims(1000).validate(1000, 30, ISS, Some("partner-api")),
+            Ok(())
+        );
     }
 
     #[test]
     fn time_window_honours_the_leeway() {
         let c = claims(1000);
-        assert_eq!(c.validate(1600 + 29, 30, ISS, "partner-api"), Ok(()));
+        assert_eq!(c.validate(1600 + 29, 30, ISS, Some("partner-api")), Ok(()));
         assert_eq!(
-            c.validate(1600 + 30, 30, ISS, "partner-api"),
+            c.validate(1600 + 30, 30, ISS, Some("partner-api")),
             Err(ClaimsError::Expired)
         );
-        assert_eq!(c.validate(1000 - 30, 30, ISS, "partner-api"), Ok(()));
+        assert_eq!(c.validate(1000 - 30, 30, ISS, Some("partner-api")), Ok(()));
         assert_eq!(
-            c.validate(1000 - 31, 30, ISS, "partner-api"),
+            c.validate(1000 - 31, 30, ISS, Some("partner-api")),
             Err(ClaimsError::NotYetValid)
         );
     }
@@ -156,16 +160,16 @@ mod tests {
     fn issuer_and_audience_must_match() {
         let c = claims(1000);
         assert_eq!(
-            c.validate(1000, 30, "https://evil", "partner-api"),
+            c.validate(1000, 30, "https://evil", Some("partner-api")),
             Err(ClaimsError::WrongIssuer)
         );
         assert_eq!(
-            c.validate(1000, 30, ISS, "other-api"),
+            c.validate(1000, 30, ISS, Some("other-api")),
             Err(ClaimsError::WrongAudience)
         );
         let mut many = c.clone();
         many.aud = Audience::Many(vec!["x".into(), "partner-api".into()]);
-        assert_eq!(many.validate(1000, 30, ISS, "partner-api"), Ok(()));
+        assert_eq!(many.validate(1000, 30, ISS, Some("partner-api")), Ok(()));
     }
 
     #[test]
