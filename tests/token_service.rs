@@ -622,7 +622,15 @@ async fn discovery_and_health_endpoints_answer(backend: Backend) {
     assert_eq!(meta["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));
     assert_eq!(
         meta["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["client_credentials", "refresh_token"])
+    );
+    assert_eq!(
+        meta["revocation_endpoint"],
+        format!("{ISSUER}/oauth2/revoke")
+    );
+    assert_eq!(
+        meta["introspection_endpoint"],
+        format!("{ISSUER}/oauth2/introspect")
     );
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],

@@ -202,6 +202,43 @@ pub async fn reset_secret(
     Ok(secret)
 }
 
+/// Client-secret rotation: a new secret, shown once; the current one keeps working for
+/// `grace_secs` (0 stops it at once, for a leaked secret), then stops.
+pub async fn rotate_secret(
+    db: &Store,
+    client_id: &str,
+    grace_secs: i64,
+) -> anyhow::Result<(ClientSecret, i64)> {
+    let id = parse_client_id(client_id)?;
+    anyhow::ensure!(
+        (0..=2_592_000).contains(&grace_secs),
+        "--grace must be 0 to 2592000 seconds"
+    );
+    let secret = ClientSecret::generate()?;
+    let audit = event(
+        "client.rotate_secret",
+        Some(&id),
+        serde_json::json!({ "grace_secs": grace_secs }),
+    );
+    let grace_until = audit.at + grace_secs;
+    if !db
+        .rotate_client_secret(id.as_str(), &secret.hash(), grace_until, &audit)
+        .await?
+    {
+        return Err(no_such_client(&id));
+    }
+    Ok((secret, grace_until))
+}
+
+/// Revokes every refresh token of a client without disabling it (`tokens revoke --client`).
+pub async fn revoke_client_tokens(db: &Store, client_id: &str) -> anyhow::Result<u64> {
+    let id = parse_client_id(client_id)?;
+    show_client(db, id.as_str()).await?;
+    let audit = event("tokens.revoke", Some(&id), serde_json::json!({}));
+    db.revoke_client_refresh_tokens(id.as_str(), audit.at, &audit)
+        .await
+}
+
 /// Routine rotation: the pending key becomes active, the active key is retired (published until
 /// its tokens expire), and a new pending key of `alg` is made. Refused with a one-line
 /// explanation while resource servers may not have the pending key yet, unless `force`.

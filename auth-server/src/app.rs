@@ -129,6 +129,8 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/oauth2/token", post(oauth::token::token))
+        .route("/oauth2/revoke", post(oauth::revoke::revoke))
+        .route("/oauth2/introspect", post(oauth::introspect::introspect))
         .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route("/.well-known/oauth-authorization-server", get(wellknown::metadata))
         .route("/healthz", get(wellknown::healthz))

@@ -41,6 +41,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage issued tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Read the audit trail, newest first.
     Audit {
         #[arg(long)]
@@ -87,6 +90,14 @@ pub enum ClientCommand {
         #[arg(long)]
         access_ttl: Option<i64>,
     },
+    /// Issue a new secret (shown once); the old one works for --grace seconds more.
+    RotateSecret {
+        client_id: String,
+        /// Seconds the current secret keeps working (0: stop it now, for a leaked secret).
+        #[arg(long, default_value_t = 86_400)]
+        grace: i64,
+    },
+    /// Disable a client; its refresh tokens are revoked at once.
     Disable {
         client_id: String,
     },
@@ -95,6 +106,15 @@ pub enum ClientCommand {
     },
     Delete {
         client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Revoke every refresh token of a client (its access tokens expire on their own).
+    Revoke {
+        #[arg(long)]
+        client: String,
     },
 }
 
@@ -147,6 +167,18 @@ pub async fn run_admin(
         }),
         Command::Client(cmd) => client_command(&db, store, cmd, json_out).await?,
         Command::Keys(cmd) => keys_command(&db, store, cmd, json_out).await?,
+        Command::Tokens(TokensCommand::Revoke { client }) => {
+            let count = admin::revoke_client_tokens(&db, &client).await?;
+            render(
+                json_out,
+                json!({ "client_id": client, "revoked_refresh_tokens": count }),
+                || {
+                    format!(
+                        "revoked {count} refresh tokens of {client}; its access tokens expire within their lifetime\n"
+                    )
+                },
+            )
+        }
         Command::Audit { client, limit } => {
             let records = admin::audit_trail(&db, client.as_deref(), limit).await?;
             render(json_out, json!(records), || audit_table(&records))
@@ -249,6 +281,20 @@ async fn client_command(
             render(json_out, client_json(&client), || {
                 client_table(std::slice::from_ref(&client))
             })
+        }
+        ClientCommand::RotateSecret { client_id, grace } => {
+            let (secret, until) = admin::rotate_secret(db, &client_id, grace).await?;
+            render(
+                json_out,
+                json!({ "client_id": client_id, "client_secret": secret.expose(), "previous_secret_valid_until": until }),
+                || {
+                    format!(
+                        "client_secret: {}\nStore it now: it is shown only once. The previous secret works until {}.\n",
+                        secret.expose(),
+                        time(Some(until))
+                    )
+                },
+            )
         }
         ClientCommand::Delete { client_id } => {
             admin::delete_client(db, &client_id).await?;

@@ -8,15 +8,20 @@
 //! - [`KeyPolicy`]: when a rotation or a purge is safe.
 //! - plans: each lifecycle step as a list of [`KeyChange`]s, applied in one transaction.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::body::Bytes;
+use keys::verify::VerifyingKey;
 use keys::{Algorithm, KeyState, MasterKey, SigningKey};
 
 use crate::store::{AuditEvent, KeyChange, SigningKeyRow, Store};
+
+/// How often expired refresh tokens and access-token revocations are deleted.
+const TOKEN_PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// Clock skew and propagation slack added to every safety bound, in seconds.
 const SLACK_SECS: i64 = 2;
@@ -93,6 +98,9 @@ impl MasterKeySource {
 pub struct KeyRing {
     active: Option<Arc<SigningKey>>,
     jwks_json: Bytes,
+    /// Every published key, for verifying our own tokens (introspection, revocation). A revoked
+    /// key is no longer here, so its tokens stop verifying at once.
+    verifying: HashMap<String, Arc<VerifyingKey>>,
     /// (kid, state) of every stored key: what the reload loop compares to notice changes.
     states: Vec<(String, String)>,
 }
@@ -104,6 +112,7 @@ impl KeyRing {
         let rows = db.list_signing_keys().await?;
         let mut active = None;
         let mut published = Vec::new();
+        let mut verifying = HashMap::new();
         let mut states = Vec::new();
         for row in &rows {
             states.push((row.kid.clone(), row.state.clone()));
@@ -113,6 +122,9 @@ impl KeyRing {
                 .map_err(|_| anyhow::anyhow!("stored key {} has unknown state", row.kid))?;
             let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&row.public_jwk)
                 .with_context(|| format!("stored JWK of key {}", row.kid))?;
+            if let Some(key) = VerifyingKey::from_jwk(&jwk) {
+                verifying.insert(key.kid.clone(), Arc::new(key));
+            }
             published.push(jwk);
             if state == KeyState::Active {
                 active = Some(Arc::new(open_key(row, master)?));
@@ -123,6 +135,7 @@ impl KeyRing {
         Ok(KeyRing {
             active,
             jwks_json,
+            verifying,
             states,
         })
     }
@@ -133,6 +146,11 @@ impl KeyRing {
 
     pub fn jwks_json(&self) -> &Bytes {
         &self.jwks_json
+    }
+
+    /// The published key named `kid`, to verify a token we issued.
+    pub fn verifying_key(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
+        self.verifying.get(kid)
     }
 }
 
@@ -413,8 +431,19 @@ impl SharedKeys {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(policy.reload_interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_token_purge: Option<std::time::Instant> = None;
             loop {
                 ticker.tick().await;
+                if last_token_purge.is_none_or(|at| at.elapsed() >= TOKEN_PURGE_EVERY) {
+                    last_token_purge = Some(std::time::Instant::now());
+                    match db.purge_expired_tokens(crate::now()).await {
+                        Ok((0, 0)) => {}
+                        Ok((refresh, access)) => {
+                            tracing::info!(refresh, access, "purged expired tokens")
+                        }
+                        Err(err) => tracing::warn!(error = %err, "expired-token purge failed"),
+                    }
+                }
                 if let Some(interval) = rotation_interval
                     && let Err(err) =
                         scheduled_rotation(&db, &master.get(), &policy, interval).await

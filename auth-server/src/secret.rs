@@ -19,6 +19,9 @@ use zeroize::Zeroizing;
 /// Every secret starts with this, so that secret scanners (and people) recognise a leaked one.
 pub const SECRET_PREFIX: &str = "pcs_";
 
+/// Every refresh token starts with this, for the same reason.
+pub const REFRESH_PREFIX: &str = "pcr_";
+
 /// Bytes of randomness in a secret: 256 bits.
 const SECRET_BYTES: usize = 32;
 
@@ -28,14 +31,7 @@ pub struct ClientSecret(Zeroizing<String>);
 
 impl ClientSecret {
     pub fn generate() -> anyhow::Result<ClientSecret> {
-        let mut bytes = Zeroizing::new([0u8; SECRET_BYTES]);
-        SystemRandom::new()
-            .fill(bytes.as_mut())
-            .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
-        let mut text = String::with_capacity(SECRET_PREFIX.len() + 43);
-        text.push_str(SECRET_PREFIX);
-        URL_SAFE_NO_PAD.encode_string(bytes.as_ref(), &mut text);
-        Ok(ClientSecret(Zeroizing::new(text)))
+        Ok(ClientSecret(random_token(SECRET_PREFIX)?))
     }
 
     /// Wraps a secret presented by a client.
@@ -57,6 +53,20 @@ impl fmt::Debug for ClientSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ClientSecret(<redacted>)")
     }
+}
+
+/// `prefix` followed by 256 bits from the OS CSPRNG in base64url: the form of client secrets and
+/// refresh tokens. Refresh tokens are hashed with SHA-256 for the same reason as secrets (see the
+/// top of this file).
+pub fn random_token(prefix: &str) -> anyhow::Result<Zeroizing<String>> {
+    let mut bytes = Zeroizing::new([0u8; SECRET_BYTES]);
+    SystemRandom::new()
+        .fill(bytes.as_mut())
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    let mut text = Zeroizing::new(String::with_capacity(prefix.len() + 43));
+    text.push_str(prefix);
+    URL_SAFE_NO_PAD.encode_string(bytes.as_ref(), &mut text);
+    Ok(text)
 }
 
 /// SHA-256 of a secret, as stored.

@@ -36,12 +36,16 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
-    let algs: Vec<&str> = ["ES256", "EdDSA"].into();
+    let algs: Vec<&str> = ["ES256", "EdDSA", "RS256"].into();
     Json(json!({
         "issuer": state.config.issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": scopes,

@@ -30,6 +30,12 @@ pub enum OAuthError {
         /// The client tried HTTP Basic: RFC 6749 §5.2 then requires 401 with a Basic challenge.
         basic_challenge: bool,
     },
+    /// An authenticated client asking for something it is not allowed (403).
+    #[error("{code:?}: {description}")]
+    Forbidden {
+        code: ErrorCode,
+        description: &'static str,
+    },
     #[error("request body exceeds {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("no active signing key")]
@@ -85,6 +91,9 @@ impl IntoResponse for OAuthError {
                     StatusCode::BAD_REQUEST
                 };
                 (status, *code, Some(description.as_str()), *basic_challenge)
+            }
+            OAuthError::Forbidden { code, description } => {
+                (StatusCode::FORBIDDEN, *code, Some(*description), false)
             }
             OAuthError::BodyTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,

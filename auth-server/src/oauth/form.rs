@@ -3,7 +3,37 @@
 
 use std::collections::HashMap;
 
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+
 use super::error::OAuthError;
+
+/// OAuth requests are a few hundred bytes; this bounds memory per request with room to spare.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Reads a form-encoded request body (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1): the content
+/// type is checked before the body is read, and at most [`MAX_BODY_BYTES`] are read.
+pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<FormParams, OAuthError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| OAuthError::BodyTooLarge {
+            limit: MAX_BODY_BYTES,
+        })?;
+    if bytes.is_empty() {
+        return Err(OAuthError::invalid_request("request body is empty"));
+    }
+    FormParams::parse(&bytes)
+}
 
 /// Parameters that RFC 8707 lets a client repeat.
 const REPEATABLE: &[&str] = &["resource"];

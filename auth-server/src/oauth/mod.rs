@@ -3,4 +3,6 @@
 pub mod client_auth;
 pub mod error;
 pub mod form;
+pub mod introspect;
+pub mod revoke;
 pub mod token;

@@ -242,6 +242,14 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Ok(false);
             }
+            if disabled_at.is_some() {
+                // A disabled client keeps nothing that could mint tokens later.
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
+                    .bind(client_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             audit.insert(&mut *tx).await?;
             tx.commit().await?;
         });
@@ -294,6 +302,52 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Adds a new secret; the current one keeps working until `grace_until`, and any older one
+    /// (from an earlier rotation) is dropped, so a client never holds more than two secrets.
+    /// Returns false if the client does not exist.
+    pub async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        new_hash: &[u8],
+        grace_until: i64,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<bool> {
+        let now = audit.at;
+        on_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let exists = sqlx::query("UPDATE clients SET updated_at = $2 WHERE client_id = $1")
+                .bind(client_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if exists.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM client_secrets WHERE client_id = $1 AND expires_at IS NOT NULL")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE client_secrets SET expires_at = $2 WHERE client_id = $1 AND expires_at IS NULL")
+                .bind(client_id)
+                .bind(grace_until)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO client_secrets (id, client_id, secret_hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, NULL)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(client_id)
+            .bind(new_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            audit.insert(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(true)
     }
 
     /// Every scope some enabled client may be granted, for the RFC 8414 metadata.

@@ -4,12 +4,14 @@
 mod audit;
 mod clients;
 mod keys;
+mod refresh;
 
 use sqlx::migrate::Migrator;
 
 pub use audit::{AuditEvent, AuditRecord};
 pub use clients::{Client, ClientUpdate, NewClient};
 pub use keys::{KeyChange, SigningKeyRow};
+pub use refresh::{RefreshRow, Spend};
 pub(crate) use storage::on_pool;
 pub use storage::{Db, is_unique_violation};
 

@@ -1,0 +1,128 @@
+//! `POST /oauth2/introspect` (RFC 7662), for resource servers that want an online check. Only
+//! clients created with `--introspect` may call it. A token is active only if it verifies against
+//! a currently published key (a revoked key's tokens are inactive at once), has not expired, was
+//! not revoked, belongs to an enabled client and, for access tokens, is addressed to one of the
+//! asking resource server's audiences. Everything else is `{"active": false}`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use keys::verify::{Expectations, parse_header, verify_with_key};
+use serde_json::{Value, json};
+use shared_claims::{AccessTokenClaims, Audience, DEFAULT_LEEWAY_SECS};
+use zeroize::Zeroizing;
+
+use super::client_auth;
+use super::error::{ErrorCode, OAuthError};
+use super::form::read_form;
+use super::token::no_store;
+use crate::secret::hash_secret;
+use crate::state::{AppState, ClientAddr};
+use crate::store::Client;
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let mut params = read_form(&headers, body).await?;
+    let credentials = client_auth::extract(&headers, &mut params)?;
+    let caller = client_auth::authenticate(&state, &credentials, source).await?;
+    if !caller.introspect_allowed {
+        return Err(OAuthError::Forbidden {
+            code: ErrorCode::UnauthorizedClient,
+            description: "this client may not introspect tokens (create it with --introspect)",
+        });
+    }
+    let token = Zeroizing::new(
+        params
+            .take("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?,
+    );
+    let answer = match verify_own_token(&state, &token) {
+        Some(claims) => access_token_answer(&state, &caller, claims).await?,
+        None => refresh_token_answer(&state, &caller, &token).await?,
+    };
+    Ok(no_store(Json(answer)))
+}
+
+/// Verifies an access token we issued against our published keys (no audience check).
+pub fn verify_own_token(state: &AppState, token: &str) -> Option<AccessTokenClaims> {
+    let header = parse_header(token).ok()?;
+    let ring = state.keys.get();
+    let key = ring.verifying_key(&header.kid)?;
+    let expect = Expectations {
+        issuer: &state.config.issuer,
+        audience: None,
+        leeway: DEFAULT_LEEWAY_SECS,
+        now: crate::now(),
+    };
+    verify_with_key(token, &header, key, expect).ok()
+}
+
+fn inactive() -> Value {
+    json!({ "active": false })
+}
+
+async fn access_token_answer(
+    state: &AppState,
+    caller: &Client,
+    claims: AccessTokenClaims,
+) -> anyhow::Result<Value> {
+    let addressed = match &claims.aud {
+        Audience::One(aud) => caller.audiences.contains(aud),
+        Audience::Many(list) => list.iter().any(|aud| caller.audiences.contains(aud)),
+    };
+    if !addressed || state.db.is_access_token_revoked(&claims.jti).await? {
+        return Ok(inactive());
+    }
+    match state.db.get_client(claims.client_id.as_str()).await? {
+        Some(owner) if !owner.is_disabled() => {}
+        _ => return Ok(inactive()),
+    }
+    Ok(json!({
+        "active": true,
+        "token_type": "Bearer",
+        "scope": claims.scope,
+        "client_id": claims.client_id,
+        "sub": claims.sub,
+        "aud": claims.aud,
+        "iss": claims.iss,
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "nbf": claims.nbf,
+        "jti": claims.jti,
+        "partner_id": claims.partner_id,
+    }))
+}
+
+/// A refresh token is described only to the client it belongs to.
+async fn refresh_token_answer(
+    state: &AppState,
+    caller: &Client,
+    token: &str,
+) -> anyhow::Result<Value> {
+    let Some(row) = state
+        .db
+        .refresh_token_by_hash(&hash_secret(token.as_bytes()))
+        .await?
+    else {
+        return Ok(inactive());
+    };
+    let live = row.used_at.is_none() && row.revoked_at.is_none() && row.expires_at > crate::now();
+    if !live || row.client_id != caller.client_id.as_str() || caller.is_disabled() {
+        return Ok(inactive());
+    }
+    Ok(json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "scope": row.scope,
+        "client_id": row.client_id,
+        "sub": row.client_id,
+        "exp": row.expires_at,
+        "iat": row.created_at,
+    }))
+}
