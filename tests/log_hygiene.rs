@@ -48,6 +48,7 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
     let (client, secret) = app.client("acme", "orders:read catalog:read").await;
     let id = client.client_id.as_str();
     let mut tokens = Vec::new();
+    let mut refresh_tokens = Vec::new();
     for basic in [true, false] {
         let request = http().post(app.url("/oauth2/token"));
         let request = if basic {
@@ -63,6 +64,46 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
         };
         let body: Value = request.send().await.unwrap().json().await.unwrap();
         tokens.push(body["access_token"].as_str().unwrap().to_owned());
+        refresh_tokens.push(body["refresh_token"].as_str().unwrap().to_owned());
+    }
+    // Refresh, reuse (which revokes the family), revocation and introspection.
+    let refreshed: Value = http()
+        .post(app.url("/oauth2/token"))
+        .basic_auth(id, Some(secret.expose()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_tokens[0].as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    refresh_tokens.push(refreshed["refresh_token"].as_str().unwrap().to_owned());
+    tokens.push(refreshed["access_token"].as_str().unwrap().to_owned());
+    for (path, form) in [
+        (
+            "/oauth2/token",
+            vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_tokens[0].as_str()),
+            ],
+        ),
+        (
+            "/oauth2/revoke",
+            vec![("token", refresh_tokens[1].as_str())],
+        ),
+        ("/oauth2/revoke", vec![("token", tokens[1].as_str())]),
+        ("/oauth2/introspect", vec![("token", tokens[0].as_str())]),
+    ] {
+        http()
+            .post(app.url(path))
+            .basic_auth(id, Some(secret.expose()))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
     }
     // The partner API sees the tokens too: accepted, refused for scope, and tampered with.
     let api = system::spawn_resource_api(Backend::Sqlite, &app, |_| {})
@@ -129,6 +170,10 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
             "master key",
         ),
     ];
+    for token in &refresh_tokens {
+        forbidden.push((token.clone(), "refresh token"));
+        forbidden.push((token[4..].to_owned(), "refresh token body"));
+    }
     for token in &tokens {
         forbidden.push((token.clone(), "access token"));
         forbidden.push((

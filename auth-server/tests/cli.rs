@@ -14,6 +14,7 @@ on_both_backends!(
     the_cli_round_trip_creates_uses_disables_and_audits_a_client,
     cli_errors_are_one_line_and_non_zero,
     key_commands_refuse_clearly_and_warn_about_loose_permissions,
+    secret_rotation_and_token_revocation_from_the_cli,
 );
 
 /// Runs `auth-server ARGS` against the test's database and master key.
@@ -337,5 +338,70 @@ async fn key_commands_refuse_clearly_and_warn_about_loose_permissions(backend: B
     // The old file no longer opens the keys: a command that needs a private key says so.
     let stale = failure_line(&cli(&app, &["keys", "rotate", "--force"]));
     assert!(stale.contains("master key cannot open"), "{stale}");
+    app.stop().await;
+}
+
+async fn secret_rotation_and_token_revocation_from_the_cli(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let created = json_of(&cli(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "n",
+            "--partner",
+            "acme",
+            "--scopes",
+            "orders:read",
+            "--json",
+        ],
+    ));
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let old = created["client_secret"].as_str().unwrap().to_owned();
+    let body: serde_json::Value = http()
+        .post(app.url("/oauth2/token"))
+        .basic_auth(&id, Some(&old))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+
+    let rotated = json_of(&cli(
+        &app,
+        &["client", "rotate-secret", &id, "--grace", "0", "--json"],
+    ));
+    let new = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("pcs_") && new != old);
+    assert_eq!(token_status(&app, &id, &new).await, StatusCode::OK);
+    assert_eq!(
+        token_status(&app, &id, &old).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let table = String::from_utf8(cli(&app, &["client", "rotate-secret", &id]).stdout).unwrap();
+    assert!(table.contains("shown only once") && table.contains("works until"));
+
+    let revoked = json_of(&cli(&app, &["tokens", "revoke", "--client", &id, "--json"]));
+    assert!(revoked["revoked_refresh_tokens"].as_u64().unwrap() >= 1);
+    let refused = http()
+        .post(app.url("/oauth2/token"))
+        .basic_auth(&id, Some(&new))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let unknown = cli(&app, &["tokens", "revoke", "--client", "cl_nobody"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no client with id cl_nobody"));
     app.stop().await;
 }
