@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
@@ -18,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{Access, ProtectedRoutes};
 use crate::config::Settings;
+use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
 use crate::problem;
 use crate::ratelimit::ClientRateLimit;
@@ -30,6 +32,14 @@ pub struct AppState {
     pub store: Store,
     pub verifier: Verifier,
     pub rate_limit: ClientRateLimit,
+    /// Set when some routes check tokens online; see `RESOURCE_INTROSPECT_ROUTES`.
+    pub introspection: Option<Arc<Introspection>>,
+}
+
+/// The online check and the routes that use it.
+pub struct Introspection {
+    pub introspector: Introspector,
+    pub routes: Vec<String>,
 }
 
 /// A partner API bound to its port, ready to run.
@@ -55,6 +65,18 @@ impl Application {
         let rate_limit =
             ClientRateLimit::new(settings.rate_limit_per_second, settings.rate_limit_burst);
         rate_limit.spawn_cleanup();
+        let introspection = match settings.introspection {
+            Some(config) => Some(Arc::new(Introspection {
+                routes: checked_routes(config.routes)?,
+                introspector: Introspector::new(
+                    config.url,
+                    config.client_id,
+                    config.client_secret,
+                    config.cache,
+                )?,
+            })),
+            None => None,
+        };
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -64,6 +86,7 @@ impl Application {
                 store,
                 verifier,
                 rate_limit,
+                introspection,
             },
         })
     }
@@ -90,9 +113,33 @@ impl Application {
     }
 }
 
+/// Every `/v1` route, as declared in [`router`].
+pub const V1_ROUTES: [&str; 8] = [
+    "/v1/me",
+    "/v1/products",
+    "/v1/products/{id}",
+    "/v1/inventory",
+    "/v1/orders",
+    "/v1/orders/{id}",
+    "/v1/invoices",
+    "/v1/invoices/{id}",
+];
+
+/// A misspelt route would silently go without its online check: refuse to start instead.
+fn checked_routes(routes: Vec<String>) -> anyhow::Result<Vec<String>> {
+    for route in &routes {
+        anyhow::ensure!(
+            V1_ROUTES.contains(&route.as_str()),
+            "RESOURCE_INTROSPECT_ROUTES names {route:?}, which is not a route; routes are: {}",
+            V1_ROUTES.join(", ")
+        );
+    }
+    Ok(routes)
+}
+
 /// The HTTP surface of the partner API. Every `/v1` route states its access requirement here.
 pub fn router(state: AppState) -> Router {
-    let v1 = ProtectedRoutes::new()
+    let v1 = ProtectedRoutes::new(state.introspection.clone())
         .route("/v1/me", Access::AnyValidToken, get(routes::me))
         .route(
             "/v1/products",

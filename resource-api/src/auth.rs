@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use shared_claims::AccessTokenClaims;
 
-use crate::app::AppState;
+use crate::app::{AppState, Introspection};
 use crate::problem::ApiError;
 use crate::ratelimit::Decision;
 
@@ -50,12 +50,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 /// Routes that need a bearer token, each with its declared [`Access`].
 pub struct ProtectedRoutes {
     router: Router<AppState>,
+    introspection: Option<Arc<Introspection>>,
 }
 
 impl ProtectedRoutes {
-    pub fn new() -> ProtectedRoutes {
+    /// `introspection` names the routes that also check tokens online (none by default).
+    pub fn new(introspection: Option<Arc<Introspection>>) -> ProtectedRoutes {
         ProtectedRoutes {
             router: Router::new(),
+            introspection,
         }
     }
 
@@ -73,8 +76,20 @@ impl ProtectedRoutes {
                 }))
             }
         };
+        // Layers added later run first: the online check runs after authentication, before the
+        // scope check and the handler.
+        let handler = match &self.introspection {
+            Some(online) if online.routes.iter().any(|r| r == path) => {
+                let online = online.clone();
+                handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
+                    check_online(online.clone(), request, next)
+                }))
+            }
+            _ => handler,
+        };
         ProtectedRoutes {
             router: self.router.route(path, handler),
+            introspection: self.introspection,
         }
     }
 
@@ -82,12 +97,6 @@ impl ProtectedRoutes {
     pub fn into_router(self, state: AppState) -> Router<AppState> {
         self.router
             .route_layer(middleware::from_fn_with_state(state, authenticate))
-    }
-}
-
-impl Default for ProtectedRoutes {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -136,6 +145,18 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
     response
+}
+
+/// Asks the token service whether the (locally valid) token is still active.
+async fn check_online(online: Arc<Introspection>, request: Request, next: Next) -> Response {
+    let Ok(token) = bearer_token(&request) else {
+        return ApiError::MissingToken.into_response();
+    };
+    match online.introspector.is_active(token).await {
+        Ok(true) => next.run(request).await,
+        Ok(false) => ApiError::InvalidToken("the token has been revoked".into()).into_response(),
+        Err(err) => ApiError::Unavailable(err.to_string()).into_response(),
+    }
 }
 
 async fn require_scope(

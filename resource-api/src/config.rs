@@ -66,6 +66,52 @@ pub struct ResourceArgs {
     #[arg(id = "resource-jwks-cooldown", long = "resource-jwks-cooldown", env = "RESOURCE_JWKS_COOLDOWN", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub jwks_cooldown: u64,
+    /// Routes (as declared, comma-separated, e.g. "/v1/invoices,/v1/invoices/{id}") that also
+    /// check each token online with the token service's introspection endpoint. Off when empty.
+    #[arg(
+        id = "resource-introspect-routes",
+        long = "resource-introspect-routes",
+        env = "RESOURCE_INTROSPECT_ROUTES",
+        value_delimiter = ','
+    )]
+    pub introspect_routes: Vec<String>,
+    /// The introspection endpoint [default: ${RESOURCE_ISSUER}/oauth2/introspect].
+    #[arg(
+        id = "resource-introspection-url",
+        long = "resource-introspection-url",
+        env = "RESOURCE_INTROSPECTION_URL"
+    )]
+    pub introspection_url: Option<String>,
+    /// This API's own client (created with `auth-server client create --introspect`).
+    #[arg(
+        id = "resource-introspection-client-id",
+        long = "resource-introspection-client-id",
+        env = "RESOURCE_INTROSPECTION_CLIENT_ID"
+    )]
+    pub introspection_client_id: Option<String>,
+    /// That client's secret.
+    #[arg(
+        id = "resource-introspection-client-secret",
+        long = "resource-introspection-client-secret",
+        env = "RESOURCE_INTROSPECTION_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub introspection_client_secret: Option<String>,
+    /// Seconds an introspection answer is reused for the same token.
+    #[arg(id = "resource-introspection-cache", long = "resource-introspection-cache", env = "RESOURCE_INTROSPECTION_CACHE",
+          default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub introspection_cache: u64,
+}
+
+/// Where and as whom the partner API asks the token service about tokens.
+#[derive(Clone)]
+pub struct IntrospectionSettings {
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: zeroize::Zeroizing<String>,
+    pub cache: Duration,
+    /// The routes that check online.
+    pub routes: Vec<String>,
 }
 
 /// Everything the partner API needs to start. Not `Debug`: the database URL may hold a password.
@@ -81,17 +127,45 @@ pub struct Settings {
     pub jwks_cooldown: Duration,
     /// Clock skew tolerated on `exp`/`nbf`/`iat`.
     pub leeway_secs: i64,
+    /// Online checks for some routes; `None` (the default) keeps every route purely local.
+    pub introspection: Option<IntrospectionSettings>,
 }
 
 impl Settings {
-    pub fn new(args: ResourceArgs) -> Settings {
+    pub fn new(args: ResourceArgs) -> anyhow::Result<Settings> {
+        let introspection = if args.introspect_routes.iter().all(|r| r.trim().is_empty()) {
+            None
+        } else {
+            let (Some(client_id), Some(secret)) = (
+                args.introspection_client_id,
+                args.introspection_client_secret,
+            ) else {
+                anyhow::bail!(
+                    "RESOURCE_INTROSPECT_ROUTES needs RESOURCE_INTROSPECTION_CLIENT_ID and RESOURCE_INTROSPECTION_CLIENT_SECRET"
+                );
+            };
+            Some(IntrospectionSettings {
+                url: args.introspection_url.unwrap_or_else(|| {
+                    format!("{}/oauth2/introspect", args.issuer.trim_end_matches('/'))
+                }),
+                client_id,
+                client_secret: zeroize::Zeroizing::new(secret),
+                cache: Duration::from_secs(args.introspection_cache),
+                routes: args
+                    .introspect_routes
+                    .iter()
+                    .map(|r| r.trim().to_owned())
+                    .filter(|r| !r.is_empty())
+                    .collect(),
+            })
+        };
         let jwks_url = args.jwks_url.unwrap_or_else(|| {
             format!(
                 "{}/.well-known/jwks.json",
                 args.issuer.trim_end_matches('/')
             )
         });
-        Settings {
+        Ok(Settings {
             bind: args.bind,
             issuer: args.issuer,
             jwks_url,
@@ -101,7 +175,8 @@ impl Settings {
             rate_limit_burst: args.rate_limit_burst,
             jwks_cooldown: Duration::from_secs(args.jwks_cooldown),
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
-        }
+            introspection,
+        })
     }
 
     /// PRODUCT.md's defaults for a given issuer, JWKS URL and database, as tests start from.
@@ -116,6 +191,7 @@ impl Settings {
             rate_limit_burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             jwks_cooldown: Duration::from_secs(10),
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
+            introspection: None,
         }
     }
 }
@@ -138,12 +214,15 @@ mod tests {
         let w =
             Wrapper::try_parse_from(["x", "--resource-issuer", "https://auth.example/"]).unwrap();
         assert_eq!(
-            Settings::new(w.args).jwks_url,
+            Settings::new(w.args).unwrap().jwks_url,
             "https://auth.example/.well-known/jwks.json"
         );
         let w = Wrapper::try_parse_from(["x", "--resource-jwks-url", "https://keys.example/k"])
             .unwrap();
-        assert_eq!(Settings::new(w.args).jwks_url, "https://keys.example/k");
+        assert_eq!(
+            Settings::new(w.args).unwrap().jwks_url,
+            "https://keys.example/k"
+        );
         assert!(Wrapper::try_parse_from(["x", "--resource-rate-limit-burst", "0"]).is_err());
     }
 }

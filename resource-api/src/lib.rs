@@ -5,6 +5,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod introspection;
 pub mod jwks;
 pub mod problem;
 pub mod ratelimit;

@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let app = Application::build(Settings::new(args.resource)).await?;
+    let app = Application::build(Settings::new(args.resource)?).await?;
     tracing::info!(addr = %app.local_addr(), "partner API listening");
     app.run_until(async {
         let _ = tokio::signal::ctrl_c().await;

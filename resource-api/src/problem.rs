@@ -25,6 +25,9 @@ pub enum ApiError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A dependency this request needs (the online token check) cannot be reached.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -111,6 +114,17 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => problem(StatusCode::NOT_FOUND, "Not Found", None),
             ApiError::BadRequest(detail) => {
                 problem(StatusCode::BAD_REQUEST, "Bad Request", Some(&detail))
+            }
+            ApiError::Unavailable(detail) => {
+                let mut response = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    Some(&detail),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
             }
             ApiError::Unexpected(err) => {
                 tracing::error!(error = ?err, "request failed");
