@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::keyring::{self, KeyRing, MasterKeySource, SharedKeys};
+use crate::oauth::lockout::Lockouts;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::{oauth, wellknown};
@@ -60,7 +61,10 @@ impl Application {
             settings.key_policy(),
             settings.key_rotation_interval,
         );
+        let lockouts = Arc::new(Lockouts::new(settings.lockout));
+        spawn_lockout_cleanup(lockouts.clone());
         let state = AppState {
+            lockouts,
             db,
             keys,
             audit,
@@ -104,6 +108,16 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+fn spawn_lockout_cleanup(lockouts: Arc<Lockouts>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            ticker.tick().await;
+            lockouts.shrink();
+        }
+    });
 }
 
 fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {

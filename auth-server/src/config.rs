@@ -98,6 +98,8 @@ pub struct Settings {
     pub jwks_max_age: u64,
     pub key_reload_interval: Duration,
     pub key_rotation_interval: Option<Duration>,
+    /// Failed-authentication budgets (not a command-line setting; tests tighten them).
+    pub lockout: crate::oauth::lockout::LockoutPolicy,
 }
 
 impl Settings {
@@ -113,6 +115,7 @@ impl Settings {
             jwks_max_age: store.jwks_max_age,
             key_reload_interval: Duration::from_secs(store.key_reload_interval),
             key_rotation_interval: serve.key_rotation_interval.map(Duration::from_secs),
+            lockout: Default::default(),
         }
     }
 
@@ -132,6 +135,7 @@ impl Settings {
             jwks_max_age: 300,
             key_reload_interval: Duration::from_secs(5),
             key_rotation_interval: None,
+            lockout: Default::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::keyring::SharedKeys;
+use crate::oauth::lockout::Lockouts;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -18,6 +19,7 @@ pub struct AppState {
     pub keys: SharedKeys,
     pub audit: AuditLog,
     pub config: Arc<Settings>,
+    pub lockouts: Arc<Lockouts>,
 }
 
 /// The peer address, when the server was started with connect info (router tests run without).

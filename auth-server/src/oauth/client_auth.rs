@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::error::OAuthError;
 use super::form::FormParams;
+use super::lockout::LockKey;
 use crate::secret::{self, ClientSecret};
 use crate::state::AppState;
 use crate::store::{AuditEvent, Client};
@@ -138,6 +139,13 @@ pub async fn authenticate(
     source: Option<IpAddr>,
 ) -> Result<Client, OAuthError> {
     let now = crate::now();
+    // The lockout key uses the id as sent (bounded), so guesses at unknown ids count too.
+    let attempted: String = creds.client_id.chars().take(ClientId::MAX_LEN).collect();
+    if let Some(ip) = source
+        && let Some(wait) = state.lockouts.check(&attempted, ip)
+    {
+        return Err(OAuthError::TooManyAttempts { retry_after: wait });
+    }
     let presented = creds.secret.hash();
     let client_id = ClientId::parse(&creds.client_id).ok();
     let found = match &client_id {
@@ -159,6 +167,26 @@ pub async fn authenticate(
         (Some(client), None) => Ok(client),
         (_, reason) => {
             let reason = reason.unwrap_or("unknown_client");
+            if let Some(ip) = source {
+                for (key, wait) in state.lockouts.record_failure(&attempted, ip) {
+                    let (scope, client) = match &key {
+                        LockKey::Source(_) => ("source", None),
+                        LockKey::ClientAtSource(id, _) => ("client_at_source", Some(id.clone())),
+                    };
+                    tracing::warn!(scope, source = %ip, seconds = wait.as_secs(), "authentication lockout");
+                    state
+                        .audit
+                        .record(AuditEvent {
+                            at: now,
+                            actor: "server".into(),
+                            action: "client.lockout".into(),
+                            client_id: client.filter(|c| ClientId::parse(c).is_ok()),
+                            source_ip: Some(ip.to_string()),
+                            detail: serde_json::json!({ "scope": scope, "seconds": wait.as_secs().max(1) }),
+                        })
+                        .await;
+                }
+            }
             state
                 .audit
                 .record(AuditEvent {

@@ -36,6 +36,9 @@ pub enum OAuthError {
         code: ErrorCode,
         description: &'static str,
     },
+    /// Too many failed authentications from this source (or this client at this source).
+    #[error("too many failed authentication attempts")]
+    TooManyAttempts { retry_after: std::time::Duration },
     #[error("request body exceeds {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("no active signing key")]
@@ -91,6 +94,23 @@ impl IntoResponse for OAuthError {
                     StatusCode::BAD_REQUEST
                 };
                 (status, *code, Some(description.as_str()), *basic_challenge)
+            }
+            OAuthError::TooManyAttempts { retry_after } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(Body {
+                        error: ErrorCode::InvalidClient,
+                        error_description: Some(
+                            "too many failed authentication attempts; retry later",
+                        ),
+                    }),
+                )
+                    .into_response();
+                let headers = response.headers_mut();
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return response;
             }
             OAuthError::Forbidden { code, description } => {
                 (StatusCode::FORBIDDEN, *code, Some(*description), false)

@@ -4,5 +4,6 @@ pub mod client_auth;
 pub mod error;
 pub mod form;
 pub mod introspect;
+pub mod lockout;
 pub mod revoke;
 pub mod token;

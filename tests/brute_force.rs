@@ -1,0 +1,146 @@
+//! Guessing secrets is slowed to a crawl per source address and per (client, address) pair, and
+//! never locks the real partner out from its own addresses.
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use common::{Backend, TestAuth, spawn_auth_server};
+use reqwest::StatusCode;
+
+fn client_from(address: &str) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ip: IpAddr = address.parse().unwrap();
+    reqwest::Client::builder()
+        .local_address(ip)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn attempt(
+    http: &reqwest::Client,
+    auth: &TestAuth,
+    id: &str,
+    secret: &str,
+) -> reqwest::Response {
+    http.post(auth.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() {
+    let auth = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let (client, secret) = auth.client("acme", "orders:read").await;
+    let id = client.client_id.as_str();
+    let attacker = client_from("127.0.0.1");
+    let partner = client_from("127.0.0.2");
+
+    let (mut unauthorized, mut limited) = (0, 0);
+    for i in 0..1000 {
+        let response = attempt(&attacker, &auth, id, &format!("pcs_guess_{i}")).await;
+        match response.status() {
+            StatusCode::UNAUTHORIZED => unauthorized += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited += 1;
+                let retry: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=30).contains(&retry), "Retry-After {retry}");
+                assert_eq!(response.headers()["cache-control"], "no-store");
+            }
+            other => panic!("attempt {i}: {other}"),
+        }
+    }
+    eprintln!(
+        "1000 wrong secrets: {unauthorized} checked (401), {limited} refused unchecked (429)"
+    );
+    assert!(
+        unauthorized <= 12,
+        "only the first few guesses are even checked: {unauthorized}"
+    );
+    assert_eq!(unauthorized + limited, 1000);
+
+    // Even the right secret is refused from the locked-out address...
+    assert_eq!(
+        attempt(&attacker, &auth, id, secret.expose())
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...while the partner's own machines, elsewhere, are not affected at all.
+    for _ in 0..5 {
+        assert_eq!(
+            attempt(&partner, &auth, id, secret.expose()).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    auth.state.audit.flush().await;
+    let trail = auth.state.db.list_audit(Some(id), 2000).await.unwrap();
+    let lockouts: Vec<_> = trail
+        .iter()
+        .filter(|r| r.action == "client.lockout")
+        .collect();
+    assert!(!lockouts.is_empty(), "the lockout is audited");
+    assert!(
+        lockouts
+            .iter()
+            .all(|r| r.source_ip.as_deref() == Some("127.0.0.1"))
+    );
+    assert!(
+        trail
+            .iter()
+            .filter(|r| r.action == "client.auth_failed")
+            .count()
+            <= 12
+    );
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_across_many_client_ids_locks_out_the_source_address() {
+    let auth = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let (client, secret) = auth.client("globex", "orders:read").await;
+    let scanner = client_from("127.0.0.3");
+    let mut statuses = Vec::new();
+    for i in 0..150 {
+        statuses.push(
+            attempt(&scanner, &auth, &format!("cl_guess{i}"), "pcs_x")
+                .await
+                .status(),
+        );
+    }
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert!(
+        (100..=102).contains(&checked),
+        "per-address budget: {checked}"
+    );
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    // Another address is unaffected.
+    let other = client_from("127.0.0.4");
+    assert_eq!(
+        attempt(&other, &auth, client.client_id.as_str(), secret.expose())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    auth.state.audit.flush().await;
+    let trail = auth.state.db.list_audit(None, 1000).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.action == "client.lockout" && r.detail.contains("\"source\""))
+    );
+    auth.stop().await;
+}
