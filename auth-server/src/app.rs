@@ -7,14 +7,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use keys::MasterKey;
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::audit::AuditLog;
@@ -140,6 +143,8 @@ fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
 
 /// The HTTP surface of the token service.
 pub fn router(state: AppState) -> Router {
+    let request_timeout = state.config.request_timeout;
+    let max_concurrent = state.config.max_concurrent_requests;
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/oauth2/token", post(oauth::token::token))
@@ -151,6 +156,17 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(wellknown::readyz))
         .fallback(not_found)
         .with_state(state)
+        // Bounds on every request: body size (413), total time (408) and requests in flight
+        // (503, shed at once rather than queued). Header size is bounded by hyper (431).
+        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async { overloaded() }))
+                .load_shed()
+                // Global: `Router::layer` wraps each route, and the bound is for the server.
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(max_concurrent)),
+        )
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -165,6 +181,23 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+}
+
+/// A backstop far above any legitimate request: the OAuth endpoints read at most 16 KiB
+/// themselves and answer an RFC 6749 JSON error past that; this bound covers everything else.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+fn overloaded() -> axum::response::Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"too many requests in flight"}"#,
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 async fn not_found() -> impl IntoResponse {

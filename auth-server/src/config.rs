@@ -100,6 +100,10 @@ pub struct Settings {
     pub key_rotation_interval: Option<Duration>,
     /// Failed-authentication budgets (not a command-line setting; tests tighten them).
     pub lockout: crate::oauth::lockout::LockoutPolicy,
+    /// Longest a request may take before it is answered 408.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more are shed with 503 rather than queued without bound.
+    pub max_concurrent_requests: usize,
 }
 
 impl Settings {
@@ -116,6 +120,8 @@ impl Settings {
             key_reload_interval: Duration::from_secs(store.key_reload_interval),
             key_rotation_interval: serve.key_rotation_interval.map(Duration::from_secs),
             lockout: Default::default(),
+            request_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 1024,
         }
     }
 
@@ -136,6 +142,8 @@ impl Settings {
             key_reload_interval: Duration::from_secs(5),
             key_rotation_interval: None,
             lockout: Default::default(),
+            request_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 1024,
         }
     }
 }

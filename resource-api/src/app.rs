@@ -6,15 +6,18 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Access, ProtectedRoutes};
@@ -29,12 +32,23 @@ use crate::verify::Verifier;
 
 #[derive(Clone)]
 pub struct AppState {
+    pub limits: RequestLimits,
     pub store: Store,
     pub verifier: Verifier,
     pub rate_limit: ClientRateLimit,
     /// Set when some routes check tokens online; see `RESOURCE_INTROSPECT_ROUTES`.
     pub introspection: Option<Arc<Introspection>>,
 }
+
+/// Bounds applied to every request.
+#[derive(Clone, Copy)]
+pub struct RequestLimits {
+    pub timeout: std::time::Duration,
+    pub max_concurrent: usize,
+}
+
+/// The API only takes GET requests; any body beyond this is refused with 413.
+const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
 /// The online check and the routes that use it.
 pub struct Introspection {
@@ -83,6 +97,10 @@ impl Application {
         Ok(Application {
             listener,
             state: AppState {
+                limits: RequestLimits {
+                    timeout: settings.request_timeout,
+                    max_concurrent: settings.max_concurrent_requests,
+                },
                 store,
                 verifier,
                 rate_limit,
@@ -139,6 +157,7 @@ fn checked_routes(routes: Vec<String>) -> anyhow::Result<Vec<String>> {
 
 /// The HTTP surface of the partner API. Every `/v1` route states its access requirement here.
 pub fn router(state: AppState) -> Router {
+    let limits = state.limits;
     let v1 = ProtectedRoutes::new(state.introspection.clone())
         .route("/v1/me", Access::AnyValidToken, get(routes::me))
         .route(
@@ -184,6 +203,19 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .fallback(problem::not_found)
         .with_state(state)
+        // Bounds on every request: body size (413), total time (408) and requests in flight
+        // (503, shed at once rather than queued). Header size is bounded by hyper (431).
+        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    problem::ApiError::Unavailable("too many requests in flight".into())
+                }))
+                .load_shed()
+                // Global: `Router::layer` wraps each route, and the bound is for the server.
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent)),
+        )
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -129,6 +129,10 @@ pub struct Settings {
     pub leeway_secs: i64,
     /// Online checks for some routes; `None` (the default) keeps every route purely local.
     pub introspection: Option<IntrospectionSettings>,
+    /// Longest a request may take before it is answered 408.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more are shed with 503 rather than queued without bound.
+    pub max_concurrent_requests: usize,
 }
 
 impl Settings {
@@ -176,6 +180,8 @@ impl Settings {
             jwks_cooldown: Duration::from_secs(args.jwks_cooldown),
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
             introspection,
+            request_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 1024,
         })
     }
 
@@ -192,6 +198,8 @@ impl Settings {
             jwks_cooldown: Duration::from_secs(10),
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
             introspection: None,
+            request_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 1024,
         }
     }
 }
