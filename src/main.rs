@@ -14,8 +14,8 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = LauncherArgs::parse();
-    let auth =
-        auth_server::Application::build(auth_server::Settings::new(args.store, args.serve)).await?;
+    let auth = auth_server::Application::build(auth_server::Settings::new(args.store, args.serve)?)
+        .await?;
     let api = resource_api::Application::build(resource_api::Settings::new(args.resource)?).await?;
     let state = auth.state().clone();
     let token_url = format!("http://{}/oauth2/token", auth.local_addr());

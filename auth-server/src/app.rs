@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -40,6 +39,8 @@ impl Application {
     /// missing), the schema, and a first signing key. Fails with a clear message if the master
     /// key cannot open the stored keys.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        // Refuse a plaintext public bind before touching the database or keys.
+        settings.transport.check_bind(settings.bind, "AUTH")?;
         keys::install_crypto_provider();
         let master = load_master_key(&settings)?;
         let db = Store::connect(&settings.database_url).await?;
@@ -100,10 +101,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let transport = self.state.config.transport.clone();
+        edge::serve(
+            self.listener,
+            router(self.state.clone()),
+            &transport,
+            shutdown,
+        )
+        .await?;
         self.state.audit.flush().await;
         Ok(())
     }
@@ -144,6 +149,8 @@ fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
 /// The HTTP surface of the token service.
 pub fn router(state: AppState) -> Router {
     let request_timeout = state.config.request_timeout;
+    let state_tls = state.config.transport.tls.is_some();
+    let trusted_proxies = state.config.transport.trusted_proxies.clone();
     let max_concurrent = state.config.max_concurrent_requests;
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -167,10 +174,8 @@ pub fn router(state: AppState) -> Router {
                 // Global: `Router::layer` wraps each route, and the bound is for the server.
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(max_concurrent)),
         )
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+        .layer(edge::SecurityHeadersLayer { hsts: state_tls })
+        .layer(edge::ClientIpLayer::new(&trusted_proxies))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -577,7 +577,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Settings for `serve` from parsed arguments.
-pub fn serve_settings(store: StoreArgs, serve: ServeArgs) -> Settings {
+pub fn serve_settings(store: StoreArgs, serve: ServeArgs) -> anyhow::Result<Settings> {
     Settings::new(store, serve)
 }
 

@@ -82,6 +82,21 @@ pub struct ServeArgs {
     #[arg(id = "auth-key-rotation-interval", long = "auth-key-rotation-interval", env = "AUTH_KEY_ROTATION_INTERVAL",
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub key_rotation_interval: Option<u64>,
+    /// PEM certificate chain; with --auth-tls-key, the server speaks HTTPS.
+    #[arg(id = "auth-tls-cert", long = "auth-tls-cert", env = "AUTH_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(id = "auth-tls-key", long = "auth-tls-key", env = "AUTH_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Comma-separated addresses of TLS-terminating proxies in front of this server: their
+    /// X-Forwarded-For is honoured, and plaintext on a non-loopback bind is then allowed.
+    #[arg(
+        id = "auth-trusted-proxies",
+        long = "auth-trusted-proxies",
+        env = "AUTH_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Everything a token service needs to start. Deliberately not `Debug`: the database URL may
@@ -104,11 +119,15 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Requests handled at once; more are shed with 503 rather than queued without bound.
     pub max_concurrent_requests: usize,
+    /// TLS and trusted proxies.
+    pub transport: edge::Transport,
 }
 
 impl Settings {
-    pub fn new(store: StoreArgs, serve: ServeArgs) -> Settings {
-        Settings {
+    pub fn new(store: StoreArgs, serve: ServeArgs) -> anyhow::Result<Settings> {
+        let transport =
+            edge::Transport::new(serve.tls_cert, serve.tls_key, serve.trusted_proxies, "AUTH")?;
+        Ok(Settings {
             database_url: store.database_url,
             master_key_file: store.master_key_file,
             default_audience: store.default_audience,
@@ -122,7 +141,8 @@ impl Settings {
             lockout: Default::default(),
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
-        }
+            transport,
+        })
     }
 
     /// Defaults of PRODUCT.md for a given database and master key, as tests and tools start from.
@@ -144,6 +164,7 @@ impl Settings {
             lockout: Default::default(),
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
+            transport: edge::Transport::default(),
         }
     }
 }

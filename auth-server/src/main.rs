@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => {
-                let settings = serve_settings(cli.store, args);
+                let settings = serve_settings(cli.store, args)?;
                 let app = auth_server::Application::build(settings).await?;
                 tracing::info!(addr = %app.local_addr(), "token service listening");
                 app.run_until_stopped().await

@@ -28,7 +28,11 @@ pub struct ClientAddr(pub Option<IpAddr>);
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = Infallible;
 
+    /// The address seen through trusted proxies (see `edge::ClientIpLayer`), else the peer.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(edge::ClientIp(ip)) = parts.extensions.get::<edge::ClientIp>() {
+            return Ok(ClientAddr(Some(*ip)));
+        }
         Ok(ClientAddr(
             parts
                 .extensions

@@ -45,6 +45,8 @@ pub struct AppState {
 pub struct RequestLimits {
     pub timeout: std::time::Duration,
     pub max_concurrent: usize,
+    /// The server speaks TLS itself, so responses carry HSTS.
+    pub hsts: bool,
 }
 
 /// The API only takes GET requests; any body beyond this is refused with 413.
@@ -60,12 +62,15 @@ pub struct Introspection {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    transport: edge::Transport,
 }
 
 impl Application {
     /// Opens (and on first start seeds) the database and starts loading the JWKS in the
     /// background: the API starts even while the token service is unreachable.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        // Refuse a plaintext public bind before touching the database or keys.
+        settings.transport.check_bind(settings.bind, "RESOURCE")?;
         keys::install_crypto_provider();
         let store = Store::open(&settings.database_url).await?;
         let jwks = JwksCache::new(settings.jwks_url.clone(), settings.jwks_cooldown)?;
@@ -96,10 +101,12 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         Ok(Application {
             listener,
+            transport: settings.transport.clone(),
             state: AppState {
                 limits: RequestLimits {
                     timeout: settings.request_timeout,
                     max_concurrent: settings.max_concurrent_requests,
+                    hsts: settings.transport.tls.is_some(),
                 },
                 store,
                 verifier,
@@ -123,11 +130,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
+        edge::serve(self.listener, router(self.state), &self.transport, shutdown).await
     }
 }
 
@@ -216,7 +219,7 @@ pub fn router(state: AppState) -> Router {
                 // Global: `Router::layer` wraps each route, and the bound is for the server.
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent)),
         )
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(edge::SecurityHeadersLayer { hsts: limits.hsts })
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -101,6 +101,28 @@ pub struct ResourceArgs {
     #[arg(id = "resource-introspection-cache", long = "resource-introspection-cache", env = "RESOURCE_INTROSPECTION_CACHE",
           default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub introspection_cache: u64,
+    /// PEM certificate chain; with --resource-tls-key, the server speaks HTTPS.
+    #[arg(
+        id = "resource-tls-cert",
+        long = "resource-tls-cert",
+        env = "RESOURCE_TLS_CERT"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(
+        id = "resource-tls-key",
+        long = "resource-tls-key",
+        env = "RESOURCE_TLS_KEY"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Comma-separated addresses of TLS-terminating proxies in front of this server.
+    #[arg(
+        id = "resource-trusted-proxies",
+        long = "resource-trusted-proxies",
+        env = "RESOURCE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Where and as whom the partner API asks the token service about tokens.
@@ -133,10 +155,18 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Requests handled at once; more are shed with 503 rather than queued without bound.
     pub max_concurrent_requests: usize,
+    /// TLS and trusted proxies.
+    pub transport: edge::Transport,
 }
 
 impl Settings {
     pub fn new(args: ResourceArgs) -> anyhow::Result<Settings> {
+        let transport = edge::Transport::new(
+            args.tls_cert,
+            args.tls_key,
+            args.trusted_proxies,
+            "RESOURCE",
+        )?;
         let introspection = if args.introspect_routes.iter().all(|r| r.trim().is_empty()) {
             None
         } else {
@@ -182,6 +212,7 @@ impl Settings {
             introspection,
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
+            transport,
         })
     }
 
@@ -200,6 +231,7 @@ impl Settings {
             introspection: None,
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
+            transport: edge::Transport::default(),
         }
     }
 }

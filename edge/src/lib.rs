@@ -1,0 +1,313 @@
+//! The network edge both services share: TLS serving (rustls on ring), the refusal to serve
+//! plaintext on a non-loopback address unless a TLS-terminating proxy is declared, and the client
+//! address as seen through those (and only those) proxies.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use tokio::net::TcpListener;
+
+/// How a server meets the network.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    /// PEM certificate chain and private key; TLS is served when set.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Transport {
+    /// `prefix` names the settings in messages (`AUTH` or `RESOURCE`).
+    pub fn new(
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        trusted_proxies: Vec<IpAddr>,
+        prefix: &str,
+    ) -> anyhow::Result<Transport> {
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => anyhow::bail!("{prefix}_TLS_CERT and {prefix}_TLS_KEY must be set together"),
+        };
+        Ok(Transport {
+            tls,
+            trusted_proxies,
+        })
+    }
+
+    /// Plaintext on a non-loopback address would send secrets and tokens in the clear, unless a
+    /// proxy in front terminates TLS: refuse to start in that case, saying how to fix it.
+    pub fn check_bind(&self, bind: SocketAddr, prefix: &str) -> anyhow::Result<()> {
+        if self.tls.is_none() && self.trusted_proxies.is_empty() && !bind.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve plaintext HTTP on non-loopback address {bind}: set {prefix}_TLS_CERT and {prefix}_TLS_KEY, \
+                 or list the TLS-terminating proxy in front of this server in {prefix}_TRUSTED_PROXIES"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address in
+/// `X-Forwarded-For` that is not itself a trusted proxy. Set on every request by [`ClientIpLayer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Walks `X-Forwarded-For` from the right: entries added by our own proxies are skipped, the
+/// first other one is the client. Anything unparsable stops the walk (that part was written by
+/// whoever the client is, and proves nothing).
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let Some(header) = forwarded_for else {
+        return peer;
+    };
+    let mut client = peer;
+    for entry in header.rsplit(',') {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+/// Inserts [`ClientIp`] into each request's extensions.
+#[derive(Clone)]
+pub struct ClientIpLayer {
+    trusted: Arc<[IpAddr]>,
+}
+
+impl ClientIpLayer {
+    pub fn new(trusted: &[IpAddr]) -> ClientIpLayer {
+        ClientIpLayer {
+            trusted: trusted.into(),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for ClientIpLayer {
+    type Service = ClientIpService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientIpService {
+            inner,
+            trusted: self.trusted.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ClientIpService<S> {
+    inner: S,
+    trusted: Arc<[IpAddr]>,
+}
+
+impl<S: tower::Service<Request>> tower::Service<Request> for ClientIpService<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        if let Some(ConnectInfo(peer)) = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .copied()
+        {
+            let forwarded = request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            let ip = client_ip(peer.ip(), forwarded, &self.trusted);
+            request.extensions_mut().insert(ClientIp(ip));
+        }
+        self.inner.call(request)
+    }
+}
+
+/// Adds security headers to every response: no MIME sniffing, no framing, no referrer, a
+/// content-security policy that allows nothing (the services serve JSON only), and HSTS when the
+/// server itself speaks TLS.
+#[derive(Clone, Copy)]
+pub struct SecurityHeadersLayer {
+    pub hsts: bool,
+}
+
+impl<S> tower::Layer<S> for SecurityHeadersLayer {
+    type Service = SecurityHeaders<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SecurityHeaders {
+            inner,
+            hsts: self.hsts,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SecurityHeaders<S> {
+    inner: S,
+    hsts: bool,
+}
+
+impl<S> tower::Service<Request> for SecurityHeaders<S>
+where
+    S: tower::Service<Request, Response = axum::response::Response>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        use axum::http::{HeaderValue, header};
+        let response = self.inner.call(request);
+        let hsts = self.hsts;
+        Box::pin(async move {
+            let mut response = response.await?;
+            let headers = response.headers_mut();
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            );
+            if hsts {
+                headers.insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=31536000"),
+                );
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Serves `router` on `listener`, with TLS when configured, until `shutdown` completes; then
+/// lets in-flight requests finish (up to 10 s).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    transport: &Transport,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    match &transport.tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        Some((cert, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot load TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                .handle(handle)
+                .serve(app)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some("1.2.3.4"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some("6.6.6.6, 1.2.3.4, 10.0.0.2"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some("garbage, 10.0.0.2"), &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn plaintext_is_refused_off_loopback_without_tls_or_proxy() {
+        let plain = Transport::default();
+        assert!(
+            plain
+                .check_bind("127.0.0.1:8080".parse().unwrap(), "AUTH")
+                .is_ok()
+        );
+        assert!(
+            plain
+                .check_bind("[::1]:8080".parse().unwrap(), "AUTH")
+                .is_ok()
+        );
+        let err = plain
+            .check_bind("0.0.0.0:8080".parse().unwrap(), "AUTH")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AUTH_TLS_CERT") && err.contains("AUTH_TRUSTED_PROXIES"),
+            "{err}"
+        );
+        let proxied = Transport {
+            tls: None,
+            trusted_proxies: vec![ip("10.0.0.1")],
+        };
+        assert!(
+            proxied
+                .check_bind("0.0.0.0:8080".parse().unwrap(), "AUTH")
+                .is_ok()
+        );
+        assert!(Transport::new(Some("c".into()), None, vec![], "AUTH").is_err());
+    }
+}
