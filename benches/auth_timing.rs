@@ -16,7 +16,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rounds: usize = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(2000);
+    let rounds: usize = std::env::args()
+        .filter_map(|a| a.parse().ok())
+        .next()
+        .unwrap_or(2000);
     let dir = tempfile::tempdir()?;
     let mut settings = Settings::with_defaults(
         format!("sqlite://{}", dir.path().join("auth.db").display()),
@@ -72,7 +75,10 @@ async fn main() -> anyhow::Result<()> {
     k.sort();
     u.sort();
     println!("failed client authentication over HTTP, {rounds} rounds each, interleaved (µs)");
-    println!("{:<16} {:>8} {:>8} {:>8} {:>8}", "client id", "p10", "median", "p90", "p99");
+    println!(
+        "{:<16} {:>8} {:>8} {:>8} {:>8}",
+        "client id", "p10", "median", "p90", "p99"
+    );
     for (name, series) in [("known", &k), ("unknown", &u)] {
         println!(
             "{:<16} {:>8} {:>8} {:>8} {:>8}",
@@ -83,7 +89,14 @@ async fn main() -> anyhow::Result<()> {
             percentile(series, 0.99).as_micros()
         );
     }
-    let (mk, mu) = (percentile(&k, 0.5).as_secs_f64(), percentile(&u, 0.5).as_secs_f64());
-    println!("median difference: {:.1} µs ({:+.1} %)", (mu - mk) * 1e6, (mu - mk) / mk * 100.0);
+    let (mk, mu) = (
+        percentile(&k, 0.5).as_secs_f64(),
+        percentile(&u, 0.5).as_secs_f64(),
+    );
+    println!(
+        "median difference: {:.1} µs ({:+.1} %)",
+        (mu - mk) * 1e6,
+        (mu - mk) / mk * 100.0
+    );
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! cannot be made to hammer the token service, and starts before the token service is reachable.
 
 mod common;
+
+use common::kid_of;
 #[path = "common/system.rs"]
 mod system;
 
@@ -24,16 +26,6 @@ async fn me_status(api: &system::TestApi, token: &str) -> StatusCode {
         .await
         .unwrap()
         .status()
-}
-
-fn kid_of(token: &str) -> String {
-    let header: serde_json::Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    header["kid"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

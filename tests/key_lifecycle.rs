@@ -3,6 +3,8 @@
 //! master-key rotation and RS256 keys.
 
 mod common;
+
+use common::kid_of;
 #[path = "common/system.rs"]
 mod system;
 
@@ -18,16 +20,6 @@ use keys::{Algorithm, MasterKey};
 use reqwest::StatusCode;
 use serde_json::Value;
 use system::{access_token, spawn_resource_api};
-
-fn kid_of(token: &str) -> String {
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    header["kid"].as_str().unwrap().to_owned()
-}
 
 /// A token service whose keys rotate quickly: JWKS max-age 1 s, key reload every 200 ms.
 async fn fast_auth(backend: Backend) -> Option<TestAuth> {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::kid_of;
+
 use std::time::Duration;
 
 use base64::Engine;
@@ -31,16 +33,6 @@ async fn token(app: &TestAuth, id: &str, secret: &str) -> String {
         .as_str()
         .expect("token issued")
         .to_owned()
-}
-
-fn kid_of(token: &str) -> String {
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    header["kid"].as_str().unwrap().to_owned()
 }
 
 /// Every byte the SQLite database holds on disk: the main file and its write-ahead log.

@@ -253,3 +253,13 @@ pub async fn force_rotate(auth: &TestAuth, alg: keys::Algorithm) -> auth_server:
         .await
         .expect("forced rotation")
 }
+
+/// The `kid` in a token's header.
+pub fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').next().unwrap_or(""))
+        .expect("base64url header");
+    let header: serde_json::Value = serde_json::from_slice(&header).expect("JSON header");
+    header["kid"].as_str().expect("a kid").to_owned()
+}
