@@ -320,9 +320,9 @@ pub async fn rotate(
     let active = rows.iter().find(|r| r.state == "active");
     let pending = rows.iter().find(|r| r.state == "pending");
     let new_pending = new_key_row(alg, KeyState::Pending, master, now)?;
-    // The new active key must open with this master key, or the servers could not sign with it.
-    let (changes_active, new_active_row);
-    match pending {
+    // Either the pending key is promoted, or (forced, with no pending key) a fresh key is made
+    // active at once.
+    let fresh_active = match pending {
         Some(pending) => {
             let safe = policy.rotation_safe_at(pending.created_at);
             if now < safe && !force {
@@ -333,28 +333,34 @@ pub async fn rotate(
                     wait: safe - now,
                 }));
             }
+            // The promoted key must open with this master key, or the servers could not sign.
             open_key(pending, master)?;
-            changes_active = pending.kid.clone();
-            new_active_row = None;
+            None
         }
-        None if force => {
-            let row = new_key_row(replacement_alg(alg.as_str()), KeyState::Active, master, now)?;
-            changes_active = row.kid.clone();
-            new_active_row = Some(row);
-        }
+        None if force => Some(new_key_row(
+            replacement_alg(alg.as_str()),
+            KeyState::Active,
+            master,
+            now,
+        )?),
         None => return Ok(Err(RotationRefused::NoPending)),
-    }
+    };
+    let new_active = match (&fresh_active, pending) {
+        (Some(row), _) => row.kid.clone(),
+        (None, Some(pending)) => pending.kid.clone(),
+        (None, None) => return Ok(Err(RotationRefused::NoPending)),
+    };
     let mut changes = Vec::new();
     if let Some(active) = active {
         changes.push(KeyChange::Retire(&active.kid));
     }
-    match &new_active_row {
-        Some(row) => changes.push(KeyChange::Insert(row)),
-        None => changes.push(KeyChange::Activate(&changes_active)),
-    }
+    changes.push(match &fresh_active {
+        Some(row) => KeyChange::Insert(row),
+        None => KeyChange::Activate(&new_active),
+    });
     changes.push(KeyChange::Insert(&new_pending));
     let rotation = Rotation {
-        active: changes_active.clone(),
+        active: new_active.clone(),
         pending: new_pending.kid.clone(),
         retired: active.map(|a| a.kid.clone()),
     };
