@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let api_task = tokio::spawn(api.run_until(async move {
         let _ = api_stop.recv().await;
     }));
-    tokio::signal::ctrl_c().await?;
+    edge::shutdown_signal().await;
     let _ = stop_tx.send(());
     auth_task.await??;
     api_task.await??;

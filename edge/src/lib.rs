@@ -138,6 +138,28 @@ impl<S: tower::Service<Request>> tower::Service<Request> for ClientIpService<S> 
     }
 }
 
+/// Completes on Ctrl-C or SIGTERM (what container platforms send), for a graceful shutdown.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
 /// Adds security headers to every response: no MIME sniffing, no framing, no referrer, a
 /// content-security policy that allows nothing (the services serve JSON only), and HSTS when the
 /// server itself speaks TLS.

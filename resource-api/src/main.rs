@@ -25,8 +25,5 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let app = Application::build(Settings::new(args.resource)?).await?;
     tracing::info!(addr = %app.local_addr(), "partner API listening");
-    app.run_until(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    app.run_until(edge::shutdown_signal()).await
 }
