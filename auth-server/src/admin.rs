@@ -115,6 +115,10 @@ pub async fn create_client(db: &Store, spec: ClientSpec) -> anyhow::Result<(Clie
 }
 
 fn parse_client_id(text: &str) -> anyhow::Result<ClientId> {
+    anyhow::ensure!(
+        text != crate::store::DECOY_CLIENT_ID,
+        "'{text}' is not a client id"
+    );
     ClientId::parse(text).with_context(|| format!("'{text}' is not a client id"))
 }
 

@@ -168,7 +168,7 @@ async fn cli_errors_are_one_line_and_non_zero(backend: Backend) {
     let Some(app) = spawn_auth_server(backend).await else {
         return;
     };
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["client", "show", "cl_doesnotexist"],
             "no client with id cl_doesnotexist",
@@ -216,6 +216,7 @@ async fn cli_errors_are_one_line_and_non_zero(backend: Backend) {
         ),
         (&["client", "update", "cl_x"], "nothing to update"),
         (&["client", "disable", "bad:id"], "not a client id"),
+        (&["client", "show", "~decoy~"], "not a client id"),
         (&["keys", "rotate", "--alg", "HS256"], "--alg"),
         (&["audit", "--limit", "0"], "--limit"),
     ];

@@ -15,7 +15,7 @@ use super::form::FormParams;
 use super::lockout::LockKey;
 use crate::secret::{self, ClientSecret};
 use crate::state::AppState;
-use crate::store::{AuditEvent, Client};
+use crate::store::{AuditEvent, Client, DECOY_CLIENT_ID};
 
 /// How the client presented its credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,14 +148,12 @@ pub async fn authenticate(
     }
     let presented = creds.secret.hash();
     let client_id = ClientId::parse(&creds.client_id).ok();
-    let found = match &client_id {
-        Some(id) => state.db.client_for_auth(id.as_str(), now).await?,
-        None => None,
-    };
-    let (client, stored) = match found {
-        Some((client, hashes)) => (Some(client), hashes),
-        None => (None, secret::decoy_hashes()),
-    };
+    // Exactly one query whatever the id: a malformed id is looked up as the decoy.
+    let lookup = client_id.as_ref().map_or(DECOY_CLIENT_ID, |id| id.as_str());
+    let (client, mut stored) = state.db.client_for_auth(lookup, now).await?;
+    if client.is_none() && stored.is_empty() {
+        stored = secret::decoy_hashes();
+    }
     let secret_ok = secret::matches_any(&presented, &stored);
     let failure = match &client {
         None => Some("unknown_client"),

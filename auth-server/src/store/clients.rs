@@ -6,6 +6,10 @@ use sqlx::FromRow;
 
 use super::{AuditEvent, Store, on_pool};
 
+/// The id of the decoy row that authentication reads for unknown ids (migration 0006). It is not
+/// a client: listings, lookups and admin commands never see it.
+pub const DECOY_CLIENT_ID: &str = "~decoy~";
+
 /// A client as the domain sees it: every field parsed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Client {
@@ -142,7 +146,7 @@ impl Store {
         const SQL: &str = concat!(
             "SELECT ",
             client_columns!(),
-            " FROM clients WHERE client_id = $1"
+            " FROM clients WHERE client_id = $1 AND client_id <> '~decoy~'"
         );
         let row: Option<ClientRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(SQL).bind(client_id).fetch_optional(pool).await?
@@ -150,13 +154,15 @@ impl Store {
         row.map(Client::try_from).transpose()
     }
 
-    /// A client with the hashes of its secrets still valid at `now`, in one round trip: the token
-    /// endpoint costs the same single query whether or not the client exists.
+    /// A client with the hashes of its secrets still valid at `now`, in one round trip. The query
+    /// always returns a row: the client's, or the decoy's when the id is unknown, so unknown and
+    /// known ids cost the same query, row parsing and hash comparison. For an unknown id the
+    /// client is `None` and the hashes are the decoy's (which match no secret).
     pub async fn client_for_auth(
         &self,
         client_id: &str,
         now: i64,
-    ) -> anyhow::Result<Option<(Client, Vec<Vec<u8>>)>> {
+    ) -> anyhow::Result<(Option<Client>, Vec<Vec<u8>>)> {
         const SQL: &str = concat!(
             "SELECT ",
             client_columns!(),
@@ -164,21 +170,26 @@ impl Store {
                AND (s.expires_at IS NULL OR s.expires_at > $2) ORDER BY s.created_at DESC, s.id DESC LIMIT 1) AS hash_a, \
              (SELECT secret_hash FROM client_secrets s WHERE s.client_id = c.client_id \
                AND (s.expires_at IS NULL OR s.expires_at > $2) ORDER BY s.created_at DESC, s.id DESC LIMIT 1 OFFSET 1) AS hash_b \
-             FROM clients c WHERE c.client_id = $1"
+             FROM clients c WHERE c.client_id IN ($1, '~decoy~') \
+             ORDER BY CASE WHEN c.client_id = $1 THEN 0 ELSE 1 END LIMIT 1"
         );
         let row: Option<AuthRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(SQL).bind(client_id).bind(now).fetch_optional(pool).await?
         });
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row else {
+            return Ok((None, Vec::new()));
+        };
         let hashes = [row.hash_a, row.hash_b].into_iter().flatten().collect();
-        Ok(Some((Client::try_from(row.client)?, hashes)))
+        let client = Client::try_from(row.client)?;
+        let known = client.client_id.as_str() == client_id && client_id != DECOY_CLIENT_ID;
+        Ok((known.then_some(client), hashes))
     }
 
     pub async fn list_clients(&self) -> anyhow::Result<Vec<Client>> {
         const SQL: &str = concat!(
             "SELECT ",
             client_columns!(),
-            " FROM clients ORDER BY partner_id, name, client_id"
+            " FROM clients WHERE client_id <> '~decoy~' ORDER BY partner_id, name, client_id"
         );
         let rows: Vec<ClientRow> = on_pool!(&self.db, pool => {
             sqlx::query_as(SQL).fetch_all(pool).await?
