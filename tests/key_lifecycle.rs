@@ -193,14 +193,7 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
 
     // The token service signs with the promoted key within its reload interval, and the partner
     // API accepts those tokens at once: the promoted key was published (and cached) as pending.
-    let mut token = access_token(&auth, id, secret.expose()).await;
-    for _ in 0..50 {
-        if kid_of(&token) == promoted {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        token = access_token(&auth, id, secret.expose()).await;
-    }
+    let token = system::token_signed_by(&auth, id, secret.expose(), &promoted).await;
     assert_eq!(kid_of(&token), promoted);
     let fetches = api.jwks_fetches();
     assert_eq!(
@@ -358,14 +351,13 @@ async fn a_rewrapped_key_store_opens_only_with_the_new_master_key() {
     // Replacing the file in place: the running server re-reads it at the next key change.
     std::fs::copy(&new_path, auth.db.master_key_path()).unwrap();
     let rotation = force_rotate(&auth, Algorithm::ES256).await;
-    let mut token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
-    for _ in 0..50 {
-        if kid_of(&token) == rotation.active {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
-    }
+    let token = system::token_signed_by(
+        &auth,
+        client.client_id.as_str(),
+        secret.expose(),
+        &rotation.active,
+    )
+    .await;
     assert_eq!(
         kid_of(&token),
         rotation.active,
@@ -410,14 +402,8 @@ async fn an_imported_rsa_key_signs_rs256_tokens_the_partner_api_accepts() {
     let rotation = force_rotate(&auth, Algorithm::ES256).await;
     assert_eq!(rotation.active, kid, "the imported key was the pending key");
     let (client, secret) = auth.client("globex", "catalog:read").await;
-    let mut token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
-    for _ in 0..50 {
-        if kid_of(&token) == kid {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
-    }
+    let token =
+        system::token_signed_by(&auth, client.client_id.as_str(), secret.expose(), &kid).await;
     let header: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
             .decode(token.split('.').next().unwrap())

@@ -112,3 +112,18 @@ pub async fn access_token(auth: &TestAuth, client_id: &str, secret: &str) -> Str
         .expect("an access token")
         .to_owned()
 }
+
+/// An access token signed by `kid`, fetching again until the token service has picked the key up
+/// (it reloads keys every 200 ms in tests); the last token if that never happens, for the caller's
+/// assertion to report.
+pub async fn token_signed_by(auth: &TestAuth, client_id: &str, secret: &str, kid: &str) -> String {
+    let mut token = access_token(auth, client_id, secret).await;
+    for _ in 0..100 {
+        if crate::common::kid_of(&token) == kid {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        token = access_token(auth, client_id, secret).await;
+    }
+    token
+}
