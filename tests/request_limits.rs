@@ -1,14 +1,17 @@
 //! Oversized, slow and flooding requests get 413, 408, 431 or 503 — never a hang — and the
-//! servers answer normal clients afterwards.
+//! servers keep answering normal clients during a flood from other addresses.
 
 mod common;
+#[path = "common/system.rs"]
+mod system;
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestAuth, http, spawn_auth_with, test_db};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 async fn limited_auth(max_concurrent: usize) -> TestAuth {
     let db = test_db(Backend::Sqlite).await.unwrap();
@@ -32,12 +35,94 @@ async fn status_line(stream: &mut TcpStream) -> String {
     let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
         .await
         .expect("an answer, not a hang")
-        .unwrap();
+        .unwrap_or(0);
     String::from_utf8_lossy(&buffer[..n])
         .lines()
         .next()
         .unwrap_or("")
         .to_owned()
+}
+
+/// A TCP connection to `server` from the loopback address `from` (all of 127/8 is loopback on
+/// Linux, so each test address is a distinct client).
+async fn connect_from(from: &str, server: &str) -> TcpStream {
+    let from: IpAddr = from.parse().unwrap();
+    let server: SocketAddr = server.trim_start_matches("http://").parse().unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+fn client_from(address: &str) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .local_address(address.parse::<IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Whether the server has closed `stream` (end of file or reset) within `wait`; `false` if the
+/// connection is still open and silent when `wait` runs out.
+async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut buffer = [0u8; 64];
+    match tokio::time::timeout(wait, stream.read(&mut buffer)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(n)) => panic!(
+            "unexpected bytes: {}",
+            String::from_utf8_lossy(&buffer[..n])
+        ),
+        Err(_) => false,
+    }
+}
+
+fn flood_limits() -> edge::PeerLimits {
+    edge::PeerLimits {
+        connections_per_peer: 40,
+        requests_per_client: 8,
+        header_timeout: Duration::from_secs(2),
+    }
+}
+
+/// Opens 60 silent connections from one address to a server whose cap is 40 per address: the
+/// 20 over the cap are closed at once, the 40 others when the header timeout (2 s) runs out.
+/// Returns once the flood is in place; the open connections are handed back.
+async fn silent_connection_flood(base_url: &str, from: &str) -> Vec<TcpStream> {
+    let mut flood = Vec::new();
+    for _ in 0..60 {
+        flood.push(connect_from(from, base_url).await);
+    }
+    // Watched all at once: the accepted ones are closed 2 s after they connected.
+    let closed = futures::future::join_all(
+        flood
+            .iter_mut()
+            .map(|stream| closed_within(stream, Duration::from_millis(300))),
+    )
+    .await;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for (stream, closed) in flood.into_iter().zip(closed) {
+        if closed {
+            refused += 1;
+        } else {
+            open.push(stream);
+        }
+    }
+    assert_eq!(
+        refused, 20,
+        "connections over the per-address cap are closed"
+    );
+    assert_eq!(open.len(), 40);
+    open
+}
+
+async fn silent_connections_time_out(open: Vec<TcpStream>) {
+    for mut stream in open {
+        assert!(
+            closed_within(&mut stream, Duration::from_secs(5)).await,
+            "a connection that never sends headers is closed by the header timeout"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,5 +215,131 @@ async fn a_flood_of_slow_requests_is_shed_with_503_and_the_server_recovers() {
             .status(),
         StatusCode::OK
     );
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_slow_requests_from_one_address_leaves_others_served() {
+    let db = test_db(Backend::Sqlite).await.unwrap();
+    let mut settings = TestAuth::settings(&db);
+    settings.request_timeout = Duration::from_secs(2);
+    settings.max_concurrent_requests = 64;
+    settings.transport.limits = flood_limits();
+    let auth = spawn_auth_with(db, settings).await;
+    let (client, secret) = auth.client("acme", "orders:read").await;
+
+    // 100 token requests whose bodies never finish, from one address.
+    let began = Instant::now();
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        let mut stream = connect_from("127.0.0.1", &auth.base_url).await;
+        let head = "POST /oauth2/token HTTP/1.1\r\nhost: auth.test\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type=";
+        let _ = stream.write_all(head.as_bytes()).await;
+        flood.push(stream);
+    }
+
+    // While the flood holds its slots, a partner on another address gets tokens at once.
+    let partner = client_from("127.0.0.2");
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let response = partner
+            .post(auth.url("/oauth2/token"))
+            .basic_auth(client.client_id.as_str(), Some(secret.expose()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            asked.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "the partner was served during the flood, before its requests timed out"
+    );
+
+    // Each flooding request is answered 408 (one of the 8 let in), 503 (over the address's
+    // in-flight bound) or has its connection closed (over the connection bound; how many depends
+    // on how soon the shed connections close); none hangs.
+    let (mut timed_out, mut shed, mut closed) = (0, 0, 0);
+    for stream in &mut flood {
+        let status = status_line(stream).await;
+        if status.contains("408") {
+            timed_out += 1;
+        } else if status.contains("503") {
+            shed += 1;
+        } else {
+            assert_eq!(
+                status, "",
+                "an answer other than 408, 503 or a closed connection"
+            );
+            closed += 1;
+        }
+    }
+    println!(
+        "100 slow requests from one address: {timed_out} × 408, {shed} × 503, {closed} closed"
+    );
+    assert!(
+        timed_out <= 8,
+        "at most 8 requests of one address in flight: {timed_out}"
+    );
+    assert!(
+        timed_out >= 1 && shed >= 1,
+        "408: {timed_out}, 503: {shed}, closed: {closed}"
+    );
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_silent_connections_is_capped_and_timed_out_on_both_servers() {
+    let db = test_db(Backend::Sqlite).await.unwrap();
+    let mut settings = TestAuth::settings(&db);
+    settings.transport.limits = flood_limits();
+    let auth = spawn_auth_with(db, settings).await;
+    let (client, secret) = auth.client("acme", "orders:read").await;
+    let api = system::spawn_resource_api(Backend::Sqlite, &auth, |settings| {
+        settings.transport.limits = flood_limits();
+    })
+    .await
+    .unwrap();
+    api.wait_ready().await;
+    let token = system::access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+
+    let auth_flood = silent_connection_flood(&auth.base_url, "127.0.0.3").await;
+    let api_flood = silent_connection_flood(&api.base_url, "127.0.0.3").await;
+    // Both servers answer a partner on another address while the flood holds its connections.
+    let partner = client_from("127.0.0.2");
+    let response = partner
+        .post(auth.url("/oauth2/token"))
+        .basic_auth(client.client_id.as_str(), Some(secret.expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = partner
+        .get(api.url("/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    silent_connections_time_out(auth_flood).await;
+    silent_connections_time_out(api_flood).await;
+    // The flooding address may connect again once its connections are gone.
+    assert_eq!(
+        client_from("127.0.0.3")
+            .get(auth.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    api.stop().await;
     auth.stop().await;
 }

@@ -152,6 +152,7 @@ pub fn router(state: AppState) -> Router {
     let state_tls = state.config.transport.tls.is_some();
     let trusted_proxies = state.config.transport.trusted_proxies.clone();
     let max_concurrent = state.config.max_concurrent_requests;
+    let requests_per_client = state.config.transport.limits.requests_per_client;
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/oauth2/token", post(oauth::token::token))
@@ -174,6 +175,8 @@ pub fn router(state: AppState) -> Router {
                 // Global: `Router::layer` wraps each route, and the bound is for the server.
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(max_concurrent)),
         )
+        // Per client address, so one flooding address cannot take every global slot (503).
+        .layer(edge::PerClientRequestLimitLayer::new(requests_per_client))
         .layer(edge::SecurityHeadersLayer { hsts: state_tls })
         .layer(edge::ClientIpLayer::new(&trusted_proxies))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

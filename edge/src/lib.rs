@@ -14,6 +14,10 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use tokio::net::TcpListener;
 
+mod limits;
+
+pub use limits::{PeerConnectionLimit, PerClientRequestLimitLayer};
+
 /// How a server meets the network.
 #[derive(Debug, Clone, Default)]
 pub struct Transport {
@@ -21,6 +25,32 @@ pub struct Transport {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    pub limits: PeerLimits,
+}
+
+/// What one address may take of a server, so a flood from a few addresses leaves room for
+/// everyone else.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerLimits {
+    /// TCP connections open at once from one peer address; more are closed on accept. Trusted
+    /// proxies are exempt (all their clients share their address).
+    pub connections_per_peer: usize,
+    /// Requests in flight at once from one client address (as resolved through trusted
+    /// proxies); more are answered 503 at once.
+    pub requests_per_client: usize,
+    /// Time a connection has to deliver a request's headers, so idle or trickling connections
+    /// (slowloris) are closed rather than held.
+    pub header_timeout: Duration,
+}
+
+impl Default for PeerLimits {
+    fn default() -> PeerLimits {
+        PeerLimits {
+            connections_per_peer: 256,
+            requests_per_client: 128,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Transport {
@@ -39,6 +69,7 @@ impl Transport {
         Ok(Transport {
             tls,
             trusted_proxies,
+            limits: PeerLimits::default(),
         })
     }
 
@@ -230,7 +261,8 @@ where
 }
 
 /// Serves `router` on `listener`, with TLS when configured, until `shutdown` completes; then
-/// lets in-flight requests finish (up to 10 s).
+/// lets in-flight requests finish (up to 10 s). Connections are bounded per peer address, and a
+/// connection that does not deliver request headers within `header_timeout` is closed.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -238,11 +270,32 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let limits = transport.limits;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let per_peer = |inner| {
+        PeerConnectionLimit::new(
+            inner,
+            limits.connections_per_peer,
+            &transport.trusted_proxies,
+        )
+    };
+    let listener = listener.into_std()?;
     match &transport.tls {
         None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(per_peer(axum_server::accept::DefaultAcceptor::new()))
+                .first_request_timeout(limits.header_timeout)
+                .handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(limits.header_timeout);
+            server.serve(app).await?;
         }
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -255,16 +308,18 @@ pub async fn serve(
                         key.display()
                     )
                 })?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(Duration::from_secs(10)));
-            });
-            axum_server::from_tcp_rustls(listener.into_std()?, config)?
-                .handle(handle)
-                .serve(app)
-                .await?;
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                .handshake_timeout(limits.header_timeout)
+                .acceptor(per_peer(axum_server::accept::DefaultAcceptor::new()));
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(tls)
+                .first_request_timeout(limits.header_timeout)
+                .handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(limits.header_timeout);
+            server.serve(app).await?;
         }
     }
     Ok(())
@@ -322,8 +377,8 @@ mod tests {
             "{err}"
         );
         let proxied = Transport {
-            tls: None,
             trusted_proxies: vec![ip("10.0.0.1")],
+            ..Transport::default()
         };
         assert!(
             proxied

@@ -41,10 +41,14 @@ pub struct AppState {
 }
 
 /// Bounds applied to every request.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct RequestLimits {
     pub timeout: std::time::Duration,
     pub max_concurrent: usize,
+    /// Requests in flight from one client address (see `edge::PeerLimits`).
+    pub requests_per_client: usize,
+    /// Proxies whose `X-Forwarded-For` names the client address.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// The server speaks TLS itself, so responses carry HSTS.
     pub hsts: bool,
 }
@@ -106,6 +110,8 @@ impl Application {
                 limits: RequestLimits {
                     timeout: settings.request_timeout,
                     max_concurrent: settings.max_concurrent_requests,
+                    requests_per_client: settings.transport.limits.requests_per_client,
+                    trusted_proxies: settings.transport.trusted_proxies.clone().into(),
                     hsts: settings.transport.tls.is_some(),
                 },
                 store,
@@ -160,7 +166,7 @@ fn checked_routes(routes: Vec<String>) -> anyhow::Result<Vec<String>> {
 
 /// The HTTP surface of the partner API. Every `/v1` route states its access requirement here.
 pub fn router(state: AppState) -> Router {
-    let limits = state.limits;
+    let limits = state.limits.clone();
     let v1 = ProtectedRoutes::new(state.introspection.clone())
         .route("/v1/me", Access::AnyValidToken, get(routes::me))
         .route(
@@ -219,7 +225,10 @@ pub fn router(state: AppState) -> Router {
                 // Global: `Router::layer` wraps each route, and the bound is for the server.
                 .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent)),
         )
+        // Per client address, so one flooding address cannot take every global slot (503).
+        .layer(edge::PerClientRequestLimitLayer::new(limits.requests_per_client))
         .layer(edge::SecurityHeadersLayer { hsts: limits.hsts })
+        .layer(edge::ClientIpLayer::new(&limits.trusted_proxies))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
