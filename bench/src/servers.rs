@@ -1,0 +1,180 @@
+//! The servers under test, as real release processes: started with their environment, watched
+//! for resident memory, stopped at the end. The admin CLI is driven the same way.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+/// Where the release binaries are: beside this one (`target/release`).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let path = me
+        .parent()
+        .context("the bench binary has a directory")?
+        .join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: run `cargo build --release --workspace` first (or use `cargo run --release -p bench`)",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// Builds the server binaries in release mode when run through cargo, so the numbers are for
+/// the current sources.
+pub fn build_servers() -> anyhow::Result<()> {
+    let Ok(cargo) = std::env::var("CARGO") else {
+        return Ok(());
+    };
+    eprintln!("building auth-server and resource-api (release)...");
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "auth-server",
+            "-p",
+            "resource-api",
+        ])
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo build failed");
+    Ok(())
+}
+
+/// A free loopback port (bound, then released for the server to take).
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+pub struct Server {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    child: Child,
+    pub started: Instant,
+}
+
+impl Server {
+    pub fn spawn(
+        name: &'static str,
+        args: &[&str],
+        env: &HashMap<String, String>,
+        addr: SocketAddr,
+        log: &Path,
+    ) -> anyhow::Result<Server> {
+        let log = std::fs::File::create(log)?;
+        let started = Instant::now();
+        let child = Command::new(binary(name)?)
+            .args(args)
+            .env_clear()
+            .envs(env)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Server {
+            name,
+            addr,
+            child,
+            started,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now, in MiB (VmRSS).
+    pub fn rss_mib(&self) -> anyhow::Result<f64> {
+        proc_status_kib(self.pid(), "VmRSS:").map(|kib| kib as f64 / 1024.0)
+    }
+
+    /// Peak resident memory since start, in MiB (VmHWM).
+    pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        proc_status_kib(self.pid(), "VmHWM:").map(|kib| kib as f64 / 1024.0)
+    }
+
+    /// Waits until `path` answers 200.
+    pub async fn wait_ok(&mut self, path: &str, limit: Duration) -> anyhow::Result<Duration> {
+        let http = http();
+        let url = format!("http://{}{path}", self.addr);
+        loop {
+            if let Ok(response) = http.get(&url).send().await
+                && response.status().is_success()
+            {
+                return Ok(self.started.elapsed());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("{} exited with {status}", self.name);
+            }
+            anyhow::ensure!(
+                self.started.elapsed() < limit,
+                "{} not ready after {limit:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    pub fn stop(mut self) {
+        // SIGTERM for a graceful stop, then make sure.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("{field} not in /proc/{pid}/status"))?;
+    let kib = line
+        .split_whitespace()
+        .nth(1)
+        .context("a number")?
+        .parse()?;
+    Ok(kib)
+}
+
+/// Runs the admin CLI with the token service's environment; returns its JSON output.
+pub fn cli(env: &HashMap<String, String>, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let output = Command::new(binary("auth-server")?)
+        .args(args)
+        .arg("--json")
+        .env_clear()
+        .envs(env)
+        .env("RUST_LOG", "warn")
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "auth-server {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
+}
