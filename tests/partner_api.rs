@@ -213,3 +213,68 @@ async fn lists_paginate_with_opaque_cursors_and_refuse_bad_parameters(backend: B
     api.stop().await;
     auth.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_token_is_verified_once_and_refused_once_it_expires() {
+    let auth = common::spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let api = system::spawn_resource_api(Backend::Sqlite, &auth, |settings| {
+        settings.leeway_secs = 0;
+    })
+    .await
+    .unwrap();
+    api.wait_ready().await;
+    let (client, secret) = auth
+        .client_with("acme", "orders:read", |spec| {
+            spec.access_token_ttl = Some(2)
+        })
+        .await;
+    let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let checks_before = api.state.verifier.full_checks();
+    for _ in 0..50 {
+        assert_eq!(get(&api, "/v1/me", &token).await.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        api.state.verifier.full_checks() - checks_before,
+        1,
+        "50 uses of one token, one signature check"
+    );
+    // A one-character change is a different token: verified in full, and refused.
+    let mut forged = token.clone().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(
+        get(&api, "/v1/me", &forged).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The cached token stops working when it expires (no leeway here).
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let response = get(&api, "/v1/me", &token).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_cache_off_every_request_is_verified_in_full() {
+    let auth = common::spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let api = system::spawn_resource_api(Backend::Sqlite, &auth, |settings| {
+        settings.token_cache_size = 0;
+    })
+    .await
+    .unwrap();
+    api.wait_ready().await;
+    let token = token_for(&auth, "acme", "orders:read").await;
+    let checks_before = api.state.verifier.full_checks();
+    for _ in 0..10 {
+        assert_eq!(get(&api, "/v1/me", &token).await.status(), StatusCode::OK);
+    }
+    assert_eq!(api.state.verifier.full_checks() - checks_before, 10);
+    api.stop().await;
+    auth.stop().await;
+}

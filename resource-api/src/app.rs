@@ -84,6 +84,7 @@ impl Application {
             settings.issuer.clone(),
             settings.audience.clone(),
             settings.leeway_secs,
+            settings.token_cache_size,
         );
         let rate_limit =
             ClientRateLimit::new(settings.rate_limit_per_second, settings.rate_limit_burst);

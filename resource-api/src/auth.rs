@@ -139,7 +139,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         }
     };
     tracing::Span::current().record("client_id", claims.client_id.as_str());
-    request.extensions_mut().insert(Principal(Arc::new(claims)));
+    request.extensions_mut().insert(Principal(claims));
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert("x-ratelimit-limit", HeaderValue::from(limit));

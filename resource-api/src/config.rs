@@ -101,6 +101,11 @@ pub struct ResourceArgs {
     #[arg(id = "resource-introspection-cache", long = "resource-introspection-cache", env = "RESOURCE_INTROSPECTION_CACHE",
           default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub introspection_cache: u64,
+    /// Verified tokens remembered (by SHA-256), so a reused token costs one signature check;
+    /// 0 verifies every request in full.
+    #[arg(id = "resource-token-cache-size", long = "resource-token-cache-size", env = "RESOURCE_TOKEN_CACHE_SIZE",
+          default_value_t = crate::verify::DEFAULT_TOKEN_CACHE_SIZE)]
+    pub token_cache_size: usize,
     /// PEM certificate chain; with --resource-tls-key, the server speaks HTTPS.
     #[arg(
         id = "resource-tls-cert",
@@ -149,6 +154,8 @@ pub struct Settings {
     pub jwks_cooldown: Duration,
     /// Clock skew tolerated on `exp`/`nbf`/`iat`.
     pub leeway_secs: i64,
+    /// Verified tokens remembered (0: verify every request in full).
+    pub token_cache_size: usize,
     /// Online checks for some routes; `None` (the default) keeps every route purely local.
     pub introspection: Option<IntrospectionSettings>,
     /// Longest a request may take before it is answered 408.
@@ -209,6 +216,7 @@ impl Settings {
             rate_limit_burst: args.rate_limit_burst,
             jwks_cooldown: Duration::from_secs(args.jwks_cooldown),
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
+            token_cache_size: args.token_cache_size,
             introspection,
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
@@ -228,6 +236,7 @@ impl Settings {
             rate_limit_burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             jwks_cooldown: Duration::from_secs(10),
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
+            token_cache_size: crate::verify::DEFAULT_TOKEN_CACHE_SIZE,
             introspection: None,
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,

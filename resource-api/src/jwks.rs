@@ -111,6 +111,11 @@ impl JwksCache {
         self.current().and_then(|set| set.keys.get(kid).cloned())
     }
 
+    /// Whether `kid` is in the current key set (no fetch).
+    pub fn contains(&self, kid: &str) -> bool {
+        self.current().is_some_and(|set| set.keys.contains_key(kid))
+    }
+
     /// The trusted key named `kid`, refetching the set once (subject to the cooldown) if unknown.
     pub async fn get(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
         // Read the generation before looking, so a fetch that lands in between is noticed.

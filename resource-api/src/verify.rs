@@ -1,11 +1,29 @@
 //! Bearer-token verification for the partner API: the strict checks of `keys::verify`, with keys
-//! taken only from the cached JWKS of the configured URL.
+//! taken only from the cached JWKS of the configured URL, and a bounded cache of tokens already
+//! verified, so a partner reusing its token pays for one signature check, not one per request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use keys::verify::TokenError;
 use keys::verify::{Expectations, parse_header, verify_with_key};
-use shared_claims::AccessTokenClaims;
+use quick_cache::sync::Cache;
+use shared_claims::{AccessTokenClaims, MAX_TOKEN_BYTES};
 
 use crate::jwks::JwksCache;
+
+/// Default number of verified tokens remembered.
+pub const DEFAULT_TOKEN_CACHE_SIZE: usize = 10_000;
+
+/// A token that passed every check, remembered under the SHA-256 of its bytes.
+#[derive(Clone)]
+struct Verified {
+    claims: Arc<AccessTokenClaims>,
+    /// The key that signed it: once the JWKS no longer has it (revoked), the entry is void.
+    kid: Arc<str>,
+    /// `exp` plus the leeway: the first second at which the token is refused.
+    refused_from: i64,
+}
 
 /// Verifies access tokens for one issuer and audience.
 #[derive(Clone)]
@@ -14,23 +32,73 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     leeway: i64,
+    /// `None` when the cache is turned off (size 0).
+    verified: Option<Arc<Cache<[u8; 32], Verified>>>,
+    full_checks: Arc<AtomicU64>,
 }
 
 impl Verifier {
-    pub fn new(jwks: JwksCache, issuer: String, audience: String, leeway: i64) -> Verifier {
+    /// `cache_size` bounds the verified-token cache (0 turns it off).
+    pub fn new(
+        jwks: JwksCache,
+        issuer: String,
+        audience: String,
+        leeway: i64,
+        cache_size: usize,
+    ) -> Verifier {
         Verifier {
             jwks,
             issuer,
             audience,
             leeway,
+            verified: (cache_size > 0).then(|| Arc::new(Cache::new(cache_size))),
+            full_checks: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// How many tokens were verified in full (signature and claims), cache misses included.
+    pub fn full_checks(&self) -> u64 {
+        self.full_checks.load(Ordering::Relaxed)
     }
 
     pub fn jwks(&self) -> &JwksCache {
         &self.jwks
     }
 
-    pub async fn verify(&self, token: &str) -> Result<AccessTokenClaims, TokenError> {
+    /// The token's claims if it is valid now. A token seen before is answered from the cache
+    /// while it is unexpired and its key is still published; anything else is verified in full.
+    pub async fn verify(&self, token: &str) -> Result<Arc<AccessTokenClaims>, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        let Some(cache) = self
+            .verified
+            .as_ref()
+            .filter(|_| token.len() <= MAX_TOKEN_BYTES)
+        else {
+            return self.verify_fully(token, now).await.map(Arc::new);
+        };
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let key: [u8; 32] = digest.as_ref().try_into().expect("SHA-256 is 32 bytes");
+        if let Some(hit) = cache.get(&key) {
+            if now < hit.refused_from && self.jwks.contains(&hit.kid) {
+                return Ok(hit.claims);
+            }
+            cache.remove(&key);
+        }
+        let claims = Arc::new(self.verify_fully(token, now).await?);
+        let kid = parse_header(token)?.kid;
+        cache.insert(
+            key,
+            Verified {
+                claims: claims.clone(),
+                kid: kid.into(),
+                refused_from: claims.exp.saturating_add(self.leeway),
+            },
+        );
+        Ok(claims)
+    }
+
+    async fn verify_fully(&self, token: &str, now: i64) -> Result<AccessTokenClaims, TokenError> {
+        self.full_checks.fetch_add(1, Ordering::Relaxed);
         let header = parse_header(token)?;
         let key = self
             .jwks
@@ -41,7 +109,7 @@ impl Verifier {
             issuer: &self.issuer,
             audience: Some(&self.audience),
             leeway: self.leeway,
-            now: chrono::Utc::now().timestamp(),
+            now,
         };
         verify_with_key(token, &header, &key, expect)
     }
