@@ -467,6 +467,7 @@ async fn introspection_answers(backend: Backend) {
     auth_server::admin::set_disabled(&auth.state.db, id, true)
         .await
         .unwrap();
+    auth.sync_clients().await;
     assert_eq!(
         introspect(&auth, rs_id, rs_s, &access).await["active"],
         false,
@@ -508,6 +509,7 @@ async fn disabling_a_client_or_revoking_its_tokens_cuts_its_refresh_tokens(backe
     auth_server::admin::set_disabled(&auth.state.db, id, true)
         .await
         .unwrap();
+    auth.sync_clients().await;
     assert_eq!(
         refresh(&auth, id, s, &r, None).await.0,
         StatusCode::UNAUTHORIZED,
@@ -544,6 +546,7 @@ async fn disabling_a_client_or_revoking_its_tokens_cuts_its_refresh_tokens(backe
     auth_server::admin::delete_client(&auth.state.db, id)
         .await
         .unwrap();
+    auth.sync_clients().await;
     assert!(auth.state.db.count_refresh_tokens().await.unwrap() < before);
     auth.stop().await;
 }
@@ -580,10 +583,11 @@ async fn a_rotated_secret_keeps_working_for_its_grace_period_only(backend: Backe
     );
     assert_eq!(status(new.expose().to_owned()).await, StatusCode::OK);
 
-    // Grace 0 (a leaked secret): the previous secret stops at once.
+    // Grace 0 (a leaked secret): the previous secret stops within the reload interval.
     let (newer, _) = auth_server::admin::rotate_secret(&auth.state.db, id, 0)
         .await
         .unwrap();
+    auth.sync_clients().await;
     assert_eq!(
         status(new.expose().to_owned()).await,
         StatusCode::UNAUTHORIZED

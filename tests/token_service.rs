@@ -566,6 +566,7 @@ async fn a_disabled_client_is_refused_and_enabled_again(backend: Backend) {
     auth_server::admin::set_disabled(&app.state.db, id, true)
         .await
         .unwrap();
+    app.sync_clients().await;
     let response = fetch_token(&app, id, secret.expose(), true, &[]).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(

@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::audit::AuditLog;
 use crate::config::Settings;
+use crate::directory::ClientDirectory;
 use crate::keyring::{self, KeyRing, MasterKeySource, SharedKeys};
 use crate::oauth::lockout::Lockouts;
 use crate::state::AppState;
@@ -50,6 +51,8 @@ impl Application {
             tracing::info!(?created, "created signing keys");
         }
         let ring = KeyRing::load(&db, &master).await?;
+        let clients = ClientDirectory::load(&db).await?;
+        clients.spawn_refresher(db.clone(), settings.key_reload_interval);
         let master = Arc::new(MasterKeySource::new(
             settings.master_key_file.clone(),
             master,
@@ -69,6 +72,7 @@ impl Application {
         spawn_lockout_cleanup(lockouts.clone());
         let state = AppState {
             lockouts,
+            clients,
             db,
             keys,
             audit,

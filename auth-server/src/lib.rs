@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod keyring;
 pub mod oauth;
 pub mod secret;

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 
 use crate::audit::AuditLog;
 use crate::config::Settings;
+use crate::directory::ClientDirectory;
 use crate::keyring::SharedKeys;
 use crate::oauth::lockout::Lockouts;
 use crate::store::Store;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub audit: AuditLog,
     pub config: Arc<Settings>,
     pub lockouts: Arc<Lockouts>,
+    /// The clients, in memory; see [`ClientDirectory`].
+    pub clients: ClientDirectory,
 }
 
 /// The peer address, when the server was started with connect info (router tests run without).

@@ -48,6 +48,25 @@ async fn token_status(app: &TestAuth, id: &str, secret: &str) -> StatusCode {
         .status()
 }
 
+/// The status the token endpoint settles on within 3 s: a change made by the CLI (another
+/// process) reaches the running server's in-memory clients within its reload interval (200 ms in
+/// tests).
+async fn settled_token_status(
+    app: &TestAuth,
+    id: &str,
+    secret: &str,
+    want: StatusCode,
+) -> StatusCode {
+    let began = std::time::Instant::now();
+    loop {
+        let status = token_status(app, id, secret).await;
+        if status == want || began.elapsed() > std::time::Duration::from_secs(3) {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn the_cli_round_trip_creates_uses_disables_and_audits_a_client(backend: Backend) {
     let Some(app) = spawn_auth_server(backend).await else {
         return;
@@ -102,6 +121,8 @@ async fn the_cli_round_trip_creates_uses_disables_and_audits_a_client(backend: B
     assert_eq!(updated["scopes"], "catalog:read");
     let disabled = json_of(&cli(&app, &["client", "disable", &id, "--json"]));
     assert_eq!(disabled["disabled"], true);
+    // The CLI's change moved the client generation, so a reload brings it in.
+    app.sync_clients().await;
     assert_eq!(
         token_status(&app, &id, &secret).await,
         StatusCode::UNAUTHORIZED
@@ -157,8 +178,9 @@ async fn the_cli_round_trip_creates_uses_disables_and_audits_a_client(backend: B
     );
 
     json_of(&cli(&app, &["client", "delete", &id, "--json"]));
+    // No explicit reload: the server's own refresher picks the deletion up.
     assert_eq!(
-        token_status(&app, &id, &secret).await,
+        settled_token_status(&app, &id, &secret, StatusCode::UNAUTHORIZED).await,
         StatusCode::UNAUTHORIZED
     );
     app.stop().await;

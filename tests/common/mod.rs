@@ -182,6 +182,16 @@ impl TestAuth {
         self.db
     }
 
+    /// Makes the server see client changes made a moment ago through the admin API, as its
+    /// reload interval would (disabling and secret withdrawal take effect within it).
+    pub async fn sync_clients(&self) {
+        self.state
+            .clients
+            .refresh(&self.state.db)
+            .await
+            .expect("client reload");
+    }
+
     /// Creates a client through the admin API and returns it with its secret.
     pub async fn client(&self, partner: &str, scopes: &str) -> (Client, ClientSecret) {
         self.client_with(partner, scopes, |_| {}).await

@@ -150,17 +150,28 @@ pub async fn authenticate(
     let client_id = ClientId::parse(&creds.client_id).ok();
     // Exactly one query whatever the id: a malformed id is looked up as the decoy.
     let lookup = client_id.as_ref().map_or(DECOY_CLIENT_ID, |id| id.as_str());
-    let (client, mut stored) = state.db.client_for_auth(lookup, now).await?;
-    if client.is_none() && stored.is_empty() {
-        stored = secret::decoy_hashes();
-    }
-    let secret_ok = secret::matches_any(&presented, &stored);
-    let failure = match &client {
-        None => Some("unknown_client"),
-        Some(_) if !secret_ok => Some("wrong_secret"),
-        Some(c) if c.is_disabled() => Some("client_disabled"),
-        Some(_) => None,
+    let check = || {
+        let (client, mut stored) = state.clients.for_auth(lookup, now);
+        if client.is_none() && stored.is_empty() {
+            stored = secret::decoy_hashes();
+        }
+        let secret_ok = secret::matches_any(&presented, &stored);
+        let failure = match &client {
+            None => Some("unknown_client"),
+            Some(_) if !secret_ok => Some("wrong_secret"),
+            Some(c) if c.is_disabled() => Some("client_disabled"),
+            Some(_) => None,
+        };
+        (client, failure)
     };
+    let (mut client, mut failure) = check();
+    // The in-memory directory may not have seen a change made elsewhere yet (a client or secret
+    // created a moment ago by the CLI): every failure, whatever its reason, brings it up to date
+    // and checks again (the background refresher may be the one that reloaded it).
+    if failure.is_some() {
+        state.clients.refresh(&state.db).await?;
+        (client, failure) = check();
+    }
     match (client, failure) {
         (Some(client), None) => Ok(client),
         (_, reason) => {

@@ -76,15 +76,17 @@ macro_rules! client_columns {
     };
 }
 
-/// A client row with up to two live secret hashes (a client holds at most two secrets: the
-/// current one and, during a rotation grace period, the previous one).
-#[derive(FromRow)]
-struct AuthRow {
-    #[sqlx(flatten)]
-    client: ClientRow,
-    hash_a: Option<Vec<u8>>,
-    hash_b: Option<Vec<u8>>,
+/// A secret hash and when it stops working (`None`: never).
+pub type LiveSecret = (Vec<u8>, Option<i64>);
+
+/// A client and its live secret hashes with their expiry, newest first.
+pub struct DirectoryEntry {
+    pub client: Client,
+    pub secrets: Vec<LiveSecret>,
 }
+
+/// A `client_secrets` row as the directory reads it.
+type SecretRow = (String, Vec<u8>, Option<i64>);
 
 /// What `client create` stores.
 pub struct NewClient {
@@ -154,35 +156,49 @@ impl Store {
         row.map(Client::try_from).transpose()
     }
 
-    /// A client with the hashes of its secrets still valid at `now`, in one round trip. The query
-    /// always returns a row: the client's, or the decoy's when the id is unknown, so unknown and
-    /// known ids cost the same query, row parsing and hash comparison. For an unknown id the
-    /// client is `None` and the hashes are the decoy's (which match no secret).
-    pub async fn client_for_auth(
-        &self,
-        client_id: &str,
-        now: i64,
-    ) -> anyhow::Result<(Option<Client>, Vec<Vec<u8>>)> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            client_columns!(),
-            ", (SELECT secret_hash FROM client_secrets s WHERE s.client_id = c.client_id \
-               AND (s.expires_at IS NULL OR s.expires_at > $2) ORDER BY s.created_at DESC, s.id DESC LIMIT 1) AS hash_a, \
-             (SELECT secret_hash FROM client_secrets s WHERE s.client_id = c.client_id \
-               AND (s.expires_at IS NULL OR s.expires_at > $2) ORDER BY s.created_at DESC, s.id DESC LIMIT 1 OFFSET 1) AS hash_b \
-             FROM clients c WHERE c.client_id IN ($1, '~decoy~') \
-             ORDER BY CASE WHEN c.client_id = $1 THEN 0 ELSE 1 END LIMIT 1"
-        );
-        let row: Option<AuthRow> = on_pool!(&self.db, pool => {
-            sqlx::query_as(SQL).bind(client_id).bind(now).fetch_optional(pool).await?
+    /// Bumped by triggers on every change to `clients` or `client_secrets` (migration 0007), by
+    /// any process; the in-memory client directory reloads when it moves.
+    pub async fn client_generation(&self) -> anyhow::Result<i64> {
+        let generation: i64 = on_pool!(&self.db, pool => {
+            sqlx::query_scalar("SELECT generation FROM client_generation WHERE id = 1")
+                .fetch_one(pool)
+                .await?
         });
-        let Some(row) = row else {
-            return Ok((None, Vec::new()));
-        };
-        let hashes = [row.hash_a, row.hash_b].into_iter().flatten().collect();
-        let client = Client::try_from(row.client)?;
-        let known = client.client_id.as_str() == client_id && client_id != DECOY_CLIENT_ID;
-        Ok((known.then_some(client), hashes))
+        Ok(generation)
+    }
+
+    /// Every client, the decoy included, with its secrets still live at `now` (newest first),
+    /// for the in-memory directory authentication reads.
+    pub async fn clients_for_directory(&self, now: i64) -> anyhow::Result<Vec<DirectoryEntry>> {
+        const CLIENTS: &str = concat!("SELECT ", client_columns!(), " FROM clients");
+        const SECRETS: &str = "SELECT client_id, secret_hash, expires_at FROM client_secrets \
+             WHERE expires_at IS NULL OR expires_at > $1 ORDER BY created_at DESC, id DESC";
+        let (clients, secrets): (Vec<ClientRow>, Vec<SecretRow>) = on_pool!(&self.db, pool => {
+            // One snapshot of both tables.
+            let mut tx = pool.begin().await?;
+            let clients = sqlx::query_as(CLIENTS).fetch_all(&mut *tx).await?;
+            let secrets = sqlx::query_as(SECRETS).bind(now).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            (clients, secrets)
+        });
+        let mut by_client: std::collections::HashMap<String, Vec<LiveSecret>> =
+            std::collections::HashMap::new();
+        for (client_id, hash, expires_at) in secrets {
+            by_client
+                .entry(client_id)
+                .or_default()
+                .push((hash, expires_at));
+        }
+        let mut entries = Vec::with_capacity(clients.len());
+        for row in clients {
+            let secrets = by_client.remove(&row.client_id).unwrap_or_default();
+            match Client::try_from(row) {
+                Ok(client) => entries.push(DirectoryEntry { client, secrets }),
+                // One bad row must not lock every other client out.
+                Err(err) => tracing::warn!(error = %err, "skipping an unreadable client row"),
+            }
+        }
+        Ok(entries)
     }
 
     pub async fn list_clients(&self) -> anyhow::Result<Vec<Client>> {

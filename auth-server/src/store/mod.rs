@@ -9,7 +9,7 @@ mod refresh;
 use sqlx::migrate::Migrator;
 
 pub use audit::{AuditEvent, AuditRecord};
-pub use clients::{Client, ClientUpdate, DECOY_CLIENT_ID, NewClient};
+pub use clients::{Client, ClientUpdate, DECOY_CLIENT_ID, DirectoryEntry, NewClient};
 pub use keys::{KeyChange, SigningKeyRow};
 pub use refresh::{RefreshRow, Spend};
 pub(crate) use storage::on_pool;

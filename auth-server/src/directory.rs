@@ -1,0 +1,121 @@
+//! The clients, in memory: authentication at the token endpoint reads no database row.
+//!
+//! The whole table is loaded (it holds tens of clients, and stays small at 100,000), then
+//! reloaded whenever `client_generation` moves, which triggers on `clients` and `client_secrets`
+//! make every writer do, the CLI and other instances included. The server checks it every key
+//! reload interval, and at once after any failed authentication, so a new client or a new secret
+//! works at its first request; a disabled client or a withdrawn secret stops working within the
+//! reload interval (default 5 s).
+//!
+//! Known and unknown client ids cost the same: one map lookup, a client copied (the decoy's for
+//! an unknown id, see migration 0006) and the same constant-time hash comparison.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::store::{Client, DECOY_CLIENT_ID, DirectoryEntry, Store};
+
+struct Snapshot {
+    generation: i64,
+    clients: HashMap<String, Arc<DirectoryEntry>>,
+    decoy: Option<Arc<DirectoryEntry>>,
+}
+
+/// Cheap to clone; every clone shares the snapshot.
+#[derive(Clone)]
+pub struct ClientDirectory {
+    current: Arc<RwLock<Arc<Snapshot>>>,
+    /// Serializes reloads, so a burst of failures causes one.
+    reload: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl ClientDirectory {
+    pub async fn load(db: &Store) -> anyhow::Result<ClientDirectory> {
+        let snapshot = read(db).await?;
+        Ok(ClientDirectory {
+            current: Arc::new(RwLock::new(Arc::new(snapshot))),
+            reload: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reloads if the database's generation has moved; true if it did.
+    pub async fn refresh(&self, db: &Store) -> anyhow::Result<bool> {
+        let _one_at_a_time = self.reload.lock().await;
+        let generation = db.client_generation().await?;
+        if generation == self.snapshot().generation {
+            return Ok(false);
+        }
+        let snapshot = read(db).await?;
+        match self.current.write() {
+            Ok(mut guard) => *guard = Arc::new(snapshot),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(snapshot),
+        }
+        Ok(true)
+    }
+
+    /// The same contract as the database lookup it replaces: the client (`None` for an unknown
+    /// id) and up to two live secret hashes, the decoy's for an unknown id.
+    pub fn for_auth(&self, client_id: &str, now: i64) -> (Option<Client>, Vec<Vec<u8>>) {
+        let snapshot = self.snapshot();
+        let found = snapshot
+            .clients
+            .get(client_id)
+            .filter(|_| client_id != DECOY_CLIENT_ID);
+        let known = found.is_some();
+        let Some(entry) = found.or(snapshot.decoy.as_ref()) else {
+            return (None, Vec::new());
+        };
+        let client = entry.client.clone();
+        let hashes = entry
+            .secrets
+            .iter()
+            .filter(|(_, expires_at)| expires_at.is_none_or(|at| at > now))
+            .take(2)
+            .map(|(hash, _)| hash.clone())
+            .collect();
+        (known.then_some(client), hashes)
+    }
+
+    /// Keeps the directory current: checks the generation every `interval`.
+    pub fn spawn_refresher(&self, db: Store, interval: std::time::Duration) {
+        let directory = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match directory.refresh(&db).await {
+                    Ok(true) => tracing::debug!("clients reloaded"),
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "client reload failed; keeping the current clients")
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn read(db: &Store) -> anyhow::Result<Snapshot> {
+    // The generation first: a change landing between the two reads moves it again, and the next
+    // check reloads.
+    let generation = db.client_generation().await?;
+    let entries = db.clients_for_directory(crate::now()).await?;
+    let mut clients = HashMap::with_capacity(entries.len());
+    for entry in entries {
+        clients.insert(entry.client.client_id.as_str().to_owned(), Arc::new(entry));
+    }
+    let decoy = clients.get(DECOY_CLIENT_ID).cloned();
+    Ok(Snapshot {
+        generation,
+        clients,
+        decoy,
+    })
+}
