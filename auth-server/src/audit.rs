@@ -12,6 +12,11 @@ use crate::store::{AuditEvent, Store};
 const QUEUE: usize = 8192;
 /// Largest batch written in one transaction.
 const BATCH: usize = 512;
+/// How long the writer gathers events after the first before writing them (unless the batch
+/// fills or a flush is asked for): under load, one transaction per 50 ms instead of one per
+/// handful of requests, and far fewer wake-ups. At a stop the queue is flushed; a crash can lose
+/// at most this much of the trail.
+const LINGER: Duration = Duration::from_millis(50);
 
 enum Message {
     Event(AuditEvent),
@@ -51,14 +56,25 @@ async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut waiters = Vec::new();
     while let Some(first) = rx.recv().await {
+        let deadline = tokio::time::Instant::now() + LINGER;
         let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Event(event) => batch.push(event),
-                Message::Flush(done) => waiters.push(done),
+        loop {
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Event(event) => batch.push(event),
+                    Message::Flush(done) => waiters.push(done),
+                }
+                if batch.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
+            if batch.len() >= BATCH || !waiters.is_empty() {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(message)) => next = Some(message),
+                // Every handle dropped, or lingered long enough.
+                Ok(None) | Err(_) => break,
             }
         }
         if !batch.is_empty() {

@@ -38,14 +38,18 @@ fn json_of(output: &std::process::Output) -> Value {
 }
 
 async fn token_status(app: &TestAuth, id: &str, secret: &str) -> StatusCode {
-    http()
+    let status = http()
         .post(app.url("/oauth2/token"))
         .basic_auth(id, Some(secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
         .unwrap()
-        .status()
+        .status();
+    // The server batches its audit events (up to 50 ms); store them before the next CLI command
+    // writes its own, so the trail's order is the order of events.
+    app.state.audit.flush().await;
+    status
 }
 
 /// The status the token endpoint settles on within 3 s: a change made by the CLI (another

@@ -47,6 +47,15 @@ struct Args {
     /// Largest client count in the cost-growth rows.
     #[arg(long, default_value_t = 100_000)]
     max_clients: u64,
+    /// Run only these sections (comma-separated: token, api, growth); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl Args {
+    fn wants(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 /// One line of the table.
@@ -745,19 +754,23 @@ async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()>
             let auth = start_auth(&backend_dir, &url).await?;
             tokio::time::sleep(Duration::from_secs(1)).await;
             let idle = auth.server.rss_mib()?;
-            token_endpoint(args, report, backend, &auth).await?;
-            let peak = auth.server.peak_rss_mib()?;
-            report.section(&format!("4. Memory, token service on {}", backend.name()));
-            report.row(
-                "token service resident memory, idle / peak under the load above".into(),
-                format!("{idle:.1} MiB / {peak:.1} MiB"),
-                "targets: < 20 / < 60 MiB".into(),
-                "-".into(),
-            );
-            if backend == Backend::Sqlite {
+            if args.wants("token") {
+                token_endpoint(args, report, backend, &auth).await?;
+                let peak = auth.server.peak_rss_mib()?;
+                report.section(&format!("4. Memory, token service on {}", backend.name()));
+                report.row(
+                    "token service resident memory, idle / peak under the load above".into(),
+                    format!("{idle:.1} MiB / {peak:.1} MiB"),
+                    "targets: < 20 / < 60 MiB".into(),
+                    "-".into(),
+                );
+            }
+            if backend == Backend::Sqlite && args.wants("api") {
                 partner_api(args, report, &backend_dir, &auth).await?;
             }
-            cost_growth(args, report, backend, &auth).await?;
+            if args.wants("growth") {
+                cost_growth(args, report, backend, &auth).await?;
+            }
             auth.server.stop();
             anyhow::Ok(())
         }
