@@ -30,8 +30,20 @@ use crate::routes;
 use crate::store::Store;
 use crate::verify::Verifier;
 
+/// The state every handler sees; cloned per request, so it is one `Arc` (one atomic count,
+/// rather than one per field).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub limits: RequestLimits,
     pub store: Store,
     pub verifier: Verifier,
@@ -107,7 +119,7 @@ impl Application {
         Ok(Application {
             listener,
             transport: settings.transport.clone(),
-            state: AppState {
+            state: AppState(Arc::new(Shared {
                 limits: RequestLimits {
                     timeout: settings.request_timeout,
                     max_concurrent: settings.max_concurrent_requests,
@@ -119,7 +131,7 @@ impl Application {
                 verifier,
                 rate_limit,
                 introspection,
-            },
+            })),
         })
     }
 

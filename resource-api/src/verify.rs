@@ -25,16 +25,21 @@ struct Verified {
     refused_from: i64,
 }
 
-/// Verifies access tokens for one issuer and audience.
+/// Verifies access tokens for one issuer and audience. Cheap to clone (the state is cloned per
+/// request): every clone shares one [`Inner`].
 #[derive(Clone)]
 pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     jwks: JwksCache,
     issuer: String,
     audience: String,
     leeway: i64,
     /// `None` when the cache is turned off (size 0).
     verified: Option<Arc<Cache<[u8; 32], Verified>>>,
-    full_checks: Arc<AtomicU64>,
+    full_checks: AtomicU64,
 }
 
 impl Verifier {
@@ -47,22 +52,24 @@ impl Verifier {
         cache_size: usize,
     ) -> Verifier {
         Verifier {
-            jwks,
-            issuer,
-            audience,
-            leeway,
-            verified: (cache_size > 0).then(|| Arc::new(Cache::new(cache_size))),
-            full_checks: Arc::new(AtomicU64::new(0)),
+            inner: Arc::new(Inner {
+                jwks,
+                issuer,
+                audience,
+                leeway,
+                verified: (cache_size > 0).then(|| Arc::new(Cache::new(cache_size))),
+                full_checks: AtomicU64::new(0),
+            }),
         }
     }
 
     /// How many tokens were verified in full (signature and claims), cache misses included.
     pub fn full_checks(&self) -> u64 {
-        self.full_checks.load(Ordering::Relaxed)
+        self.inner.full_checks.load(Ordering::Relaxed)
     }
 
     pub fn jwks(&self) -> &JwksCache {
-        &self.jwks
+        &self.inner.jwks
     }
 
     /// The token's claims if it is valid now. A token seen before is answered from the cache
@@ -70,6 +77,7 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessTokenClaims>, TokenError> {
         let now = chrono::Utc::now().timestamp();
         let Some(cache) = self
+            .inner
             .verified
             .as_ref()
             .filter(|_| token.len() <= MAX_TOKEN_BYTES)
@@ -79,7 +87,7 @@ impl Verifier {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let key: [u8; 32] = digest.as_ref().try_into().expect("SHA-256 is 32 bytes");
         if let Some(hit) = cache.get(&key) {
-            if now < hit.refused_from && self.jwks.contains(&hit.kid) {
+            if now < hit.refused_from && self.inner.jwks.contains(&hit.kid) {
                 return Ok(hit.claims);
             }
             cache.remove(&key);
@@ -91,24 +99,25 @@ impl Verifier {
             Verified {
                 claims: claims.clone(),
                 kid: kid.into(),
-                refused_from: claims.exp.saturating_add(self.leeway),
+                refused_from: claims.exp.saturating_add(self.inner.leeway),
             },
         );
         Ok(claims)
     }
 
     async fn verify_fully(&self, token: &str, now: i64) -> Result<AccessTokenClaims, TokenError> {
-        self.full_checks.fetch_add(1, Ordering::Relaxed);
+        self.inner.full_checks.fetch_add(1, Ordering::Relaxed);
         let header = parse_header(token)?;
         let key = self
+            .inner
             .jwks
             .get(&header.kid)
             .await
             .ok_or(TokenError::UnknownKey)?;
         let expect = Expectations {
-            issuer: &self.issuer,
-            audience: Some(&self.audience),
-            leeway: self.leeway,
+            issuer: &self.inner.issuer,
+            audience: Some(&self.inner.audience),
+            leeway: self.inner.leeway,
             now,
         };
         verify_with_key(token, &header, &key, expect)
