@@ -61,7 +61,7 @@ impl Store {
     /// Stores a batch of events in one transaction: one fsync for many events.
     pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> anyhow::Result<()> {
         // One multi-row INSERT per batch: one statement, not one round trip per event. Batches
-        // are at most 512 events (3,072 parameters; SQLite and PostgreSQL allow 32,766+).
+        // are at most 4,096 events (24,576 parameters; SQLite and PostgreSQL allow 32,766+).
         if events.is_empty() {
             return Ok(());
         }
