@@ -21,12 +21,17 @@ async fn limited_auth(max_concurrent: usize) -> TestAuth {
     spawn_auth_with(db, settings).await
 }
 
+/// A token request that announces 100 bytes of body and sends 11.
+const SLOW_TOKEN_REQUEST: &str = "POST /oauth2/token HTTP/1.1\r\nhost: auth.test\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type=";
+
 /// Opens a connection and sends a token request whose body never finishes arriving.
 async fn slow_request(auth: &TestAuth) -> TcpStream {
     let addr = auth.base_url.trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = "POST /oauth2/token HTTP/1.1\r\nhost: auth.test\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type=";
-    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+        .write_all(SLOW_TOKEN_REQUEST.as_bytes())
+        .await
+        .unwrap();
     stream
 }
 
@@ -60,6 +65,22 @@ fn client_from(address: &str) -> reqwest::Client {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
+}
+
+/// The status of a client-credentials token request made with `http`.
+async fn token_status(
+    http: &reqwest::Client,
+    auth: &TestAuth,
+    id: &str,
+    secret: &str,
+) -> StatusCode {
+    http.post(auth.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 /// Whether the server has closed `stream` (end of file or reset) within `wait`; `false` if the
@@ -233,8 +254,7 @@ async fn a_flood_of_slow_requests_from_one_address_leaves_others_served() {
     let mut flood = Vec::new();
     for _ in 0..100 {
         let mut stream = connect_from("127.0.0.1", &auth.base_url).await;
-        let head = "POST /oauth2/token HTTP/1.1\r\nhost: auth.test\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type=";
-        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(SLOW_TOKEN_REQUEST.as_bytes()).await;
         flood.push(stream);
     }
 
@@ -242,14 +262,10 @@ async fn a_flood_of_slow_requests_from_one_address_leaves_others_served() {
     let partner = client_from("127.0.0.2");
     for _ in 0..5 {
         let asked = Instant::now();
-        let response = partner
-            .post(auth.url("/oauth2/token"))
-            .basic_auth(client.client_id.as_str(), Some(secret.expose()))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            token_status(&partner, &auth, client.client_id.as_str(), secret.expose()).await,
+            StatusCode::OK
+        );
         assert!(
             asked.elapsed() < Duration::from_millis(500),
             "{:?}",
@@ -312,14 +328,10 @@ async fn a_flood_of_silent_connections_is_capped_and_timed_out_on_both_servers()
     let api_flood = silent_connection_flood(&api.base_url, "127.0.0.3").await;
     // Both servers answer a partner on another address while the flood holds its connections.
     let partner = client_from("127.0.0.2");
-    let response = partner
-        .post(auth.url("/oauth2/token"))
-        .basic_auth(client.client_id.as_str(), Some(secret.expose()))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        token_status(&partner, &auth, client.client_id.as_str(), secret.expose()).await,
+        StatusCode::OK
+    );
     let response = partner
         .get(api.url("/v1/me"))
         .bearer_auth(&token)

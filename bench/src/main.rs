@@ -287,9 +287,23 @@ fn token_request(addr: SocketAddr, (id, secret): &(String, String)) -> MakeReque
 }
 
 async fn fetch_token(auth: &Auth, client: &(String, String)) -> anyhow::Result<String> {
-    let response: serde_json::Value = http()
-        .post(format!("http://{}/oauth2/token", auth.server.addr))
-        .basic_auth(&client.0, Some(&client.1))
+    request_token(
+        &http(),
+        &format!("http://{}/oauth2/token", auth.server.addr),
+        client,
+    )
+    .await
+}
+
+/// One client-credentials grant; the access token.
+async fn request_token(
+    http: &reqwest::Client,
+    url: &str,
+    (id, secret): &(String, String),
+) -> anyhow::Result<String> {
+    let response: serde_json::Value = http
+        .post(url)
+        .basic_auth(id, Some(secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await?
@@ -600,29 +614,12 @@ async fn distinct_tokens(auth: &Auth, count: usize) -> anyhow::Result<Vec<String
     let url = format!("http://{}/oauth2/token", auth.server.addr);
     let mut tokens = Vec::with_capacity(count);
     let mut pending = tokio::task::JoinSet::new();
-    for i in 0..count {
+    for _ in 0..count {
         if pending.len() >= 32 {
             tokens.push(pending.join_next().await.context("a task")???);
         }
         let (http, url, client) = (http.clone(), url.clone(), auth.plain.clone());
-        pending.spawn(async move {
-            let _ = i;
-            let body: serde_json::Value = http
-                .post(url)
-                .basic_auth(&client.0, Some(&client.1))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            anyhow::Ok(
-                body["access_token"]
-                    .as_str()
-                    .context("access_token")?
-                    .to_owned(),
-            )
-        });
+        pending.spawn(async move { request_token(&http, &url, &client).await });
     }
     while let Some(token) = pending.join_next().await {
         tokens.push(token??);

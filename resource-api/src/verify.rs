@@ -82,7 +82,10 @@ impl Verifier {
             .as_ref()
             .filter(|_| token.len() <= MAX_TOKEN_BYTES)
         else {
-            return self.verify_fully(token, now).await.map(Arc::new);
+            return self
+                .verify_fully(token, now)
+                .await
+                .map(|(claims, _)| Arc::new(claims));
         };
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let key: [u8; 32] = digest.as_ref().try_into().expect("SHA-256 is 32 bytes");
@@ -92,8 +95,8 @@ impl Verifier {
             }
             cache.remove(&key);
         }
-        let claims = Arc::new(self.verify_fully(token, now).await?);
-        let kid = parse_header(token)?.kid;
+        let (claims, kid) = self.verify_fully(token, now).await?;
+        let claims = Arc::new(claims);
         cache.insert(
             key,
             Verified {
@@ -105,7 +108,12 @@ impl Verifier {
         Ok(claims)
     }
 
-    async fn verify_fully(&self, token: &str, now: i64) -> Result<AccessTokenClaims, TokenError> {
+    /// Every check, then the claims and the `kid` of the key that signed them.
+    async fn verify_fully(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(AccessTokenClaims, String), TokenError> {
         self.inner.full_checks.fetch_add(1, Ordering::Relaxed);
         let header = parse_header(token)?;
         let key = self
@@ -120,6 +128,7 @@ impl Verifier {
             leeway: self.inner.leeway,
             now,
         };
-        verify_with_key(token, &header, &key, expect)
+        let claims = verify_with_key(token, &header, &key, expect)?;
+        Ok((claims, header.kid))
     }
 }
