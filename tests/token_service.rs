@@ -21,6 +21,7 @@ on_both_backends!(
     a_disabled_client_is_refused_and_enabled_again,
     discovery_and_health_endpoints_answer,
     failed_authentications_and_issued_tokens_are_audited,
+    a_burst_of_audit_events_is_stored_whole_and_in_order,
 );
 
 async fn fetch_token(
@@ -689,6 +690,45 @@ async fn failed_authentications_and_issued_tokens_are_audited(backend: Backend) 
     assert!(trail[0].detail.contains(claims["jti"].as_str().unwrap()));
     for record in &trail {
         assert!(!record.detail.contains(secret.expose()));
+    }
+    app.stop().await;
+}
+
+/// A busy server's batch is written as several INSERT statements in one transaction (full
+/// chunks through one cached prepared statement, then the rest): every event must land once, in
+/// the order it was recorded, across chunk boundaries and across batches.
+async fn a_burst_of_audit_events_is_stored_whole_and_in_order(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let event = |seq: usize| auth_server::store::AuditEvent {
+        at: seq as i64,
+        actor: "server".into(),
+        action: "bench.event".into(),
+        client_id: Some("burst".into()),
+        source_ip: None,
+        detail: serde_json::json!({ "seq": seq }),
+    };
+    // 1,000 events (more than three 256-row statements) and then 600 more: the second batch
+    // reuses the prepared statement of the first.
+    for seq in 0..1000 {
+        app.state.audit.record(event(seq)).await;
+    }
+    app.state.audit.flush().await;
+    for seq in 1000..1600 {
+        app.state.audit.record(event(seq)).await;
+    }
+    app.state.audit.flush().await;
+    let trail = app.state.db.list_audit(Some("burst"), 5000).await.unwrap();
+    assert_eq!(trail.len(), 1600);
+    // Newest first: ids and sequence numbers both descend, with no gap and no repeat.
+    for (i, record) in trail.iter().enumerate() {
+        let seq = 1599 - i;
+        assert_eq!(record.at, seq as i64);
+        assert_eq!(record.detail, format!(r#"{{"seq":{seq}}}"#));
+        if i > 0 {
+            assert!(record.id < trail[i - 1].id);
+        }
     }
     app.stop().await;
 }

@@ -12,7 +12,7 @@ use crate::store::{AuditEvent, Store};
 const QUEUE: usize = 16_384;
 /// Largest batch written in one transaction: one commit waits for the disk (a PostgreSQL commit
 /// took ~70 ms on our benchmark machine), so a batch must carry a second's worth of a busy
-/// server's events. 4,096 rows × 6 columns stays under SQLite's 32,766 bound parameters.
+/// server's events. The store writes it as several statements inside that one transaction.
 const BATCH: usize = 4096;
 /// How long the writer gathers events after the first before writing them (unless the batch
 /// fills or a flush is asked for): under load, one transaction per 50 ms instead of one per

@@ -4,6 +4,9 @@ use sqlx::FromRow;
 
 use super::{Store, on_pool};
 
+/// Events per INSERT statement when a batch is stored (6 parameters each).
+const ROWS_PER_STATEMENT: usize = 256;
+
 /// One audit event before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -58,27 +61,37 @@ impl AuditEvent {
 }
 
 impl Store {
-    /// Stores a batch of events in one transaction: one fsync for many events.
+    /// Stores a batch of events in one transaction: one commit (one fsync) for many events.
     pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> anyhow::Result<()> {
-        // One multi-row INSERT per batch: one statement, not one round trip per event. Batches
-        // are at most 4,096 events (24,576 parameters; SQLite and PostgreSQL allow 32,766+).
         if events.is_empty() {
             return Ok(());
         }
         on_pool!(&self.db, pool => {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO audit_events (at, actor, action, client_id, source_ip, detail) ",
-            );
-            insert.push_values(events, |mut row, event| {
-                row.push_bind(event.at)
-                    .push_bind(event.actor.clone())
-                    .push_bind(event.action.clone())
-                    .push_bind(event.client_id.clone())
-                    .push_bind(event.source_ip.clone())
-                    .push_bind(event.detail.to_string());
-            });
-            // Each batch size is a different statement: do not fill the statement cache with them.
-            insert.build().persistent(false).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            // Multi-row INSERTs of at most `ROWS_PER_STATEMENT` events rather than one statement
+            // for the whole batch: a 4,096-row statement held a runtime worker (or SQLite's
+            // thread) for milliseconds while requests waited behind it; between these statements
+            // the writer yields. Full chunks are one statement, prepared once per connection; only
+            // the short last chunk is parsed anew.
+            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO audit_events (at, actor, action, client_id, source_ip, detail) ",
+                );
+                insert.push_values(chunk, |mut row, event| {
+                    row.push_bind(event.at)
+                        .push_bind(event.actor.clone())
+                        .push_bind(event.action.clone())
+                        .push_bind(event.client_id.clone())
+                        .push_bind(event.source_ip.clone())
+                        .push_bind(event.detail.to_string());
+                });
+                insert
+                    .build()
+                    .persistent(chunk.len() == ROWS_PER_STATEMENT)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
