@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::directory::ClientDirectory;
 use crate::keyring::{self, KeyRing, MasterKeySource, SharedKeys};
 use crate::oauth::lockout::Lockouts;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::{oauth, wellknown};
 
@@ -70,14 +70,14 @@ impl Application {
         );
         let lockouts = Arc::new(Lockouts::new(settings.lockout));
         spawn_lockout_cleanup(lockouts.clone());
-        let state = AppState {
+        let state = AppState::new(Shared {
             lockouts,
             clients,
             db,
             keys,
             audit,
             config: Arc::new(settings),
-        };
+        });
         Ok(Application {
             listener,
             state,

@@ -14,8 +14,26 @@ use crate::keyring::SharedKeys;
 use crate::oauth::lockout::Lockouts;
 use crate::store::Store;
 
+/// Cloned for every request (axum's `State`), so it is one `Arc`: one reference count to move,
+/// not one per field (shared counts bounce between cores; see BENCHMARKS.md).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub db: Store,
     pub keys: SharedKeys,
     pub audit: AuditLog,
