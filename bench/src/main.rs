@@ -121,6 +121,10 @@ struct Summary {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The server's CPU time (user + system, all its threads) per request answered.
+    server_cpu_us: f64,
+    /// Share of the machine's cores left idle during the run.
+    idle_percent: f64,
     errors: u64,
     first_error: Option<String>,
 }
@@ -138,35 +142,77 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// CPU used by `server` and idle time of the machine over the recorded part of one run.
+struct Usage {
+    server_cpu: f64,
+    idle: f64,
+    seconds: f64,
+}
+
+/// Samples `server`'s CPU time and the machine's idle time once the warm-up is over and again
+/// when the recorded part ends, on a thread of its own (the load generator has another).
+fn sample_usage(
+    server: u32,
+    warmup: Duration,
+    duration: Duration,
+) -> std::thread::JoinHandle<anyhow::Result<Usage>> {
+    std::thread::spawn(move || {
+        std::thread::sleep(warmup);
+        let (cpu, idle, began) = (
+            servers::cpu_seconds(server)?,
+            servers::idle_seconds()?,
+            Instant::now(),
+        );
+        std::thread::sleep(duration);
+        Ok(Usage {
+            server_cpu: servers::cpu_seconds(server)? - cpu,
+            idle: servers::idle_seconds()? - idle,
+            seconds: began.elapsed().as_secs_f64(),
+        })
+    })
+}
+
 fn measure(
     args: &Args,
-    addr: SocketAddr,
+    server: &Server,
     connections: usize,
     make: MakeRequest,
 ) -> anyhow::Result<Summary> {
-    let mut runs: Vec<LoadResult> = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let warmup = Duration::from_secs(1);
+    let duration = Duration::from_secs_f64(args.seconds);
+    let mut runs: Vec<(LoadResult, Usage)> = Vec::new();
     for _ in 0..args.runs {
-        runs.push(load::run(
-            addr,
-            connections,
-            Duration::from_secs(1),
-            Duration::from_secs_f64(args.seconds),
-            make.clone(),
-        )?);
+        let usage = sample_usage(server.pid(), warmup, duration);
+        let load = load::run(server.addr, connections, warmup, duration, make.clone())?;
+        let usage = usage
+            .join()
+            .map_err(|_| anyhow::anyhow!("usage sampler panicked"))??;
+        runs.push((load, usage));
     }
     Ok(Summary {
-        rps: median(runs.iter().map(LoadResult::rps).collect()),
-        p50_ms: median(runs.iter().map(LoadResult::p50_ms).collect()),
-        p99_ms: median(runs.iter().map(LoadResult::p99_ms).collect()),
-        errors: runs.iter().map(|r| r.errors).sum(),
-        first_error: runs.iter().find_map(|r| r.first_error.clone()),
+        rps: median(runs.iter().map(|(l, _)| l.rps()).collect()),
+        p50_ms: median(runs.iter().map(|(l, _)| l.p50_ms()).collect()),
+        p99_ms: median(runs.iter().map(|(l, _)| l.p99_ms()).collect()),
+        server_cpu_us: median(
+            runs.iter()
+                .map(|(l, u)| 1e6 * u.server_cpu / (l.rps() * u.seconds).max(1.0))
+                .collect(),
+        ),
+        idle_percent: median(
+            runs.iter()
+                .map(|(_, u)| 100.0 * u.idle / (cores * u.seconds))
+                .collect(),
+        ),
+        errors: runs.iter().map(|(l, _)| l.errors).sum(),
+        first_error: runs.iter().find_map(|(l, _)| l.first_error.clone()),
     })
 }
 
 fn describe(summary: &Summary) -> String {
     let mut text = format!(
-        "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
-        summary.rps, summary.p50_ms, summary.p99_ms
+        "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; server CPU {:.1} µs/req, machine idle {:.0} %",
+        summary.rps, summary.p50_ms, summary.p99_ms, summary.server_cpu_us, summary.idle_percent
     );
     if summary.errors > 0 {
         let _ = write!(
@@ -366,7 +412,7 @@ async fn token_endpoint(
             for connections in [1, 32] {
                 let summary = measure(
                     args,
-                    auth.server.addr,
+                    &auth.server,
                     connections,
                     token_request(auth.server.addr, client),
                 )?;
@@ -381,7 +427,7 @@ async fn token_endpoint(
                         }
                     ),
                     describe(&summary),
-                    format!("ring {alg} sign: {raw:.0}/s"),
+                    format!("ring {alg} sign: {raw:.0}/s ({:.1} µs)", 1e6 / raw),
                     percent(summary.rps, raw),
                 );
             }
@@ -508,13 +554,13 @@ async fn partner_api(
     let steady_from = Instant::now();
     let open = measure(
         args,
-        addr,
+        &api,
         32,
         api_request(addr, "/healthz", Arc::new(Vec::new())),
     )?;
     let one = measure(
         args,
-        addr,
+        &api,
         32,
         api_request(addr, "/v1/me", Arc::new(vec![token.clone()])),
     )?;
@@ -535,7 +581,7 @@ async fn partner_api(
     let many_tokens = distinct_tokens(auth, 10_000).await?;
     let many = measure(
         args,
-        addr,
+        &api,
         32,
         api_request(addr, "/v1/me", Arc::new(many_tokens)),
     )?;
@@ -695,7 +741,7 @@ async fn cost_growth(
         have = have.max(total);
         let summary = measure(
             args,
-            auth.server.addr,
+            &auth.server,
             32,
             token_request(auth.server.addr, &auth.plain),
         )?;

@@ -74,6 +74,7 @@ impl Server {
             .env_clear()
             .envs(env)
             .env("RUST_LOG", "info")
+            .envs(std::env::var("TOKIO_WORKER_THREADS").map(|v| ("TOKIO_WORKER_THREADS", v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -137,6 +138,38 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time a process has used so far, user plus system, in seconds (`/proc/<pid>/stat`, whose
+/// clock ticks are 1/100 s on Linux).
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name is in parentheses and may hold spaces: count fields after its end.
+    let after = stat
+        .rsplit_once(')')
+        .context("a command name in /proc/<pid>/stat")?
+        .1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the name.
+    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
+        + fields.get(12).context("stime")?.parse::<u64>()?;
+    Ok(ticks as f64 / 100.0)
+}
+
+/// Time every core of the machine has spent idle so far (idle plus iowait), in seconds.
+pub fn idle_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("a cpu line in /proc/stat")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let ticks = fields.get(3).context("idle")? + fields.get(4).context("iowait")?;
+    Ok(ticks as f64 / 100.0)
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
