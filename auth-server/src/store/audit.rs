@@ -4,7 +4,7 @@ use sqlx::FromRow;
 
 use super::{Store, on_pool};
 
-/// Events per INSERT statement when a batch is stored (6 parameters each).
+/// Events per INSERT statement when SQLite stores a batch (6 parameters each).
 const ROWS_PER_STATEMENT: usize = 256;
 
 /// One audit event before it is stored.
@@ -66,14 +66,19 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
+        // SQLite: multi-row INSERTs of at most `ROWS_PER_STATEMENT` events rather than one
+        // statement for the whole batch, so SQLite's thread is not held for one long statement,
+        // and the writer yields between them. Full chunks are one statement, prepared once per
+        // connection. PostgreSQL: one statement per batch, because each statement is a round
+        // trip that cost ~45 ms on loopback here (16 of them per 4,096-event batch capped
+        // issuance at ~5,400/s; see BENCHMARKS.md).
+        let rows_per_statement = match &self.db {
+            super::Db::Sqlite(_) => ROWS_PER_STATEMENT,
+            super::Db::Postgres(_) => events.len(),
+        };
         on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            // Multi-row INSERTs of at most `ROWS_PER_STATEMENT` events rather than one statement
-            // for the whole batch: a 4,096-row statement held a runtime worker (or SQLite's
-            // thread) for milliseconds while requests waited behind it; between these statements
-            // the writer yields. Full chunks are one statement, prepared once per connection; only
-            // the short last chunk is parsed anew.
-            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            for chunk in events.chunks(rows_per_statement) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO audit_events (at, actor, action, client_id, source_ip, detail) ",
                 );
