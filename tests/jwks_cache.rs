@@ -170,9 +170,14 @@ async fn the_jwks_is_refreshed_about_once_per_max_age() {
     let mut settings = TestAuth::settings(&db);
     settings.jwks_max_age = 1;
     let auth = spawn_auth_with(db, settings).await;
-    let api = spawn_resource_api(Backend::Sqlite, &auth, |_| {})
-        .await
-        .unwrap();
+    // This test is about JWKS fetches: lift the per-client rate limit, which a fast machine's
+    // loop of requests would otherwise reach (429).
+    let api = spawn_resource_api(Backend::Sqlite, &auth, |s| {
+        s.rate_limit_per_second = NonZeroU32::new(1_000_000).unwrap();
+        s.rate_limit_burst = NonZeroU32::new(1_000_000).unwrap();
+    })
+    .await
+    .unwrap();
     api.wait_ready().await;
     let (client, secret) = auth.client("acme", "orders:read").await;
     let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
