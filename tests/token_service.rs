@@ -694,9 +694,9 @@ async fn failed_authentications_and_issued_tokens_are_audited(backend: Backend) 
     app.stop().await;
 }
 
-/// A busy server's batch is written as several INSERT statements in one transaction (full
-/// chunks through one cached prepared statement, then the rest): every event must land once, in
-/// the order it was recorded, across chunk boundaries and across batches.
+/// A busy server's batch is one transaction: on SQLite several INSERT statements (full chunks
+/// through one cached prepared statement, then the rest), on PostgreSQL one. Every event must
+/// land once, in the order it was recorded, across chunk boundaries and across batches.
 async fn a_burst_of_audit_events_is_stored_whole_and_in_order(backend: Backend) {
     let Some(app) = spawn_auth_server(backend).await else {
         return;

@@ -10,9 +10,10 @@ use crate::store::{AuditEvent, Store};
 /// Events waiting to be written. When the writer falls this far behind, senders wait (back
 /// pressure) rather than drop events: the trail must stay complete.
 const QUEUE: usize = 16_384;
-/// Largest batch written in one transaction: one commit waits for the disk (a PostgreSQL commit
-/// took ~70 ms on our benchmark machine), so a batch must carry a second's worth of a busy
-/// server's events. The store writes it as several statements inside that one transaction.
+/// Largest batch written in one transaction. On PostgreSQL every large statement waits ~40 ms
+/// here (sqlx 0.9.0 no longer sets TCP_NODELAY, so Nagle meets the server's delayed ACK;
+/// transact-rs/sqlx#4335), so a batch must carry a busy server's events for that long. SQLite
+/// writes it as several statements inside the one transaction; see `Store::insert_audit_events`.
 const BATCH: usize = 4096;
 /// How long the writer gathers events after the first before writing them (unless the batch
 /// fills or a flush is asked for): under load, one transaction per 50 ms instead of one per

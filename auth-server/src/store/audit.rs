@@ -69,9 +69,10 @@ impl Store {
         // SQLite: multi-row INSERTs of at most `ROWS_PER_STATEMENT` events rather than one
         // statement for the whole batch, so SQLite's thread is not held for one long statement,
         // and the writer yields between them. Full chunks are one statement, prepared once per
-        // connection. PostgreSQL: one statement per batch, because each statement is a round
-        // trip that cost ~45 ms on loopback here (16 of them per 4,096-event batch capped
-        // issuance at ~5,400/s; see BENCHMARKS.md).
+        // connection. PostgreSQL: one statement per batch, because each large statement waits
+        // ~40 ms: sqlx 0.9.0 no longer sets TCP_NODELAY, so Nagle's algorithm meets the server's
+        // delayed ACK (transact-rs/sqlx#4335, fixed upstream but not released). Sixteen of them
+        // per 4,096-event batch capped issuance at ~5,400/s; see BENCHMARKS.md.
         let rows_per_statement = match &self.db {
             super::Db::Sqlite(_) => ROWS_PER_STATEMENT,
             super::Db::Postgres(_) => events.len(),
