@@ -204,10 +204,15 @@ pub fn cli(env: &HashMap<String, String>, args: &[&str]) -> anyhow::Result<serde
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
+/// The harness's one HTTP client: building one loads the system's root certificates, which the
+/// JWKS proxy would otherwise pay on every fetch it forwards.
 pub fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client")
+    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("an HTTP client")
+    });
+    CLIENT.clone()
 }
