@@ -41,6 +41,7 @@ async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() 
     let attacker = client_from("127.0.0.1");
     let partner = client_from("127.0.0.2");
 
+    let began = std::time::Instant::now();
     let (mut unauthorized, mut limited) = (0, 0);
     for i in 0..1000 {
         let response = attempt(&attacker, &auth, id, &format!("pcs_guess_{i}")).await;
@@ -62,9 +63,13 @@ async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() 
     eprintln!(
         "1000 wrong secrets: {unauthorized} checked (401), {limited} refused unchecked (429)"
     );
+    // Ten failures per client and address, then one more per 30 s of the time that really
+    // passed (on a slow machine the thousand requests take longer, and earn more checks).
+    let most = 11 + began.elapsed().as_secs() / 30;
     assert!(
-        unauthorized <= 12,
-        "only the first few guesses are even checked: {unauthorized}"
+        (10..=most).contains(&unauthorized),
+        "only the first few guesses are even checked: {unauthorized} in {:?}",
+        began.elapsed()
     );
     assert_eq!(unauthorized + limited, 1000);
 
@@ -99,8 +104,8 @@ async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() 
         trail
             .iter()
             .filter(|r| r.action == "client.auth_failed")
-            .count()
-            <= 12
+            .count() as u64
+            <= unauthorized
     );
     auth.stop().await;
 }
@@ -110,6 +115,7 @@ async fn guessing_across_many_client_ids_locks_out_the_source_address() {
     let auth = spawn_auth_server(Backend::Sqlite).await.unwrap();
     let (client, secret) = auth.client("globex", "orders:read").await;
     let scanner = client_from("127.0.0.3");
+    let began = std::time::Instant::now();
     let mut statuses = Vec::new();
     for i in 0..150 {
         statuses.push(
@@ -122,11 +128,20 @@ async fn guessing_across_many_client_ids_locks_out_the_source_address() {
         .iter()
         .filter(|s| **s == StatusCode::UNAUTHORIZED)
         .count();
+    // A hundred failures per address at once, then one more per second of the time that really
+    // passed.
+    let most = 101 + began.elapsed().as_secs() as usize;
     assert!(
-        (100..=102).contains(&checked),
-        "per-address budget: {checked}"
+        (100..=most).contains(&checked),
+        "per-address budget: {checked} in {:?}",
+        began.elapsed()
     );
-    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    assert!(
+        statuses[..100]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED)
+    );
+    assert!(statuses[100..].contains(&StatusCode::TOO_MANY_REQUESTS));
     // Another address is unaffected.
     let other = client_from("127.0.0.4");
     assert_eq!(

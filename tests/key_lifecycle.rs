@@ -33,35 +33,35 @@ async fn fast_auth(backend: Backend) -> Option<TestAuth> {
 async fn rotate_when_safe(auth: &TestAuth) -> auth_server::keyring::Rotation {
     let master = MasterKey::load(&auth.db.master_key_path()).unwrap();
     let policy = auth.state.config.key_policy();
-    for _ in 0..200 {
-        match auth_server::admin::rotate_key(
-            &auth.state.db,
-            &master,
-            &policy,
-            Algorithm::ES256,
-            false,
-        )
-        .await
-        {
-            Ok(rotation) => return rotation,
-            Err(err) => {
-                assert!(err.to_string().contains("too early"), "{err:#}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    common::eventually(Duration::from_secs(60), "rotation became safe", || {
+        let (master, policy) = (&master, &policy);
+        async move {
+            let rotation = auth_server::admin::rotate_key(
+                &auth.state.db,
+                master,
+                policy,
+                Algorithm::ES256,
+                false,
+            )
+            .await;
+            match rotation {
+                Ok(rotation) => Some(rotation),
+                Err(err) => {
+                    assert!(err.to_string().contains("too early"), "{err:#}");
+                    None
+                }
             }
         }
-    }
-    panic!("rotation never became safe");
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_rotations_under_load_fail_no_request() {
     let auth = fast_auth(Backend::Sqlite).await.unwrap();
-    let api = spawn_resource_api(Backend::Sqlite, &auth, |s| {
-        s.rate_limit_per_second = std::num::NonZeroU32::new(100_000).unwrap();
-        s.rate_limit_burst = std::num::NonZeroU32::new(100_000).unwrap();
-    })
-    .await
-    .unwrap();
+    let api = spawn_resource_api(Backend::Sqlite, &auth, |_| {})
+        .await
+        .unwrap();
     api.wait_ready().await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -195,7 +195,12 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
     // API accepts those tokens at once: the promoted key was published (and cached) as pending.
     let token = system::token_signed_by(&auth, id, secret.expose(), &promoted).await;
     assert_eq!(kid_of(&token), promoted);
-    let fetches = api.jwks_fetches();
+    // Judged by the cache's content, not by a count of fetches: with max-age 1 s its periodic
+    // refresh may run at any moment, and more often on a slow machine.
+    assert!(
+        api.state.verifier.jwks().contains(&promoted),
+        "the promoted key was cached before its first token arrived"
+    );
     assert_eq!(
         http()
             .get(api.url("/v1/me"))
@@ -205,11 +210,6 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
             .unwrap()
             .status(),
         StatusCode::OK
-    );
-    assert_eq!(
-        api.jwks_fetches(),
-        fetches,
-        "the promoted key needed no refetch"
     );
 
     // The revoked key is gone from the JWKS at once, and the API refuses its tokens as soon as
@@ -230,23 +230,18 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
             .all(|k| k["kid"] != compromised.as_str())
     );
     let began = std::time::Instant::now();
-    loop {
-        let status = http()
-            .get(api.url("/v1/me"))
-            .bearer_auth(&old_token)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == StatusCode::UNAUTHORIZED {
-            break;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(10),
-            "the revoked key still verifies"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually(
+        Duration::from_secs(30),
+        "the revoked key still verifies",
+        || {
+            let request = http().get(api.url("/v1/me")).bearer_auth(&old_token);
+            async move {
+                let status = request.send().await.unwrap().status();
+                (status == StatusCode::UNAUTHORIZED).then_some(())
+            }
+        },
+    )
+    .await;
     eprintln!(
         "revoked key refused by the partner API after {:?}",
         began.elapsed()
@@ -293,19 +288,26 @@ async fn retired_keys_are_purged_only_after_their_tokens_expire() {
 
     // Once the lifetime has passed, the server's own maintenance purges it.
     age_retired_keys(&auth, 700).await;
-    for _ in 0..50 {
-        let states = auth.state.db.signing_key_states().await.unwrap();
-        if states.iter().all(|(kid, _)| *kid != retired) {
-            let trail = auth.state.db.list_audit(None, 20).await.unwrap();
-            assert!(trail.iter().any(|r| r.action == "key.purge"
-                && r.actor == "server"
-                && r.detail.contains(&retired)));
-            auth.stop().await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the retired key was not purged");
+    common::eventually(
+        Duration::from_secs(30),
+        "the retired key was not purged",
+        || {
+            let db = &auth.state.db;
+            let retired = &retired;
+            async move {
+                let states = db.signing_key_states().await.unwrap();
+                states.iter().all(|(kid, _)| kid != retired).then_some(())
+            }
+        },
+    )
+    .await;
+    let trail = auth.state.db.list_audit(None, 20).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.action == "key.purge" && r.actor == "server" && r.detail.contains(&retired))
+    );
+    auth.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,16 +483,18 @@ async fn a_cli_rotation_reaches_every_instance_on_one_postgres_database() {
     let rotation = force_rotate(&a, Algorithm::ES256).await;
     let began = std::time::Instant::now();
     for instance in [&a, &b] {
-        loop {
-            if kid_of(&access_token(instance, id, secret.expose()).await) == rotation.active {
-                break;
-            }
-            assert!(
-                began.elapsed() < Duration::from_secs(5),
-                "an instance missed the rotation"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::eventually(
+            Duration::from_secs(30),
+            "an instance missed the rotation",
+            || {
+                let (active, secret) = (&rotation.active, &secret);
+                async move {
+                    let token = access_token(instance, id, secret.expose()).await;
+                    (kid_of(&token) == *active).then_some(())
+                }
+            },
+        )
+        .await;
     }
     eprintln!(
         "both instances signed with the new key after {:?}",
@@ -502,7 +506,8 @@ async fn a_cli_rotation_reaches_every_instance_on_one_postgres_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_rotation_happens_exactly_once_across_instances() {
-    let Some((a, b)) = two_instances(Some(Duration::from_secs(3))).await else {
+    let interval = Duration::from_secs(3);
+    let Some((a, b)) = two_instances(Some(interval)).await else {
         return;
     };
     let (client, secret) = a.client("acme", "orders:read").await;
@@ -511,38 +516,53 @@ async fn scheduled_rotation_happens_exactly_once_across_instances() {
     // The first rotation is due after 3 s, and safe once the pending key has been published for
     // the max-age plus the reload interval (about 4 s): wait for it.
     let began = std::time::Instant::now();
-    let rotated_at = loop {
-        let trail = a.state.db.list_audit(None, 50).await.unwrap();
-        if trail.iter().any(|r| r.action == "key.rotate") {
-            break began.elapsed();
+    let rotated = common::eventually(Duration::from_secs(60), "no scheduled rotation", || {
+        let db = &a.state.db;
+        async move {
+            let trail = db.list_audit(None, 50).await.unwrap();
+            trail.into_iter().find(|r| r.action == "key.rotate")
         }
-        assert!(
-            began.elapsed() < Duration::from_secs(15),
-            "no scheduled rotation happened"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    // Both instances were due at the same moment and kept checking; exactly one rotated.
+    })
+    .await;
+    let rotated_after = began.elapsed();
+    // Both instances were due at the same moment and kept checking; exactly one rotated. Let the
+    // other's checks run, then count by the trail's own clock: the next rotation cannot be due
+    // before a full interval after this one, so any other rotation stamped earlier would be a
+    // double rotation, however long this test took to look.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let trail = a.state.db.list_audit(None, 100).await.unwrap();
-    let rotations: Vec<_> = trail.iter().filter(|r| r.action == "key.rotate").collect();
+    let rotations: Vec<_> = trail
+        .iter()
+        .filter(|r| r.action == "key.rotate" && r.at < rotated.at + interval.as_secs() as i64)
+        .collect();
     assert_eq!(rotations.len(), 1, "rotations: {rotations:?}");
     assert_eq!(rotations[0].actor, "server (scheduled)");
     let states = a.state.db.signing_key_states().await.unwrap();
     assert!(states.contains(&(first.clone(), "retired".into())));
-    let active = states
-        .iter()
-        .find(|(_, s)| s == "active")
-        .unwrap()
-        .0
-        .clone();
+    // Each instance signs with the active key once it has reloaded (every 200 ms); a later
+    // scheduled rotation may move the key on meanwhile, so the active key is read each time.
     for instance in [&a, &b] {
-        assert_eq!(
-            kid_of(&access_token(instance, id, secret.expose()).await),
-            active
-        );
+        common::eventually(
+            Duration::from_secs(30),
+            "an instance kept an old key",
+            || {
+                let secret = secret.expose();
+                async move {
+                    let states = instance.state.db.signing_key_states().await.unwrap();
+                    let active = states
+                        .iter()
+                        .find(|(_, s)| s == "active")
+                        .unwrap()
+                        .0
+                        .clone();
+                    let token = access_token(instance, id, secret).await;
+                    (kid_of(&token) == active).then_some(())
+                }
+            },
+        )
+        .await;
     }
-    eprintln!("scheduled rotation after {rotated_at:?}; one rotation across two instances");
+    eprintln!("scheduled rotation after {rotated_after:?}; one rotation across two instances");
     b.stop().await;
     a.stop().await;
 }

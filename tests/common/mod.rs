@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use auth_server::admin::{self, ClientSpec};
@@ -244,14 +245,25 @@ pub async fn spawn_auth_with(db: TestDb, settings: Settings) -> TestAuth {
     }
 }
 
-/// An HTTP client for tests. reqwest is built without a default TLS provider, so ring's is
-/// installed first (as the servers do).
+/// The test binary's one HTTP client (a cheap handle: cloning shares its connection pool).
+///
+/// Building a client loads the system's root certificates, tens of milliseconds in a debug build;
+/// a helper that built one per request made a loop of 50 requests outlive a 2-second token on a
+/// slower machine. Sharing one client across the tests' runtimes is sound: every test talks to
+/// servers of its own on ports of their own, so no test reuses another's pooled connection, and a
+/// connection whose runtime has ended is closed, which the pool notices before reusing it.
+///
+/// reqwest is built without a default TLS provider, so ring's is installed first (as the servers
+/// do). The timeout only bounds a hang; no assertion depends on it.
 pub fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client")
+    static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client")
+    });
+    CLIENT.clone()
 }
 
 /// Rotates the signing keys at once, as `auth-server keys rotate --force` does: the pending key
@@ -272,4 +284,53 @@ pub fn kid_of(token: &str) -> String {
         .expect("base64url header");
     let header: serde_json::Value = serde_json::from_slice(&header).expect("JSON header");
     header["kid"].as_str().expect("a kid").to_owned()
+}
+
+/// A token's claims, decoded without verification (the tests read what the server put there).
+pub fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(1).unwrap_or(""))
+        .expect("base64url claims");
+    serde_json::from_slice(&payload).expect("JSON claims")
+}
+
+/// The wall clock in seconds since the Unix epoch, with fractions. The servers compare times in
+/// whole seconds of this clock, which lets a test bracket an answer without assuming how long a
+/// request takes: an answer that arrived before second `t` was decided at a second before `t`,
+/// and a request sent at or after `t + 1` is decided at a second after `t`.
+pub fn unix_time() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs_f64()
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, failing the test with `what` after
+/// `within`. Waiting for a condition, rather than sleeping a fixed time, keeps a test correct on
+/// a slow machine and quick on a fast one; `within` is a deadline for a hang, not an expectation.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sleeps until `unix_time()` has reached `t`.
+pub async fn sleep_until_unix(t: f64) {
+    let wait = t - unix_time();
+    if wait > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+    }
 }

@@ -39,20 +39,26 @@ impl TestApi {
 
     /// Waits until the API has loaded the token service's keys.
     pub async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if self.state.verifier.jwks().is_loaded() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the partner API never loaded the JWKS");
+        let jwks = self.state.verifier.jwks();
+        crate::common::eventually(
+            Duration::from_secs(30),
+            "the partner API loaded the JWKS",
+            || async { jwks.is_loaded().then_some(()) },
+        )
+        .await;
     }
 }
 
+/// Settings for a partner API trusting `auth`. The per-client rate limit is lifted: a test about
+/// anything else must not turn on how fast its machine sends requests (the default 50/s, burst
+/// 100, is reached by a fast machine's loop). The rate-limit tests set their own.
 pub fn resource_settings(auth: &TestAuth, db: &TestDb) -> resource_api::Settings {
     let mut settings =
         resource_api::Settings::with_defaults(ISSUER, &auth.url("/.well-known/jwks.json"), &db.url);
     settings.bind = "127.0.0.1:0".parse().unwrap();
+    let unlimited = std::num::NonZeroU32::new(1_000_000).unwrap();
+    settings.rate_limit_per_second = unlimited;
+    settings.rate_limit_burst = unlimited;
     settings
 }
 
@@ -114,16 +120,15 @@ pub async fn access_token(auth: &TestAuth, client_id: &str, secret: &str) -> Str
 }
 
 /// An access token signed by `kid`, fetching again until the token service has picked the key up
-/// (it reloads keys every 200 ms in tests); the last token if that never happens, for the caller's
-/// assertion to report.
+/// (it reloads keys every 200 ms in tests).
 pub async fn token_signed_by(auth: &TestAuth, client_id: &str, secret: &str, kid: &str) -> String {
-    let mut token = access_token(auth, client_id, secret).await;
-    for _ in 0..100 {
-        if crate::common::kid_of(&token) == kid {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        token = access_token(auth, client_id, secret).await;
-    }
-    token
+    crate::common::eventually(
+        Duration::from_secs(30),
+        &format!("a token signed by {kid}"),
+        || async {
+            let token = access_token(auth, client_id, secret).await;
+            (crate::common::kid_of(&token) == kid).then_some(token)
+        },
+    )
+    .await
 }
