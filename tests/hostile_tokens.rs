@@ -45,11 +45,9 @@ async fn real_key(auth: &TestAuth) -> (String, EcdsaKeyPair) {
         .await
         .unwrap()
         .into_iter()
-        .find(|r| r.state == "active")
+        .find(|r| r.state == keys::KeyState::Active)
         .unwrap();
-    let der = master
-        .open(&row.private_key_sealed, row.kid.as_bytes())
-        .unwrap();
+    let der = keys::dangerous::reveal_pkcs8(&row.sealed(), &master).unwrap();
     let pair =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new())
             .unwrap();

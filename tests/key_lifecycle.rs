@@ -30,13 +30,13 @@ async fn fast_auth(backend: Backend) -> Option<TestAuth> {
 }
 
 /// Rotates as an operator would: `keys rotate`, waiting out a "too early" refusal.
-async fn rotate_when_safe(auth: &TestAuth) -> auth_server::keyring::Rotation {
+async fn rotate_when_safe(auth: &TestAuth) -> auth_server::signing::Rotation {
     let master = MasterKey::load(&auth.db.master_key_path()).unwrap();
     let policy = auth.state.config.key_policy();
     common::eventually(Duration::from_secs(60), "rotation became safe", || {
         let (master, policy) = (&master, &policy);
         async move {
-            let rotation = auth_server::admin::rotate_key(
+            let rotation = auth_server::signing::rotate_key(
                 &auth.state.db,
                 master,
                 policy,
@@ -185,10 +185,10 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
     );
 
     let master = MasterKey::load(&auth.db.master_key_path()).unwrap();
-    let revocation = auth_server::admin::revoke_key(&auth.state.db, &master, &compromised)
+    let revocation = auth_server::signing::revoke_key(&auth.state.db, &master, &compromised)
         .await
         .unwrap();
-    assert_eq!(revocation.was, "active");
+    assert_eq!(revocation.was, keys::KeyState::Active);
     let promoted = revocation.active.clone().unwrap();
 
     // The token service signs with the promoted key within its reload interval, and the partner
@@ -266,7 +266,7 @@ async fn age_retired_keys(auth: &TestAuth, seconds: i64) {
 async fn retired_keys_are_purged_only_after_their_tokens_expire() {
     let auth = common::spawn_auth_server(Backend::Sqlite).await.unwrap();
     let policy = auth.state.config.key_policy();
-    let purge = auth_server::admin::purge_keys(&auth.state.db, &policy)
+    let purge = auth_server::signing::purge_keys(&auth.state.db, &policy)
         .await
         .unwrap();
     assert!(
@@ -276,7 +276,7 @@ async fn retired_keys_are_purged_only_after_their_tokens_expire() {
 
     let rotation = force_rotate(&auth, Algorithm::ES256).await;
     let retired = rotation.retired.unwrap();
-    let purge = auth_server::admin::purge_keys(&auth.state.db, &policy)
+    let purge = auth_server::signing::purge_keys(&auth.state.db, &policy)
         .await
         .unwrap();
     assert!(purge.purged.is_empty(), "its tokens may still be alive");
@@ -318,7 +318,7 @@ async fn a_rewrapped_key_store_opens_only_with_the_new_master_key() {
     let old_master = MasterKey::load(&auth.db.master_key_path()).unwrap();
     let new_path = auth.db.dir.path().join("new-master.key");
     let new_master = MasterKey::load_or_create(&new_path).unwrap().key;
-    let count = auth_server::admin::rewrap_keys(&auth.state.db, &old_master, &new_master)
+    let count = auth_server::signing::rewrap_keys(&auth.state.db, &old_master, &new_master)
         .await
         .unwrap();
     let rows = auth.state.db.list_signing_keys().await.unwrap();
@@ -326,20 +326,18 @@ async fn a_rewrapped_key_store_opens_only_with_the_new_master_key() {
     assert_eq!(count, 3);
     for row in &rows {
         assert!(
-            auth_server::keyring::open_key(row, &new_master).is_ok(),
+            row.sealed().open(&new_master).is_ok(),
             "{} opens with the new key",
             row.kid
         );
         assert!(
-            old_master
-                .open(&row.private_key_sealed, row.kid.as_bytes())
-                .is_err(),
+            row.sealed().open(&old_master).is_err(),
             "the old key opens nothing"
         );
     }
     // A rewrap with the wrong current key changes nothing.
     let stranger = MasterKey::generate().unwrap();
-    let err = auth_server::admin::rewrap_keys(&auth.state.db, &stranger, &new_master)
+    let err = auth_server::signing::rewrap_keys(&auth.state.db, &stranger, &new_master)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("cannot open"), "{err}");
@@ -398,7 +396,7 @@ async fn an_imported_rsa_key_signs_rs256_tokens_the_partner_api_accepts() {
     api.wait_ready().await;
     let master = MasterKey::load(&auth.db.master_key_path()).unwrap();
     let pem = include_str!("../testdata/rsa-2048-test-only.pem");
-    let kid = auth_server::admin::import_key(&auth.state.db, &master, Algorithm::RS256, pem)
+    let kid = auth_server::signing::import_key(&auth.state.db, &master, Algorithm::RS256, pem)
         .await
         .unwrap();
     let rotation = force_rotate(&auth, Algorithm::ES256).await;
@@ -442,12 +440,12 @@ async fn an_imported_rsa_key_signs_rs256_tokens_the_partner_api_accepts() {
     assert!(rsa.get("d").is_none() && rsa.get("p").is_none() && rsa.get("q").is_none());
     // The same key cannot be imported twice, and a garbage PEM is refused.
     assert!(
-        auth_server::admin::import_key(&auth.state.db, &master, Algorithm::RS256, pem)
+        auth_server::signing::import_key(&auth.state.db, &master, Algorithm::RS256, pem)
             .await
             .is_err()
     );
     assert!(
-        auth_server::admin::import_key(&auth.state.db, &master, Algorithm::RS256, "nope")
+        auth_server::signing::import_key(&auth.state.db, &master, Algorithm::RS256, "nope")
             .await
             .is_err()
     );
@@ -538,7 +536,7 @@ async fn scheduled_rotation_happens_exactly_once_across_instances() {
     assert_eq!(rotations.len(), 1, "rotations: {rotations:?}");
     assert_eq!(rotations[0].actor, "server (scheduled)");
     let states = a.state.db.signing_key_states().await.unwrap();
-    assert!(states.contains(&(first.clone(), "retired".into())));
+    assert!(states.contains(&(first.clone(), keys::KeyState::Retired)));
     // Each instance signs with the active key once it has reloaded (every 200 ms); a later
     // scheduled rotation may move the key on meanwhile, so the active key is read each time.
     for instance in [&a, &b] {
@@ -551,7 +549,7 @@ async fn scheduled_rotation_happens_exactly_once_across_instances() {
                     let states = instance.state.db.signing_key_states().await.unwrap();
                     let active = states
                         .iter()
-                        .find(|(_, s)| s == "active")
+                        .find(|(_, s)| *s == keys::KeyState::Active)
                         .unwrap()
                         .0
                         .clone();

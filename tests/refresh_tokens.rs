@@ -484,7 +484,7 @@ async fn introspection_answers(backend: Backend) {
     // The signing key is revoked: its tokens are inactive as soon as the server reloads its keys.
     let master = keys::MasterKey::load(&auth.db.master_key_path()).unwrap();
     let kid = auth.state.keys.get().active().unwrap().kid().to_owned();
-    auth_server::admin::revoke_key(&auth.state.db, &master, &kid)
+    auth_server::signing::revoke_key(&auth.state.db, &master, &kid)
         .await
         .unwrap();
     let mut inactive = false;

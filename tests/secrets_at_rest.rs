@@ -86,9 +86,7 @@ async fn no_client_secret_or_private_key_is_stored_in_plaintext() {
     );
 
     for row in &rows {
-        let der = master
-            .open(&row.private_key_sealed, row.kid.as_bytes())
-            .unwrap();
+        let der = keys::dangerous::reveal_pkcs8(&row.sealed(), &master).unwrap();
         assert!(
             contains(&bytes, &row.private_key_sealed),
             "the sealed key is found by the scan"
@@ -179,9 +177,9 @@ async fn a_cli_key_rotation_reaches_the_running_server_within_seconds(backend: B
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
     assert!(kids.contains(&first.as_str()) && kids.contains(&row.active.as_str()));
-    let states: Vec<(String, String)> = app.state.db.signing_key_states().await.unwrap();
-    assert!(states.contains(&(first.clone(), "retired".into())));
-    assert!(states.contains(&(row.active.clone(), "active".into())));
+    let states = app.state.db.signing_key_states().await.unwrap();
+    assert!(states.contains(&(first.clone(), keys::KeyState::Retired)));
+    assert!(states.contains(&(row.active.clone(), keys::KeyState::Active)));
     app.stop().await;
 }
 

@@ -1,14 +1,13 @@
-//! Admin operations, as plain functions over the store, shared by the CLI, the demo launcher and
-//! tests. Each one records its audit event in the same transaction as its change.
+//! Admin operations on clients, tokens and the audit trail, as plain functions over the store,
+//! shared by the CLI, the demo launcher and tests. Each one records its audit event in the same
+//! transaction as its change. Signing-key operations live in [`crate::signing`].
 
 use anyhow::Context;
-use keys::{Algorithm, KeyState, MasterKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use shared_claims::{ClientId, PartnerId, ScopeSet};
 
-use crate::keyring::{self, KeyPolicy, Rotation};
 use crate::secret::ClientSecret;
-use crate::store::{AuditEvent, AuditRecord, Client, ClientUpdate, KeyChange, NewClient, Store};
+use crate::store::{AuditEvent, AuditRecord, Client, ClientUpdate, NewClient, Store};
 
 /// Who performs admin actions from the command line, as recorded in the audit trail.
 pub const CLI_ACTOR: &str = "cli";
@@ -241,182 +240,6 @@ pub async fn revoke_client_tokens(db: &Store, client_id: &str) -> anyhow::Result
     let audit = event("tokens.revoke", Some(&id), serde_json::json!({}));
     db.revoke_client_refresh_tokens(id.as_str(), audit.at, &audit)
         .await
-}
-
-/// Routine rotation: the pending key becomes active, the active key is retired (published until
-/// its tokens expire), and a new pending key of `alg` is made. Refused with a one-line
-/// explanation while resource servers may not have the pending key yet, unless `force`.
-pub async fn rotate_key(
-    db: &Store,
-    master: &MasterKey,
-    policy: &KeyPolicy,
-    alg: Algorithm,
-    force: bool,
-) -> anyhow::Result<Rotation> {
-    Ok(keyring::rotate(db, master, policy, alg, force, CLI_ACTOR, crate::now()).await??)
-}
-
-/// What an emergency revocation did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Revocation {
-    pub revoked: String,
-    pub was: String,
-    /// The key that signs now, if the revoked key was the active one.
-    pub active: Option<String>,
-    /// The new pending key, if one was made.
-    pub pending: Option<String>,
-}
-
-/// Emergency revocation: the key is unpublished at once. If it was active, the pending key is
-/// promoted (or, if there is none, a new key made active) and a new pending key made; if it was
-/// pending, a new pending key replaces it. Tokens it signed stop verifying at every resource API
-/// when that API next refreshes its JWKS (at most the JWKS max-age).
-pub async fn revoke_key(db: &Store, master: &MasterKey, kid: &str) -> anyhow::Result<Revocation> {
-    let now = crate::now();
-    let rows = db.list_signing_keys().await?;
-    let target = rows.iter().find(|r| r.kid == kid).ok_or_else(|| {
-        anyhow::anyhow!("no signing key with kid {kid} (see `auth-server keys list`)")
-    })?;
-    let pending = rows.iter().find(|r| r.state == "pending");
-    let alg = keyring::replacement_alg(&target.alg);
-    let mut changes = vec![KeyChange::Delete(&target.kid)];
-    let new_pending;
-    let new_active;
-    let mut revocation = Revocation {
-        revoked: target.kid.clone(),
-        was: target.state.clone(),
-        active: None,
-        pending: None,
-    };
-    match target.state.as_str() {
-        "active" => {
-            match pending {
-                Some(p) => {
-                    keyring::open_key(p, master)?;
-                    changes.push(KeyChange::Activate(&p.kid));
-                    revocation.active = Some(p.kid.clone());
-                }
-                None => {
-                    new_active = keyring::new_key_row(alg, KeyState::Active, master, now)?;
-                    changes.push(KeyChange::Insert(&new_active));
-                    revocation.active = Some(new_active.kid.clone());
-                }
-            }
-            new_pending = keyring::new_key_row(alg, KeyState::Pending, master, now)?;
-            changes.push(KeyChange::Insert(&new_pending));
-            revocation.pending = Some(new_pending.kid.clone());
-        }
-        "pending" => {
-            new_pending = keyring::new_key_row(alg, KeyState::Pending, master, now)?;
-            changes.push(KeyChange::Insert(&new_pending));
-            revocation.pending = Some(new_pending.kid.clone());
-        }
-        _ => {}
-    }
-    let audit = AuditEvent {
-        at: now,
-        ..event("key.revoke", None, serde_json::json!(revocation))
-    };
-    anyhow::ensure!(
-        db.apply_key_changes(&changes, &audit).await?,
-        "the signing keys changed while revoking; nothing was changed, try again"
-    );
-    Ok(revocation)
-}
-
-/// What `keys purge` did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Purge {
-    pub purged: Vec<String>,
-    /// When the next retired key becomes purgeable, if any remain.
-    pub next_purge_at: Option<i64>,
-}
-
-/// Drops retired keys whose tokens have all expired.
-pub async fn purge_keys(db: &Store, policy: &KeyPolicy) -> anyhow::Result<Purge> {
-    let purged = keyring::purge(db, policy, CLI_ACTOR, crate::now()).await?;
-    let next_purge_at = keyring::next_purge_at(db, policy).await?;
-    Ok(Purge {
-        purged,
-        next_purge_at,
-    })
-}
-
-/// Master-key rotation: re-encrypts every private key under `new` in one transaction. Every key
-/// must open under `current` first (so a wrong current key changes nothing), and every key must
-/// open under `new` afterwards. Returns the number of keys rewrapped.
-pub async fn rewrap_keys(
-    db: &Store,
-    current: &MasterKey,
-    new: &MasterKey,
-) -> anyhow::Result<usize> {
-    let rows = db.list_signing_keys().await?;
-    let mut sealed = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let der = current
-            .open(&row.private_key_sealed, row.kid.as_bytes())
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the current master key cannot open signing key {}; nothing was changed",
-                    row.kid
-                )
-            })?;
-        sealed.push(new.seal(&der, row.kid.as_bytes())?);
-    }
-    let changes: Vec<KeyChange> = rows
-        .iter()
-        .zip(&sealed)
-        .map(|(row, sealed)| KeyChange::Reseal(&row.kid, sealed))
-        .collect();
-    let kids: Vec<&str> = rows.iter().map(|r| r.kid.as_str()).collect();
-    let audit = event("key.rewrap", None, serde_json::json!({ "kids": kids }));
-    anyhow::ensure!(
-        db.apply_key_changes(&changes, &audit).await?,
-        "the signing keys changed while rewrapping; nothing was changed, try again"
-    );
-    for row in db.list_signing_keys().await? {
-        keyring::open_key(&row, new).with_context(|| {
-            format!("key {} was added during the rewrap and is still under the old master key; run rewrap again", row.kid)
-        })?;
-    }
-    Ok(rows.len())
-}
-
-/// Imports a private key (PKCS#8 PEM) as the pending key, replacing any pending key (which has
-/// never signed). It becomes active at the next rotation. This is how RS256 keys arrive: ring
-/// cannot generate RSA keys.
-pub async fn import_key(
-    db: &Store,
-    master: &MasterKey,
-    alg: Algorithm,
-    pem: &str,
-) -> anyhow::Result<String> {
-    let now = crate::now();
-    let der = keys::pkcs8_from_pem(pem)?;
-    let key = keys::SigningKey::from_pkcs8(alg, &der)?;
-    let row = keyring::key_row(&key, &der, KeyState::Pending, master, now)?;
-    let rows = db.list_signing_keys().await?;
-    anyhow::ensure!(
-        !rows.iter().any(|r| r.kid == row.kid),
-        "key {} is already stored",
-        row.kid
-    );
-    let mut changes = Vec::new();
-    let replaced = rows.iter().find(|r| r.state == "pending");
-    if let Some(old) = replaced {
-        changes.push(KeyChange::Delete(&old.kid));
-    }
-    changes.push(KeyChange::Insert(&row));
-    let audit = event(
-        "key.import",
-        None,
-        serde_json::json!({ "kid": row.kid, "alg": row.alg, "replaced_pending": replaced.map(|r| &r.kid) }),
-    );
-    anyhow::ensure!(
-        db.apply_key_changes(&changes, &audit).await?,
-        "the signing keys changed while importing; nothing was changed, try again"
-    );
-    Ok(row.kid)
 }
 
 pub async fn audit_trail(

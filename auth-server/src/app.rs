@@ -22,8 +22,8 @@ use tower_http::trace::TraceLayer;
 use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
-use crate::keyring::{self, KeyRing, MasterKeySource, SharedKeys};
 use crate::oauth::lockout::Lockouts;
+use crate::signing::{self, KeyRing, MasterKeySource, SharedKeys};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::{oauth, wellknown};
@@ -32,7 +32,6 @@ use crate::{oauth, wellknown};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    master: Arc<MasterKeySource>,
 }
 
 impl Application {
@@ -46,7 +45,7 @@ impl Application {
         let master = load_master_key(&settings)?;
         let db = Store::connect(&settings.database_url).await?;
         db.migrate().await?;
-        let created = keyring::bootstrap(&db, &master, crate::now()).await?;
+        let created = signing::bootstrap(&db, &master, crate::now()).await?;
         if !created.is_empty() {
             tracing::info!(?created, "created signing keys");
         }
@@ -62,14 +61,15 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let (audit, _writer) = AuditLog::spawn(db.clone());
         let keys = SharedKeys::new(ring);
-        keys.spawn_maintenance(
+        signing::maintenance::spawn(
+            keys.clone(),
             db.clone(),
-            master.clone(),
+            master,
             settings.key_policy(),
             settings.key_rotation_interval,
         );
         let lockouts = Arc::new(Lockouts::new(settings.lockout));
-        spawn_lockout_cleanup(lockouts.clone());
+        crate::housekeeping::spawn(db.clone(), lockouts.clone());
         let state = AppState::new(Shared {
             lockouts,
             clients,
@@ -78,11 +78,7 @@ impl Application {
             audit,
             config: Arc::new(settings),
         });
-        Ok(Application {
-            listener,
-            state,
-            master,
-        })
+        Ok(Application { listener, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -93,10 +89,6 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
-    }
-
-    pub fn master_key(&self) -> Arc<MasterKey> {
-        self.master.get()
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish and flushes the
@@ -120,16 +112,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(edge::shutdown_signal()).await
     }
-}
-
-fn spawn_lockout_cleanup(lockouts: Arc<Lockouts>) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            ticker.tick().await;
-            lockouts.shrink();
-        }
-    });
 }
 
 fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {

@@ -11,6 +11,7 @@ use shared_claims::{PartnerId, ScopeSet};
 
 use crate::admin::{self, ClientSpec};
 use crate::config::{ServeArgs, Settings, StoreArgs};
+use crate::signing;
 use crate::store::{AuditRecord, Client, ClientUpdate, Store};
 
 #[derive(Parser)]
@@ -128,7 +129,9 @@ pub enum KeysCommand {
         /// Algorithm of the new pending key: ES256 or EdDSA (RS256 keys arrive by `keys import`).
         #[arg(long, default_value = "ES256")]
         alg: String,
-        /// Rotate even though resource servers may not have fetched the pending key yet.
+        /// Rotate even though resource servers may not have fetched the pending key yet. If the
+        /// master key file does not exist (the master key was lost), it is created and a fresh
+        /// active and pending key are made under it.
         #[arg(long)]
         force: bool,
     },
@@ -325,8 +328,8 @@ async fn keys_command(
                     .map(|r| {
                         vec![
                             r.kid.clone(),
-                            r.alg.clone(),
-                            r.state.clone(),
+                            r.alg.to_string(),
+                            r.state.to_string(),
                             time(Some(r.created_at)),
                             time(r.activated_at),
                             time(r.retired_at),
@@ -343,8 +346,25 @@ async fn keys_command(
             let alg: Algorithm = alg
                 .parse()
                 .map_err(|_| anyhow::anyhow!("--alg must be ES256 or EdDSA"))?;
-            let master = load_master(store)?;
-            let rotation = admin::rotate_key(db, &master, &store.key_policy(), alg, force).await?;
+            let policy = store.key_policy();
+            let (rotation, recovered) = if force && !store.master_key_file.exists() {
+                // The master key is lost: only a forced rotation may start over under a new one,
+                // and only with a file that did not exist, so a mistyped or wrong existing file
+                // can never replace the keys.
+                let created = MasterKey::load_or_create(&store.master_key_file)?;
+                eprintln!(
+                    "warning: created a new master key file {}; back it up. No stored private key can be opened any more, so fresh keys replace them",
+                    store.master_key_file.display()
+                );
+                let rotation = signing::recover_lost_master_key(db, &created.key, alg).await?;
+                (rotation, true)
+            } else {
+                let master = load_master(store)?;
+                (
+                    signing::rotate_key(db, &master, &policy, alg, force).await?,
+                    false,
+                )
+            };
             render(json_out, json!(rotation), || {
                 let mut text = format!(
                     "active:  {}\npending: {}\n",
@@ -356,7 +376,9 @@ async fn keys_command(
                         "retired: {retired} (published until its tokens expire)"
                     );
                 }
-                if force {
+                if recovered {
+                    text.push_str("recovered: the new keys are sealed under the new master key; running servers re-read the file and sign with the new active key within their reload interval\n");
+                } else if force {
                     text.push_str("forced: resource servers that had not fetched the new active key refetch it on first use\n");
                 }
                 text
@@ -364,7 +386,7 @@ async fn keys_command(
         }
         KeysCommand::Revoke { kid } => {
             let master = load_master(store)?;
-            let revocation = admin::revoke_key(db, &master, &kid).await?;
+            let revocation = signing::revoke_key(db, &master, &kid).await?;
             let max_age = store.jwks_max_age;
             render(json_out, json!(revocation), || {
                 let mut text = format!(
@@ -385,7 +407,7 @@ async fn keys_command(
             })
         }
         KeysCommand::Purge => {
-            let purge = admin::purge_keys(db, &store.key_policy()).await?;
+            let purge = signing::purge_keys(db, &store.key_policy()).await?;
             render(json_out, json!(purge), || {
                 if purge.purged.is_empty() {
                     match purge.next_purge_at {
@@ -411,7 +433,7 @@ async fn keys_command(
                     new_master_key_file.display()
                 );
             }
-            let count = admin::rewrap_keys(db, &current, &loaded.key).await?;
+            let count = signing::rewrap_keys(db, &current, &loaded.key).await?;
             let path = new_master_key_file.display().to_string();
             render(
                 json_out,
@@ -428,7 +450,7 @@ async fn keys_command(
             let master = load_master(store)?;
             let text = std::fs::read_to_string(&pem)
                 .with_context(|| format!("cannot read {}", pem.display()))?;
-            let kid = admin::import_key(db, &master, alg, &text).await?;
+            let kid = signing::import_key(db, &master, alg, &text).await?;
             let policy = store.key_policy();
             let safe = policy.rotation_safe_at(crate::now());
             render(

@@ -171,8 +171,8 @@ impl Settings {
 
 impl Settings {
     /// The timings that decide when key rotations and purges are safe.
-    pub fn key_policy(&self) -> crate::keyring::KeyPolicy {
-        crate::keyring::KeyPolicy {
+    pub fn key_policy(&self) -> crate::signing::KeyPolicy {
+        crate::signing::KeyPolicy {
             jwks_max_age: self.jwks_max_age,
             reload_interval: self.key_reload_interval,
             access_token_ttl: self.access_token_ttl,
@@ -182,8 +182,8 @@ impl Settings {
 
 impl StoreArgs {
     /// The same policy as [`Settings::key_policy`], for admin commands.
-    pub fn key_policy(&self) -> crate::keyring::KeyPolicy {
-        crate::keyring::KeyPolicy {
+    pub fn key_policy(&self) -> crate::signing::KeyPolicy {
+        crate::signing::KeyPolicy {
             jwks_max_age: self.jwks_max_age,
             reload_interval: Duration::from_secs(self.key_reload_interval),
             access_token_ttl: self.access_token_ttl,

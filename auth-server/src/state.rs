@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
-use crate::keyring::SharedKeys;
 use crate::oauth::lockout::Lockouts;
+use crate::signing::SharedKeys;
 use crate::store::Store;
 
 /// Cloned for every request (axum's `State`), so it is one `Arc`: one reference count to move,

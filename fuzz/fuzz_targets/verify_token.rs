@@ -11,7 +11,7 @@ fn trusted() -> &'static VerifyingKey {
     static KEY: OnceLock<VerifyingKey> = OnceLock::new();
     KEY.get_or_init(|| {
         keys::install_crypto_provider();
-        let (key, _) = keys::SigningKey::generate(keys::Algorithm::ES256).expect("key");
+        let key = keys::SigningKey::generate(keys::Algorithm::ES256).expect("key");
         VerifyingKey::from_jwk(key.public_jwk()).expect("verifying key")
     })
 }

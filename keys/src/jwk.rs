@@ -119,7 +119,7 @@ mod tests {
     fn kid_equals_jsonwebtokens_thumbprint_for_generated_keys() {
         install_crypto_provider();
         for alg in [Algorithm::ES256, Algorithm::EdDSA] {
-            let (key, _) = SigningKey::generate(alg).unwrap();
+            let key = SigningKey::generate(alg).unwrap();
             let from_jsonwebtoken = key.public_jwk().thumbprint(ThumbprintHash::SHA256).unwrap();
             assert_eq!(key.kid(), from_jsonwebtoken);
             assert_eq!(thumbprint(key.public_jwk()).unwrap(), key.kid());
@@ -139,8 +139,8 @@ mod tests {
 
     #[test]
     fn jwk_set_publishes_public_keys_and_drops_symmetric_ones() {
-        let (es, _) = SigningKey::generate(Algorithm::ES256).unwrap();
-        let (ed, _) = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let es = SigningKey::generate(Algorithm::ES256).unwrap();
+        let ed = SigningKey::generate(Algorithm::EdDSA).unwrap();
         let secret = Jwk {
             common: CommonParameters::default(),
             algorithm: AlgorithmParameters::OctetKey(OctetKeyParameters {

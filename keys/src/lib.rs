@@ -3,6 +3,7 @@
 mod jwk;
 mod master_key;
 mod provider;
+mod sealed;
 mod signing_key;
 pub mod verify;
 
@@ -12,12 +13,15 @@ use std::str::FromStr;
 pub use jwk::{jwk_set, thumbprint};
 pub use master_key::{LoadedMasterKey, MasterKey};
 pub use provider::{RING_PROVIDER, install_crypto_provider};
-pub use signing_key::{SigningKey, pkcs8_from_pem};
+pub use sealed::SealedKey;
+#[cfg(feature = "dangerous-insider")]
+pub use sealed::dangerous;
+pub use signing_key::SigningKey;
 
 /// The algorithms this service signs access tokens with.
 ///
 /// RS256 keys cannot be generated here (ring has no RSA key generation); they are imported from a
-/// PKCS#8 PEM made by a tool such as openssl, see [`pkcs8_from_pem`].
+/// PKCS#8 PEM made by a tool such as openssl, see [`SealedKey::import_pem`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Algorithm {
     /// ECDSA over P-256 with SHA-256, the default.
@@ -61,6 +65,15 @@ impl FromStr for Algorithm {
     }
 }
 
+impl TryFrom<String> for Algorithm {
+    type Error = KeyError;
+
+    /// For reading the algorithm of a stored key straight into the type.
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -68,7 +81,9 @@ impl fmt::Display for Algorithm {
 }
 
 /// Where a signing key is in its rotation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// Published in the JWKS so verifiers cache it, but not yet signing.
@@ -100,6 +115,15 @@ impl FromStr for KeyState {
             "retired" => Ok(KeyState::Retired),
             other => Err(KeyError::UnknownKeyState(other.to_owned())),
         }
+    }
+}
+
+impl TryFrom<String> for KeyState {
+    type Error = KeyError;
+
+    /// For reading the state of a stored key straight into the type.
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -156,6 +180,9 @@ pub enum KeyError {
     /// A PEM file that is not a PKCS#8 private key.
     #[error("not a PKCS#8 private key PEM: {0}")]
     Pem(&'static str),
+    /// A sealed key opened into another key than its `kid` names.
+    #[error("stored key {0} does not match its kid")]
+    KidMismatch(String),
     /// A key state name that is not one of pending, active, retired.
     #[error("unknown key state {0:?} (expected \"pending\", \"active\" or \"retired\")")]
     UnknownKeyState(String),

@@ -119,7 +119,7 @@ impl MasterKey {
     ///
     /// Random nonces are safe here because one master key seals only a handful of signing keys,
     /// far below the 2^32 messages at which a nonce collision becomes a concern.
-    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, KeyError> {
+    pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, KeyError> {
         let key = self.aead_key()?;
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
@@ -144,7 +144,7 @@ impl MasterKey {
 
     /// Reverses [`MasterKey::seal`]. Any authentication failure, including input too short to
     /// hold a nonce and a tag, is [`KeyError::WrongMasterKey`].
-    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    pub(crate) fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(KeyError::WrongMasterKey);
         }

@@ -53,31 +53,32 @@ struct JwsHeader<'a> {
     kid: &'a str,
 }
 
+/// A new PKCS#8 document for `alg` from ring's SystemRandom, for [`crate::SealedKey`] to seal.
+pub(crate) fn generate_pkcs8(alg: Algorithm) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let rng = SystemRandom::new();
+    let document = match alg {
+        Algorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng),
+        Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
+        Algorithm::RS256 => return Err(KeyError::CannotGenerate),
+    }
+    .map_err(|_| KeyError::Generation)?;
+    // ring's document is not zeroized when dropped; the copy handed on is, and the document is
+    // dropped at the end of this function.
+    Ok(Zeroizing::new(document.as_ref().to_vec()))
+}
+
 impl SigningKey {
-    /// New key from ring's SystemRandom. Returns the key and its PKCS#8 DER, to be sealed and
-    /// stored by the caller.
-    pub fn generate(alg: Algorithm) -> Result<(SigningKey, Zeroizing<Vec<u8>>), KeyError> {
-        let rng = SystemRandom::new();
-        let document = match alg {
-            Algorithm::ES256 => {
-                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            }
-            Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
-            Algorithm::RS256 => return Err(KeyError::CannotGenerate),
-        }
-        .map_err(|_| KeyError::Generation)?;
-        // ring's document is not zeroized when dropped; the copy handed to the caller is, and the
-        // document is dropped at the end of this function.
-        let pkcs8 = Zeroizing::new(document.as_ref().to_vec());
-        let key = SigningKey::from_pkcs8(alg, &pkcs8)?;
-        Ok((key, pkcs8))
+    /// A new key that is never stored (benchmarks, fuzzing, tests): its private half exists only
+    /// inside the returned value. Keys that are stored come from [`crate::SealedKey::generate`].
+    pub fn generate(alg: Algorithm) -> Result<SigningKey, KeyError> {
+        SigningKey::from_pkcs8(alg, &generate_pkcs8(alg)?)
     }
 
     /// Parses a PKCS#8 private key for `alg`.
     ///
-    /// Ed25519 keys must be PKCS#8 v2, as [`SigningKey::generate`] writes them, because v2 carries
-    /// the public key and ring then checks that it matches the private key.
-    pub fn from_pkcs8(alg: Algorithm, pkcs8_der: &[u8]) -> Result<SigningKey, KeyError> {
+    /// Ed25519 keys must be PKCS#8 v2, as [`generate_pkcs8`] writes them, because v2 carries the
+    /// public key and ring then checks that it matches the private key.
+    pub(crate) fn from_pkcs8(alg: Algorithm, pkcs8_der: &[u8]) -> Result<SigningKey, KeyError> {
         let malformed = |_| KeyError::MalformedPrivateKey(alg);
         let (pair, params) = match alg {
             Algorithm::ES256 => {
@@ -206,7 +207,7 @@ impl SigningKey {
 
 /// The DER of a PKCS#8 private key PEM (`-----BEGIN PRIVATE KEY-----`), as `openssl genpkey`
 /// writes it, for importing keys this crate cannot generate (RSA).
-pub fn pkcs8_from_pem(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+pub(crate) fn pkcs8_from_pem(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let parsed = pem::parse(text.trim()).map_err(|_| KeyError::Pem("cannot parse PEM"))?;
     if parsed.tag() != "PRIVATE KEY" {
         return Err(KeyError::Pem(
@@ -280,7 +281,7 @@ mod tests {
     fn signed_tokens_verify_with_the_published_jwk() {
         install_crypto_provider();
         for alg in [Algorithm::ES256, Algorithm::EdDSA] {
-            let (key, _) = SigningKey::generate(alg).unwrap();
+            let key = SigningKey::generate(alg).unwrap();
             let token = key.sign_jwt(&claims()).unwrap();
 
             let decoding_key = DecodingKey::from_jwk(key.public_jwk()).unwrap();
@@ -295,7 +296,7 @@ mod tests {
     #[test]
     fn header_is_exactly_alg_typ_kid() {
         for alg in [Algorithm::ES256, Algorithm::EdDSA] {
-            let (key, _) = SigningKey::generate(alg).unwrap();
+            let key = SigningKey::generate(alg).unwrap();
             let token = key.sign_jwt(&claims()).unwrap();
             let header = token.split('.').next().unwrap();
             let header = URL_SAFE_NO_PAD.decode(header).unwrap();
@@ -315,8 +316,8 @@ mod tests {
     #[test]
     fn a_token_signed_by_another_key_is_rejected() {
         install_crypto_provider();
-        let (signer, _) = SigningKey::generate(Algorithm::ES256).unwrap();
-        let (other, _) = SigningKey::generate(Algorithm::ES256).unwrap();
+        let signer = SigningKey::generate(Algorithm::ES256).unwrap();
+        let other = SigningKey::generate(Algorithm::ES256).unwrap();
         let token = signer.sign_jwt(&claims()).unwrap();
         let decoding_key = DecodingKey::from_jwk(other.public_jwk()).unwrap();
         assert!(decode::<Claims>(&token, &decoding_key, &validation(Algorithm::ES256)).is_err());
@@ -324,7 +325,7 @@ mod tests {
 
     #[test]
     fn public_jwk_has_no_private_member_and_the_expected_shape() {
-        let (es, _) = SigningKey::generate(Algorithm::ES256).unwrap();
+        let es = SigningKey::generate(Algorithm::ES256).unwrap();
         let json = serde_json::to_value(es.public_jwk()).unwrap();
         assert!(json.get("d").is_none());
         assert_eq!(json["kty"], "EC");
@@ -335,7 +336,7 @@ mod tests {
         assert_eq!(json["x"].as_str().map(str::len), Some(43));
         assert_eq!(json["y"].as_str().map(str::len), Some(43));
 
-        let (ed, _) = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let ed = SigningKey::generate(Algorithm::EdDSA).unwrap();
         let json = serde_json::to_value(ed.public_jwk()).unwrap();
         assert!(json.get("d").is_none());
         assert!(json.get("y").is_none());
@@ -351,7 +352,8 @@ mod tests {
     fn from_pkcs8_of_the_generated_der_gives_the_same_key() {
         install_crypto_provider();
         for alg in [Algorithm::ES256, Algorithm::EdDSA] {
-            let (key, der) = SigningKey::generate(alg).unwrap();
+            let der = generate_pkcs8(alg).unwrap();
+            let key = SigningKey::from_pkcs8(alg, &der).unwrap();
             let reparsed = SigningKey::from_pkcs8(alg, &der).unwrap();
             assert_eq!(reparsed.kid(), key.kid());
             assert_eq!(reparsed.alg(), alg);
@@ -365,8 +367,8 @@ mod tests {
 
     #[test]
     fn malformed_or_mismatched_der_is_an_error_not_a_panic() {
-        let (_, es_der) = SigningKey::generate(Algorithm::ES256).unwrap();
-        let (_, ed_der) = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let es_der = generate_pkcs8(Algorithm::ES256).unwrap();
+        let ed_der = generate_pkcs8(Algorithm::EdDSA).unwrap();
         let mut flipped = es_der.to_vec();
         let middle = flipped.len() / 2;
         flipped[middle] ^= 0xff;
@@ -393,7 +395,8 @@ mod tests {
     #[test]
     fn debug_shows_only_kid_and_alg() {
         for alg in [Algorithm::ES256, Algorithm::EdDSA] {
-            let (key, der) = SigningKey::generate(alg).unwrap();
+            let der = generate_pkcs8(alg).unwrap();
+            let key = SigningKey::from_pkcs8(alg, &der).unwrap();
             let debug = format!("{key:?}");
             assert!(debug.contains(key.kid()));
             assert!(debug.contains(alg.as_str()));
@@ -438,7 +441,7 @@ mod tests {
         let pkcs1 = RSA_PEM.replace("PRIVATE KEY", "RSA PRIVATE KEY");
         assert!(matches!(pkcs8_from_pem(&pkcs1), Err(KeyError::Pem(_))));
         // An EC key is not an RSA key.
-        let (_, ec) = SigningKey::generate(Algorithm::ES256).unwrap();
+        let ec = generate_pkcs8(Algorithm::ES256).unwrap();
         assert!(SigningKey::from_pkcs8(Algorithm::RS256, &ec).is_err());
     }
 }

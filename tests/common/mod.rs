@@ -268,10 +268,10 @@ pub fn http() -> reqwest::Client {
 
 /// Rotates the signing keys at once, as `auth-server keys rotate --force` does: the pending key
 /// becomes active and a new pending key of `alg` is made.
-pub async fn force_rotate(auth: &TestAuth, alg: keys::Algorithm) -> auth_server::keyring::Rotation {
+pub async fn force_rotate(auth: &TestAuth, alg: keys::Algorithm) -> auth_server::signing::Rotation {
     let master = keys::MasterKey::load(&auth.db.master_key_path()).unwrap();
     let policy = auth.state.config.key_policy();
-    auth_server::admin::rotate_key(&auth.state.db, &master, &policy, alg, true)
+    auth_server::signing::rotate_key(&auth.state.db, &master, &policy, alg, true)
         .await
         .expect("forced rotation")
 }

@@ -4,21 +4,52 @@
 //! applied. With the unique indexes on the active and pending states, this is what makes
 //! concurrent rotations by several instances or admins safe without any lock in a process.
 
+use keys::{Algorithm, KeyState, SealedKey, SigningKey};
 use sqlx::FromRow;
 
 use super::{AuditEvent, Store, is_unique_violation, on_pool};
 
-/// A stored signing key. The private key stays sealed until the key ring opens it.
+/// A stored signing key. The private key stays sealed until the key ring opens it; algorithm and
+/// state are read straight into their types, so an unknown value in the table is a load error,
+/// never a string compared to a literal.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct SigningKeyRow {
     pub kid: String,
-    pub alg: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub alg: Algorithm,
+    #[sqlx(try_from = "String")]
+    pub state: KeyState,
     pub public_jwk: String,
     pub private_key_sealed: Vec<u8>,
     pub created_at: i64,
     pub activated_at: Option<i64>,
     pub retired_at: Option<i64>,
+}
+
+impl SigningKeyRow {
+    /// A new row for `key`, sealed as `sealed`, stored in `state` at `now`.
+    pub fn new(
+        key: &SigningKey,
+        sealed: &SealedKey,
+        state: KeyState,
+        now: i64,
+    ) -> anyhow::Result<SigningKeyRow> {
+        Ok(SigningKeyRow {
+            kid: key.kid().to_owned(),
+            alg: key.alg(),
+            state,
+            public_jwk: serde_json::to_string(key.public_jwk())?,
+            private_key_sealed: sealed.ciphertext().to_vec(),
+            created_at: now,
+            activated_at: (state == KeyState::Active).then_some(now),
+            retired_at: None,
+        })
+    }
+
+    /// The private key as stored, to open with the master key.
+    pub fn sealed(&self) -> SealedKey {
+        SealedKey::from_stored(self.kid.clone(), self.alg, self.private_key_sealed.clone())
+    }
 }
 
 /// One step of a key-lifecycle transaction.
@@ -32,8 +63,8 @@ pub enum KeyChange<'a> {
     Retire(&'a str),
     /// The key `kid` is unpublished at once (revocation, purge, or a replaced pending key).
     Delete(&'a str),
-    /// The key `kid` gets a new sealed private key (master-key rotation).
-    Reseal(&'a str, &'a [u8]),
+    /// The key gets its private key sealed anew (master-key rotation).
+    Reseal(&'a SealedKey),
 }
 
 macro_rules! key_columns {
@@ -56,11 +87,13 @@ impl Store {
 
     /// A cheap summary of the key table (kid and state of every key), polled by running servers
     /// to notice CLI changes without decrypting anything.
-    pub async fn signing_key_states(&self) -> anyhow::Result<Vec<(String, String)>> {
-        let rows = on_pool!(&self.db, pool => {
+    pub async fn signing_key_states(&self) -> anyhow::Result<Vec<(String, KeyState)>> {
+        let rows: Vec<(String, String)> = on_pool!(&self.db, pool => {
             sqlx::query_as("SELECT kid, state FROM signing_keys ORDER BY kid").fetch_all(pool).await?
         });
-        Ok(rows)
+        rows.into_iter()
+            .map(|(kid, state)| Ok((kid, state.parse()?)))
+            .collect()
     }
 
     /// The longest access-token lifetime any client has configured, if any overrides exist.
@@ -90,8 +123,8 @@ impl Store {
                              created_at, activated_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                         )
                         .bind(&row.kid)
-                        .bind(&row.alg)
-                        .bind(&row.state)
+                        .bind(row.alg.as_str())
+                        .bind(row.state.as_str())
                         .bind(&row.public_jwk)
                         .bind(&row.private_key_sealed)
                         .bind(row.created_at)
@@ -112,10 +145,10 @@ impl Store {
                         KeyChange::Delete(kid) => {
                             sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(*kid)
                         }
-                        KeyChange::Reseal(kid, sealed) => {
+                        KeyChange::Reseal(sealed) => {
                             sqlx::query("UPDATE signing_keys SET private_key_sealed = $2 WHERE kid = $1")
-                                .bind(*kid)
-                                .bind(*sealed)
+                                .bind(sealed.kid())
+                                .bind(sealed.ciphertext())
                         }
                     };
                     if query.execute(&mut *tx).await?.rows_affected() != 1 {

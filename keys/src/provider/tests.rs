@@ -174,7 +174,7 @@ fn hs384_and_hs512_round_trip() {
 #[test]
 fn es256_signature_of_all_zero_bytes_is_rejected() {
     install_crypto_provider();
-    let (signer, _) = SigningKey::generate(crate::Algorithm::ES256).unwrap();
+    let signer = SigningKey::generate(crate::Algorithm::ES256).unwrap();
     let token = signer.sign_jwt(&claims("carol")).unwrap();
     let key = DecodingKey::from_jwk(signer.public_jwk()).unwrap();
     assert!(decode::<Claims>(&token, &key, &validation(Algorithm::ES256)).is_ok());
@@ -197,7 +197,7 @@ fn es256_signature_of_all_zero_bytes_is_rejected() {
 #[test]
 fn eddsa_signature_of_zero_bytes_and_a_tampered_payload_are_rejected() {
     install_crypto_provider();
-    let (signer, _) = SigningKey::generate(crate::Algorithm::EdDSA).unwrap();
+    let signer = SigningKey::generate(crate::Algorithm::EdDSA).unwrap();
     let token = signer.sign_jwt(&claims("dave")).unwrap();
     let key = DecodingKey::from_jwk(signer.public_jwk()).unwrap();
     let zeroed = with_signature(&token, &[0u8; 64]);
@@ -225,7 +225,8 @@ fn jsonwebtoken_encode_signs_with_our_pkcs8_keys() {
         (crate::Algorithm::EdDSA, EncodingKey::from_ed_der),
     ];
     for (alg, encoding_key) in cases {
-        let (signer, pkcs8) = SigningKey::generate(alg).unwrap();
+        let pkcs8 = crate::signing_key::generate_pkcs8(alg).unwrap();
+        let signer = SigningKey::from_pkcs8(alg, &pkcs8).unwrap();
         let token = encode(
             &Header::new(alg.to_jwt()),
             &claims("frank"),
@@ -328,7 +329,8 @@ fn rsa_pkcs1_and_pss_sign_and_verify_from_every_key_form() {
 #[test]
 fn keys_of_the_wrong_family_are_refused() {
     install_crypto_provider();
-    let (signer, pkcs8) = SigningKey::generate(crate::Algorithm::ES256).unwrap();
+    let pkcs8 = crate::signing_key::generate_pkcs8(crate::Algorithm::ES256).unwrap();
+    let signer = SigningKey::from_pkcs8(crate::Algorithm::ES256, &pkcs8).unwrap();
     let ec_public = DecodingKey::from_jwk(signer.public_jwk()).unwrap();
     // An attacker who flips the header to HS256 must not get the public key used as a secret.
     assert!((RING_PROVIDER.verifier_factory)(&Algorithm::HS256, &ec_public).is_err());
@@ -382,7 +384,8 @@ fn garbage_keys_are_errors_not_panics() {
 
 #[test]
 fn key_utils_match_the_keys_we_publish() {
-    let (es, es_der) = SigningKey::generate(crate::Algorithm::ES256).unwrap();
+    let es_der = crate::signing_key::generate_pkcs8(crate::Algorithm::ES256).unwrap();
+    let es = SigningKey::from_pkcs8(crate::Algorithm::ES256, &es_der).unwrap();
     let (curve, x, y) = ec_pub_components_from_private_key(&es_der, Algorithm::ES256).unwrap();
     let AlgorithmParameters::EllipticCurve(params) = &es.public_jwk().algorithm else {
         panic!("not an EC JWK");
@@ -391,7 +394,8 @@ fn key_utils_match_the_keys_we_publish() {
     assert_eq!(URL_SAFE_NO_PAD.encode(x), params.x);
     assert_eq!(URL_SAFE_NO_PAD.encode(y), params.y);
 
-    let (ed, ed_der) = SigningKey::generate(crate::Algorithm::EdDSA).unwrap();
+    let ed_der = crate::signing_key::generate_pkcs8(crate::Algorithm::EdDSA).unwrap();
+    let ed = SigningKey::from_pkcs8(crate::Algorithm::EdDSA, &ed_der).unwrap();
     let x = ed_pub_components_from_private_key(&ed_der, &EllipticCurve::Ed25519).unwrap();
     let AlgorithmParameters::OctetKeyPair(params) = &ed.public_jwk().algorithm else {
         panic!("not an OKP JWK");

@@ -1,0 +1,28 @@
+//! Housekeeping that has nothing to do with signing keys: every minute, expired refresh tokens
+//! and access-token revocations are deleted, and the failed-authentication limiters forget
+//! addresses that have not failed lately. It runs apart from the key maintenance loop, so a slow
+//! purge never delays a key reload, and the other way round.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::oauth::lockout::Lockouts;
+use crate::store::Store;
+
+const EVERY: Duration = Duration::from_secs(60);
+
+pub fn spawn(db: Store, lockouts: Arc<Lockouts>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match db.purge_expired_tokens(crate::now()).await {
+                Ok((0, 0)) => {}
+                Ok((refresh, access)) => tracing::info!(refresh, access, "purged expired tokens"),
+                Err(err) => tracing::warn!(error = %err, "expired-token purge failed"),
+            }
+            lockouts.shrink();
+        }
+    })
+}

@@ -1,0 +1,534 @@
+//! Every step of a signing key's life, for the server (bootstrap, scheduled rotation, purge) and
+//! the admin CLI (rotate, revoke, purge, rewrap, import, recover). Each step reads the key table,
+//! decides, and applies a list of conditional [`KeyChange`]s with its audit event in one
+//! transaction; if another instance or admin changed the keys meanwhile, nothing is applied.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use keys::{Algorithm, KeyState, MasterKey, SealedKey, SigningKey};
+
+use super::KeyPolicy;
+use crate::admin::CLI_ACTOR;
+use crate::store::{AuditEvent, KeyChange, SigningKeyRow, Store};
+
+fn event(actor: &str, action: &str, now: i64, detail: serde_json::Value) -> AuditEvent {
+    AuditEvent {
+        at: now,
+        actor: actor.into(),
+        action: action.into(),
+        client_id: None,
+        source_ip: None,
+        detail,
+    }
+}
+
+/// Opens a stored key for signing. The kid is the AEAD associated data, so a sealed key copied
+/// onto another row does not open.
+pub(crate) fn open(row: &SigningKeyRow, master: &MasterKey) -> anyhow::Result<SigningKey> {
+    row.sealed().open(master).map_err(|err| match err {
+        keys::KeyError::WrongMasterKey => anyhow::anyhow!(
+            "the master key cannot open signing key {}: AUTH_MASTER_KEY_FILE is not the key this database was created with \
+             (if that key is lost, see \"Lost master key\" in docs/RUNBOOK.md)",
+            row.kid
+        ),
+        other => anyhow::anyhow!("signing key {} cannot be used: {other}", row.kid),
+    })
+}
+
+/// Generates a key and seals it for storage in `state`.
+fn new_key(
+    alg: Algorithm,
+    state: KeyState,
+    master: &MasterKey,
+    now: i64,
+) -> anyhow::Result<SigningKeyRow> {
+    let (key, sealed) = SealedKey::generate(alg, master)?;
+    SigningKeyRow::new(&key, &sealed, state, now)
+}
+
+/// The algorithm of a replacement key: the same as the key it replaces, except that RSA keys
+/// cannot be generated here, so their replacements are ES256 (import an RSA key to go on with RSA).
+pub fn replacement_alg(alg: Algorithm) -> Algorithm {
+    match alg {
+        Algorithm::RS256 => Algorithm::ES256,
+        other => other,
+    }
+}
+
+fn find(rows: &[SigningKeyRow], state: KeyState) -> Option<&SigningKeyRow> {
+    rows.iter().find(|r| r.state == state)
+}
+
+/// Makes sure an active and a pending key exist: on a first start both are created, on a database
+/// from before pending keys existed a pending key is added. Safe when several instances start at
+/// once: the database lets exactly one of them store each key. Returns the kids created.
+pub async fn bootstrap(db: &Store, master: &MasterKey, now: i64) -> anyhow::Result<Vec<String>> {
+    let rows = db.list_signing_keys().await?;
+    let mut created = Vec::new();
+    if find(&rows, KeyState::Active).is_none() {
+        let active = new_key(Algorithm::ES256, KeyState::Active, master, now)?;
+        let pending = new_key(Algorithm::ES256, KeyState::Pending, master, now)?;
+        let audit = event(
+            "server",
+            "key.bootstrap",
+            now,
+            serde_json::json!({ "active": active.kid, "pending": pending.kid }),
+        );
+        if db
+            .apply_key_changes(
+                &[KeyChange::Insert(&active), KeyChange::Insert(&pending)],
+                &audit,
+            )
+            .await?
+        {
+            created = vec![active.kid, pending.kid];
+        }
+    } else if find(&rows, KeyState::Pending).is_none() {
+        let pending = new_key(Algorithm::ES256, KeyState::Pending, master, now)?;
+        let audit = event(
+            "server",
+            "key.create",
+            now,
+            serde_json::json!({ "pending": pending.kid }),
+        );
+        if db
+            .apply_key_changes(&[KeyChange::Insert(&pending)], &audit)
+            .await?
+        {
+            created = vec![pending.kid];
+        }
+    }
+    Ok(created)
+}
+
+/// Why a rotation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RotationRefused {
+    #[error(
+        "too early: pending key {pending} was published at {published} and resource servers may not have it before {safe} \
+         (in {wait} s); rotate then, or use --force (tokens it signs may be refused until every resource API refreshes its JWKS)"
+    )]
+    TooEarly {
+        pending: String,
+        published: String,
+        safe: String,
+        wait: i64,
+    },
+    #[error("there is no pending key to promote; use --force to make a new key active at once")]
+    NoPending,
+    #[error(
+        "the signing keys changed while rotating (another admin or instance); nothing was changed, try again"
+    )]
+    Concurrent,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rotation {
+    pub active: String,
+    pub pending: String,
+    pub retired: Option<String>,
+}
+
+fn timestamp(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(|| unix.to_string(), |t| t.to_rfc3339())
+}
+
+/// The key a rotation makes active.
+enum NextActive<'a> {
+    /// The pending key, which every resource API has cached.
+    Promote(&'a SigningKeyRow),
+    /// A key made now (a forced rotation with no pending key).
+    Fresh(SigningKeyRow),
+}
+
+/// Rotates: the pending key becomes active, the active key is retired (still published), and a
+/// new pending key of `alg` is created. Refused while the pending key may be missing from resource
+/// servers' caches, unless `force`.
+pub(crate) async fn rotate(
+    db: &Store,
+    master: &MasterKey,
+    policy: &KeyPolicy,
+    alg: Algorithm,
+    force: bool,
+    actor: &str,
+    now: i64,
+) -> anyhow::Result<Result<Rotation, RotationRefused>> {
+    let rows = db.list_signing_keys().await?;
+    let active = find(&rows, KeyState::Active);
+    let new_pending = new_key(alg, KeyState::Pending, master, now)?;
+    // Either the pending key is promoted, or (forced, with no pending key) a fresh key is made
+    // active at once.
+    let next = match find(&rows, KeyState::Pending) {
+        Some(pending) => {
+            let safe = policy.rotation_safe_at(pending.created_at);
+            if now < safe && !force {
+                return Ok(Err(RotationRefused::TooEarly {
+                    pending: pending.kid.clone(),
+                    published: timestamp(pending.created_at),
+                    safe: timestamp(safe),
+                    wait: safe - now,
+                }));
+            }
+            // The promoted key must open with this master key, or the servers could not sign.
+            open(pending, master)?;
+            NextActive::Promote(pending)
+        }
+        None if force => NextActive::Fresh(new_key(
+            replacement_alg(alg),
+            KeyState::Active,
+            master,
+            now,
+        )?),
+        None => return Ok(Err(RotationRefused::NoPending)),
+    };
+    let mut changes = Vec::new();
+    if let Some(active) = active {
+        changes.push(KeyChange::Retire(&active.kid));
+    }
+    let new_active = match &next {
+        NextActive::Promote(pending) => {
+            changes.push(KeyChange::Activate(&pending.kid));
+            pending.kid.clone()
+        }
+        NextActive::Fresh(row) => {
+            changes.push(KeyChange::Insert(row));
+            row.kid.clone()
+        }
+    };
+    changes.push(KeyChange::Insert(&new_pending));
+    let rotation = Rotation {
+        active: new_active,
+        pending: new_pending.kid.clone(),
+        retired: active.map(|a| a.kid.clone()),
+    };
+    let audit = event(
+        actor,
+        "key.rotate",
+        now,
+        serde_json::json!({ "rotation": rotation, "forced": force, "alg": alg.as_str() }),
+    );
+    if !db.apply_key_changes(&changes, &audit).await? {
+        return Ok(Err(RotationRefused::Concurrent));
+    }
+    Ok(Ok(rotation))
+}
+
+/// Routine rotation from the CLI: the pending key becomes active, the active key is retired
+/// (published until its tokens expire), and a new pending key of `alg` is made. Refused with a
+/// one-line explanation while resource servers may not have the pending key yet, unless `force`.
+pub async fn rotate_key(
+    db: &Store,
+    master: &MasterKey,
+    policy: &KeyPolicy,
+    alg: Algorithm,
+    force: bool,
+) -> anyhow::Result<Rotation> {
+    Ok(rotate(db, master, policy, alg, force, CLI_ACTOR, crate::now()).await??)
+}
+
+/// Rotates if the active key has been active for `interval` and the pending key is safe to
+/// promote. Several instances may all decide to; the transaction lets exactly one succeed.
+pub(crate) async fn scheduled_rotation(
+    db: &Store,
+    master: &MasterKey,
+    policy: &KeyPolicy,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let now = crate::now();
+    let rows = db.list_signing_keys().await?;
+    let due = find(&rows, KeyState::Active)
+        .is_some_and(|a| a.activated_at.unwrap_or(a.created_at) + interval.as_secs() as i64 <= now);
+    if !due {
+        return Ok(());
+    }
+    let alg = find(&rows, KeyState::Pending).map_or(Algorithm::ES256, |p| replacement_alg(p.alg));
+    match rotate(db, master, policy, alg, false, "server (scheduled)", now).await? {
+        Ok(rotation) => tracing::info!(
+            active = rotation.active,
+            pending = rotation.pending,
+            "scheduled key rotation"
+        ),
+        // Another instance rotated first, or the pending key is not safe yet: try next time.
+        Err(RotationRefused::Concurrent | RotationRefused::TooEarly { .. }) => {}
+        Err(RotationRefused::NoPending) => {
+            bootstrap(db, master, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// What an emergency revocation did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Revocation {
+    pub revoked: String,
+    pub was: KeyState,
+    /// The key that signs now, if the revoked key was the active one.
+    pub active: Option<String>,
+    /// The new pending key, if one was made.
+    pub pending: Option<String>,
+}
+
+/// Emergency revocation: the key is unpublished at once. If it was active, the pending key is
+/// promoted (or, if there is none, a new key made active) and a new pending key made; if it was
+/// pending, a new pending key replaces it. Tokens it signed stop verifying at every resource API
+/// when that API next refreshes its JWKS (at most the JWKS max-age).
+pub async fn revoke_key(db: &Store, master: &MasterKey, kid: &str) -> anyhow::Result<Revocation> {
+    let now = crate::now();
+    let rows = db.list_signing_keys().await?;
+    let target = rows.iter().find(|r| r.kid == kid).ok_or_else(|| {
+        anyhow::anyhow!("no signing key with kid {kid} (see `auth-server keys list`)")
+    })?;
+    let alg = replacement_alg(target.alg);
+    let mut changes = vec![KeyChange::Delete(&target.kid)];
+    let mut revocation = Revocation {
+        revoked: target.kid.clone(),
+        was: target.state,
+        active: None,
+        pending: None,
+    };
+    let mut fresh_active = None;
+    if target.state == KeyState::Active {
+        match find(&rows, KeyState::Pending) {
+            Some(pending) => {
+                open(pending, master)?;
+                changes.push(KeyChange::Activate(&pending.kid));
+                revocation.active = Some(pending.kid.clone());
+            }
+            None => fresh_active = Some(new_key(alg, KeyState::Active, master, now)?),
+        }
+    }
+    if let Some(row) = &fresh_active {
+        changes.push(KeyChange::Insert(row));
+        revocation.active = Some(row.kid.clone());
+    }
+    // A revoked active or pending key leaves the pending slot empty: fill it.
+    let new_pending = match target.state {
+        KeyState::Active | KeyState::Pending => Some(new_key(alg, KeyState::Pending, master, now)?),
+        KeyState::Retired => None,
+    };
+    if let Some(row) = &new_pending {
+        changes.push(KeyChange::Insert(row));
+        revocation.pending = Some(row.kid.clone());
+    }
+    let audit = event(CLI_ACTOR, "key.revoke", now, serde_json::json!(revocation));
+    anyhow::ensure!(
+        db.apply_key_changes(&changes, &audit).await?,
+        "the signing keys changed while revoking; nothing was changed, try again"
+    );
+    Ok(revocation)
+}
+
+/// Deletes retired keys whose tokens have all expired. Returns the kids purged.
+pub(crate) async fn purge(
+    db: &Store,
+    policy: &KeyPolicy,
+    actor: &str,
+    now: i64,
+) -> anyhow::Result<Vec<String>> {
+    let rows = db.list_signing_keys().await?;
+    let retired: Vec<&SigningKeyRow> = rows
+        .iter()
+        .filter(|r| r.state == KeyState::Retired)
+        .collect();
+    if retired.is_empty() {
+        return Ok(Vec::new());
+    }
+    let longest = db.longest_client_ttl().await?.unwrap_or(0);
+    let expired: Vec<&str> = retired
+        .iter()
+        .filter(|r| policy.purge_safe_at(r.retired_at.unwrap_or(r.created_at), longest) <= now)
+        .map(|r| r.kid.as_str())
+        .collect();
+    if expired.is_empty() {
+        return Ok(Vec::new());
+    }
+    let changes: Vec<KeyChange> = expired.iter().map(|kid| KeyChange::Delete(kid)).collect();
+    let audit = event(
+        actor,
+        "key.purge",
+        now,
+        serde_json::json!({ "kids": expired }),
+    );
+    if !db.apply_key_changes(&changes, &audit).await? {
+        // Another instance purged them at the same moment.
+        return Ok(Vec::new());
+    }
+    Ok(expired.into_iter().map(str::to_owned).collect())
+}
+
+/// What `keys purge` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Purge {
+    pub purged: Vec<String>,
+    /// When the next retired key becomes purgeable, if any remain.
+    pub next_purge_at: Option<i64>,
+}
+
+/// Drops retired keys whose tokens have all expired, from the CLI.
+pub async fn purge_keys(db: &Store, policy: &KeyPolicy) -> anyhow::Result<Purge> {
+    let purged = purge(db, policy, CLI_ACTOR, crate::now()).await?;
+    let rows = db.list_signing_keys().await?;
+    let longest = db.longest_client_ttl().await?.unwrap_or(0);
+    let next_purge_at = rows
+        .iter()
+        .filter(|r| r.state == KeyState::Retired)
+        .map(|r| policy.purge_safe_at(r.retired_at.unwrap_or(r.created_at), longest))
+        .min();
+    Ok(Purge {
+        purged,
+        next_purge_at,
+    })
+}
+
+/// Master-key rotation: re-seals every private key under `new` in one transaction. The active and
+/// pending keys must open under `current` first, so a wrong current key changes nothing. A
+/// retired key that `current` cannot open is left as it is: it never signs again, and it is one
+/// sealed under a master key that was lost (see [`recover_lost_master_key`]) until it is purged.
+/// Returns the number of keys re-sealed.
+pub async fn rewrap_keys(
+    db: &Store,
+    current: &MasterKey,
+    new: &MasterKey,
+) -> anyhow::Result<usize> {
+    let rows = db.list_signing_keys().await?;
+    let mut resealed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match row.sealed().rewrap(current, new) {
+            Ok(sealed) => resealed.push(sealed),
+            Err(_) if row.state == KeyState::Retired => {}
+            Err(_) => anyhow::bail!(
+                "the current master key cannot open signing key {}; nothing was changed",
+                row.kid
+            ),
+        }
+    }
+    let changes: Vec<KeyChange> = resealed.iter().map(KeyChange::Reseal).collect();
+    let kids: Vec<&str> = resealed.iter().map(SealedKey::kid).collect();
+    let audit = event(
+        CLI_ACTOR,
+        "key.rewrap",
+        crate::now(),
+        serde_json::json!({ "kids": kids }),
+    );
+    anyhow::ensure!(
+        db.apply_key_changes(&changes, &audit).await?,
+        "the signing keys changed while rewrapping; nothing was changed, try again"
+    );
+    for row in db.list_signing_keys().await? {
+        if row.state != KeyState::Retired {
+            open(&row, new).with_context(|| {
+                format!("key {} was added during the rewrap and is still under the old master key; run rewrap again", row.kid)
+            })?;
+        }
+    }
+    Ok(resealed.len())
+}
+
+/// Imports a private key (PKCS#8 PEM) as the pending key, replacing any pending key (which has
+/// never signed). It becomes active at the next rotation. This is how RS256 keys arrive: ring
+/// cannot generate RSA keys.
+pub async fn import_key(
+    db: &Store,
+    master: &MasterKey,
+    alg: Algorithm,
+    pem: &str,
+) -> anyhow::Result<String> {
+    let now = crate::now();
+    let (key, sealed) = SealedKey::import_pem(alg, pem, master)?;
+    let row = SigningKeyRow::new(&key, &sealed, KeyState::Pending, now)?;
+    let rows = db.list_signing_keys().await?;
+    anyhow::ensure!(
+        !rows.iter().any(|r| r.kid == row.kid),
+        "key {} is already stored",
+        row.kid
+    );
+    let mut changes = Vec::new();
+    let replaced = find(&rows, KeyState::Pending);
+    if let Some(old) = replaced {
+        changes.push(KeyChange::Delete(&old.kid));
+    }
+    changes.push(KeyChange::Insert(&row));
+    let audit = event(
+        CLI_ACTOR,
+        "key.import",
+        now,
+        serde_json::json!({ "kid": row.kid, "alg": row.alg, "replaced_pending": replaced.map(|r| &r.kid) }),
+    );
+    anyhow::ensure!(
+        db.apply_key_changes(&changes, &audit).await?,
+        "the signing keys changed while importing; nothing was changed, try again"
+    );
+    Ok(row.kid)
+}
+
+/// The fresh start after the master key was lost (`keys rotate --force` with a master key file
+/// that had to be created): no stored private key can be opened any more, so a new active and a
+/// new pending key of `alg` are made under `master`. The old active key is retired, so the
+/// tokens it signed keep verifying until they expire and it is purged; the old pending key,
+/// which never signed, is deleted. Refused if `master` opens the active or pending key: then the
+/// master key is not lost, and a routine or forced rotation is what is wanted.
+pub async fn recover_lost_master_key(
+    db: &Store,
+    master: &MasterKey,
+    alg: Algorithm,
+) -> anyhow::Result<Rotation> {
+    let now = crate::now();
+    let rows = db.list_signing_keys().await?;
+    let active = find(&rows, KeyState::Active);
+    let pending = find(&rows, KeyState::Pending);
+    if let Some(opens) = [active, pending]
+        .into_iter()
+        .flatten()
+        .find(|row| row.sealed().open(master).is_ok())
+    {
+        anyhow::bail!(
+            "this master key opens signing key {}: it is not a new master key, so nothing was changed",
+            opens.kid
+        );
+    }
+    let fresh_active = new_key(replacement_alg(alg), KeyState::Active, master, now)?;
+    let fresh_pending = new_key(alg, KeyState::Pending, master, now)?;
+    let mut changes = Vec::new();
+    if let Some(active) = active {
+        changes.push(KeyChange::Retire(&active.kid));
+    }
+    if let Some(pending) = pending {
+        changes.push(KeyChange::Delete(&pending.kid));
+    }
+    changes.push(KeyChange::Insert(&fresh_active));
+    changes.push(KeyChange::Insert(&fresh_pending));
+    let rotation = Rotation {
+        active: fresh_active.kid.clone(),
+        pending: fresh_pending.kid.clone(),
+        retired: active.map(|a| a.kid.clone()),
+    };
+    let audit = event(
+        CLI_ACTOR,
+        "key.recover",
+        now,
+        serde_json::json!({
+            "rotation": rotation,
+            "deleted_pending": pending.map(|p| &p.kid),
+            "reason": "new master key",
+        }),
+    );
+    anyhow::ensure!(
+        db.apply_key_changes(&changes, &audit).await?,
+        "the signing keys changed while recovering; nothing was changed, try again"
+    );
+    Ok(rotation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rsa_keys_are_replaced_by_keys_that_can_be_generated() {
+        assert_eq!(replacement_alg(Algorithm::RS256), Algorithm::ES256);
+        assert_eq!(replacement_alg(Algorithm::EdDSA), Algorithm::EdDSA);
+        assert_eq!(replacement_alg(Algorithm::ES256), Algorithm::ES256);
+    }
+}
