@@ -1,6 +1,6 @@
 //! The signing-key lifecycle end to end: routine rotations under load with zero failed requests,
 //! several token-service instances on one PostgreSQL database, emergency revocation, purge,
-//! master-key rotation and RS256 keys.
+//! master-key rotation, the runbook's recovery from a lost master key, and RS256 keys.
 
 mod common;
 
@@ -20,6 +20,130 @@ use keys::{Algorithm, MasterKey};
 use reqwest::StatusCode;
 use serde_json::Value;
 use system::{access_token, spawn_resource_api};
+
+on_both_backends!(a_lost_master_key_is_recovered_as_the_runbook_says);
+
+/// Runs an admin command in-process exactly as `auth-server ARGS` parses and runs it, against
+/// the test's database and the master key file at `master_key_file`.
+async fn admin_cli(
+    auth: &TestAuth,
+    master_key_file: &std::path::Path,
+    args: &[&str],
+) -> anyhow::Result<Value> {
+    use clap::Parser;
+    let mut argv = vec![
+        "auth-server",
+        "--json",
+        "--auth-database-url",
+        &auth.db.url,
+        "--auth-master-key-file",
+        master_key_file.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(args);
+    let cli = auth_server::cli::Cli::try_parse_from(argv)?;
+    let out = auth_server::cli::run_admin(&cli.store, cli.command, cli.json).await?;
+    Ok(serde_json::from_str(&out)?)
+}
+
+/// docs/RUNBOOK.md, "Lost master key", step by step: the master key file is gone, so no stored
+/// private key can be opened. `keys rotate --force` with the file missing creates a new master
+/// key and makes a fresh active and pending key under it; running servers pick it up without a
+/// restart, partners' new tokens verify at the partner API, tokens signed before keep verifying
+/// until they expire, a restart works, and so does a later master-key rotation.
+async fn a_lost_master_key_is_recovered_as_the_runbook_says(backend: Backend) {
+    let Some(db) = test_db(backend).await else {
+        return;
+    };
+    let settings = TestAuth::settings(&db);
+    let auth = spawn_auth_with(db, settings.clone()).await;
+    let api = spawn_resource_api(Backend::Sqlite, &auth, |_| {})
+        .await
+        .unwrap();
+    api.wait_ready().await;
+    let (client, secret) = auth.client("acme", "orders:read").await;
+    let id = client.client_id.as_str();
+    let before = access_token(&auth, id, secret.expose()).await;
+    let me = |token: String| {
+        let request = http().get(api.url("/v1/me")).bearer_auth(token);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(me(before.clone()).await, StatusCode::OK);
+
+    // The master key is lost.
+    let path = auth.db.master_key_path();
+    std::fs::remove_file(&path).unwrap();
+    // Without --force nothing changes, and the error names the missing file.
+    let refused = admin_cli(&auth, &path, &["keys", "rotate"])
+        .await
+        .unwrap_err();
+    assert!(format!("{refused:#}").contains("does not exist"), "{refused:#}");
+    assert!(!path.exists());
+
+    // The runbook: `auth-server keys rotate --force`.
+    let rotation = admin_cli(&auth, &path, &["keys", "rotate", "--force"])
+        .await
+        .unwrap();
+    let new_active = rotation["active"].as_str().unwrap().to_owned();
+    assert_eq!(rotation["retired"].as_str(), Some(kid_of(&before).as_str()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the new master key file is owner-only");
+    }
+    let trail = auth.state.db.list_audit(None, 10).await.unwrap();
+    assert!(trail.iter().any(|r| r.action == "key.recover"));
+
+    // The running server re-reads the file and signs with the new key, and the partner API
+    // accepts its tokens; the token signed before the loss keeps working until it expires.
+    let after = system::token_signed_by(&auth, id, secret.expose(), &new_active).await;
+    assert_eq!(me(after).await, StatusCode::OK);
+    assert_eq!(me(before.clone()).await, StatusCode::OK);
+
+    // Running it again is a routine forced rotation under the new key, not another recovery.
+    let again = admin_cli(&auth, &path, &["keys", "rotate", "--force"])
+        .await
+        .unwrap();
+    assert_eq!(again["retired"].as_str(), Some(new_active.as_str()));
+
+    // A restart with the new file works.
+    let db = auth.stop().await;
+    let restarted = spawn_auth_with(db, settings).await;
+    let token = access_token(&restarted, id, secret.expose()).await;
+    assert_eq!(me(token).await, StatusCode::OK);
+
+    // The old keys can never be opened again; a master-key rotation leaves those (retired) as
+    // they are and re-seals the others.
+    let next = restarted.db.dir.path().join("master-2.key");
+    let rewrap = admin_cli(
+        &restarted,
+        &path,
+        &["keys", "rewrap", "--new-master-key-file", next.to_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rewrap["rewrapped"], 3, "{rewrap}");
+    api.stop().await;
+    restarted.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_rotation_with_the_wrong_master_key_changes_nothing() {
+    let auth = common::spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let before = auth.state.db.list_signing_keys().await.unwrap();
+    let wrong = auth.db.dir.path().join("someone-elses.key");
+    MasterKey::load_or_create(&wrong).unwrap();
+    let err = admin_cli(&auth, &wrong, &["keys", "rotate", "--force"])
+        .await
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("cannot open") && err.contains("RUNBOOK"),
+        "{err}"
+    );
+    assert_eq!(auth.state.db.list_signing_keys().await.unwrap(), before);
+    auth.stop().await;
+}
 
 /// A token service whose keys rotate quickly: JWKS max-age 1 s, key reload every 200 ms.
 async fn fast_auth(backend: Backend) -> Option<TestAuth> {
@@ -517,8 +641,9 @@ async fn scheduled_rotation_happens_exactly_once_across_instances() {
     let rotated = common::eventually(Duration::from_secs(60), "no scheduled rotation", || {
         let db = &a.state.db;
         async move {
+            // The trail lists the newest first; the first rotation is the oldest one in it.
             let trail = db.list_audit(None, 50).await.unwrap();
-            trail.into_iter().find(|r| r.action == "key.rotate")
+            trail.into_iter().rfind(|r| r.action == "key.rotate")
         }
     })
     .await;
