@@ -76,7 +76,10 @@ async fn a_lost_master_key_is_recovered_as_the_runbook_says(backend: Backend) {
     let refused = admin_cli(&auth, &path, &["keys", "rotate"])
         .await
         .unwrap_err();
-    assert!(format!("{refused:#}").contains("does not exist"), "{refused:#}");
+    assert!(
+        format!("{refused:#}").contains("does not exist"),
+        "{refused:#}"
+    );
     assert!(!path.exists());
 
     // The runbook: `auth-server keys rotate --force`.
@@ -118,7 +121,12 @@ async fn a_lost_master_key_is_recovered_as_the_runbook_says(backend: Backend) {
     let rewrap = admin_cli(
         &restarted,
         &path,
-        &["keys", "rewrap", "--new-master-key-file", next.to_str().unwrap()],
+        &[
+            "keys",
+            "rewrap",
+            "--new-master-key-file",
+            next.to_str().unwrap(),
+        ],
     )
     .await
     .unwrap();
