@@ -9,9 +9,6 @@ use shared_claims::{ClientId, PartnerId, ScopeSet};
 use crate::secret::ClientSecret;
 use crate::store::{AuditEvent, AuditRecord, Client, ClientUpdate, NewClient, Store};
 
-/// Who performs admin actions from the command line, as recorded in the audit trail.
-pub const CLI_ACTOR: &str = "cli";
-
 /// A client to create; every field already parsed.
 #[derive(Debug, Clone)]
 pub struct ClientSpec {
@@ -58,17 +55,6 @@ pub fn parse_ttl(secs: i64) -> anyhow::Result<i64> {
     Ok(secs)
 }
 
-fn event(action: &str, client_id: Option<&ClientId>, detail: serde_json::Value) -> AuditEvent {
-    AuditEvent {
-        at: crate::now(),
-        actor: CLI_ACTOR.into(),
-        action: action.into(),
-        client_id: client_id.map(|id| id.as_str().to_owned()),
-        source_ip: None,
-        detail,
-    }
-}
-
 fn new_client_id() -> anyhow::Result<ClientId> {
     let mut bytes = [0u8; 10];
     SystemRandom::new()
@@ -95,16 +81,16 @@ pub async fn create_client(db: &Store, spec: ClientSpec) -> anyhow::Result<(Clie
         created_at: now,
         updated_at: now,
     };
-    let audit = event(
+    let audit = AuditEvent::by_admin(
         "client.create",
-        Some(&client.client_id),
         serde_json::json!({
             "name": client.name,
             "partner_id": client.partner_id,
             "scopes": client.scopes,
             "audiences": client.audiences,
         }),
-    );
+    )
+    .about(Some(client.client_id.as_str()));
     let new = NewClient {
         client: client.clone(),
         secret_hash: secret.hash().to_vec(),
@@ -142,15 +128,15 @@ pub async fn update_client(
         update.name.is_some() || update.scopes.is_some() || update.access_token_ttl.is_some(),
         "nothing to update: give --name, --scopes or --access-ttl"
     );
-    let audit = event(
+    let audit = AuditEvent::by_admin(
         "client.update",
-        Some(&id),
         serde_json::json!({
             "name": update.name,
             "scopes": update.scopes,
             "access_token_ttl": update.access_token_ttl,
         }),
-    );
+    )
+    .about(Some(id.as_str()));
     if !db
         .update_client(id.as_str(), &update, crate::now(), &audit)
         .await?
@@ -168,7 +154,7 @@ pub async fn set_disabled(db: &Store, client_id: &str, disabled: bool) -> anyhow
     } else {
         "client.enable"
     };
-    let audit = event(action, Some(&id), serde_json::json!({}));
+    let audit = AuditEvent::by_admin(action, serde_json::json!({})).about(Some(id.as_str()));
     if !db
         .set_client_disabled(id.as_str(), disabled.then_some(now), now, &audit)
         .await?
@@ -180,7 +166,8 @@ pub async fn set_disabled(db: &Store, client_id: &str, disabled: bool) -> anyhow
 
 pub async fn delete_client(db: &Store, client_id: &str) -> anyhow::Result<()> {
     let id = parse_client_id(client_id)?;
-    let audit = event("client.delete", Some(&id), serde_json::json!({}));
+    let audit =
+        AuditEvent::by_admin("client.delete", serde_json::json!({})).about(Some(id.as_str()));
     if !db.delete_client(id.as_str(), &audit).await? {
         return Err(no_such_client(&id));
     }
@@ -194,12 +181,13 @@ pub async fn reset_secret(
     actor: &str,
 ) -> anyhow::Result<ClientSecret> {
     let secret = ClientSecret::generate()?;
-    let mut audit = event(
+    let audit = AuditEvent::new(
+        actor,
         "client.secret_reset",
-        Some(client_id),
+        crate::now(),
         serde_json::json!({}),
-    );
-    audit.actor = actor.to_owned();
+    )
+    .about(Some(client_id.as_str()));
     db.replace_client_secrets(client_id.as_str(), &secret.hash(), crate::now(), &audit)
         .await?;
     Ok(secret)
@@ -218,11 +206,11 @@ pub async fn rotate_secret(
         "--grace must be 0 to 2592000 seconds"
     );
     let secret = ClientSecret::generate()?;
-    let audit = event(
+    let audit = AuditEvent::by_admin(
         "client.rotate_secret",
-        Some(&id),
         serde_json::json!({ "grace_secs": grace_secs }),
-    );
+    )
+    .about(Some(id.as_str()));
     let grace_until = audit.at + grace_secs;
     if !db
         .rotate_client_secret(id.as_str(), &secret.hash(), grace_until, &audit)
@@ -237,7 +225,8 @@ pub async fn rotate_secret(
 pub async fn revoke_client_tokens(db: &Store, client_id: &str) -> anyhow::Result<u64> {
     let id = parse_client_id(client_id)?;
     show_client(db, id.as_str()).await?;
-    let audit = event("tokens.revoke", Some(&id), serde_json::json!({}));
+    let audit =
+        AuditEvent::by_admin("tokens.revoke", serde_json::json!({})).about(Some(id.as_str()));
     db.revoke_client_refresh_tokens(id.as_str(), audit.at, &audit)
         .await
 }

@@ -130,9 +130,39 @@ fn form_decode(text: &str) -> Option<Zeroizing<String>> {
     Some(Zeroizing::new(decoded.into_owned()))
 }
 
+/// Why client authentication failed. Audited; the client is only ever told `invalid_client`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    UnknownClient,
+    WrongSecret,
+    ClientDisabled,
+}
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::UnknownClient => "unknown_client",
+            AuthFailure::WrongSecret => "wrong_secret",
+            AuthFailure::ClientDisabled => "client_disabled",
+        }
+    }
+}
+
+/// The decision, from what the directory holds for the presented id and whether the presented
+/// secret matched one of its live secrets. The secret is judged before the disabled flag, so a
+/// wrong guess at a disabled client is a wrong secret, like anywhere else.
+pub fn judge(client: Option<&Client>, secret_matches: bool) -> Result<(), AuthFailure> {
+    match client {
+        None => Err(AuthFailure::UnknownClient),
+        Some(_) if !secret_matches => Err(AuthFailure::WrongSecret),
+        Some(client) if client.is_disabled() => Err(AuthFailure::ClientDisabled),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Checks the credentials. Unknown client, wrong secret and disabled client all answer the same
 /// `invalid_client`, and an unknown client id still costs a hash comparison, so the answer does
-/// not reveal which clients exist. Every failure is audited.
+/// not reveal which clients exist. Every failure is counted towards the lockouts and audited.
 pub async fn authenticate(
     state: &AppState,
     creds: &Credentials,
@@ -148,70 +178,38 @@ pub async fn authenticate(
     }
     let presented = creds.secret.hash();
     let client_id = ClientId::parse(&creds.client_id).ok();
-    // Exactly one query whatever the id: a malformed id is looked up as the decoy.
+    // Exactly one lookup whatever the id: a malformed id is looked up as the decoy.
     let lookup = client_id.as_ref().map_or(DECOY_CLIENT_ID, |id| id.as_str());
     let check = || {
         let (client, mut stored) = state.clients.for_auth(lookup, now);
         if client.is_none() && stored.is_empty() {
             stored = secret::decoy_hashes();
         }
-        let secret_ok = secret::matches_any(&presented, &stored);
-        let failure = match &client {
-            None => Some("unknown_client"),
-            Some(_) if !secret_ok => Some("wrong_secret"),
-            Some(c) if c.is_disabled() => Some("client_disabled"),
-            Some(_) => None,
-        };
-        (client, failure)
+        let verdict = judge(client.as_ref(), secret::matches_any(&presented, &stored));
+        (client, verdict)
     };
-    let (mut client, mut failure) = check();
+    let (mut client, mut verdict) = check();
     // The in-memory directory may not have seen a change made elsewhere yet (a client or secret
     // created a moment ago by the CLI): every failure, whatever its reason, brings it up to date
     // and checks again (the background refresher may be the one that reloaded it).
-    if failure.is_some() {
+    if verdict.is_err() {
         state.clients.refresh(&state.db).await?;
-        (client, failure) = check();
+        (client, verdict) = check();
     }
-    match (client, failure) {
-        (Some(client), None) => Ok(client),
-        (_, reason) => {
-            let reason = reason.unwrap_or("unknown_client");
-            if let Some(ip) = source {
-                for (key, wait) in state.lockouts.record_failure(&attempted, ip) {
-                    let (scope, client) = match &key {
-                        LockKey::Source(_) => ("source", None),
-                        LockKey::ClientAtSource(id, _) => ("client_at_source", Some(id.clone())),
-                    };
-                    tracing::warn!(scope, source = %ip, seconds = wait.as_secs(), "authentication lockout");
-                    state
-                        .audit
-                        .record(AuditEvent {
-                            at: now,
-                            actor: "server".into(),
-                            action: "client.lockout".into(),
-                            client_id: client.filter(|c| ClientId::parse(c).is_ok()),
-                            source_ip: Some(ip.to_string()),
-                            detail: serde_json::json!({ "scope": scope, "seconds": wait.as_secs().max(1) }),
-                        })
-                        .await;
-                }
-            }
-            state
-                .audit
-                .record(AuditEvent {
-                    at: now,
-                    actor: "server".into(),
-                    action: "client.auth_failed".into(),
-                    client_id: client_id.map(|id| id.as_str().to_owned()),
-                    source_ip: source.map(|ip| ip.to_string()),
-                    detail: serde_json::json!({ "reason": reason, "method": creds.method.as_str() }),
-                })
-                .await;
-            tracing::info!(
-                reason,
-                method = creds.method.as_str(),
-                "client authentication failed"
-            );
+    match (client, verdict) {
+        (Some(client), Ok(())) => Ok(client),
+        (_, verdict) => {
+            let failure = verdict.err().unwrap_or(AuthFailure::UnknownClient);
+            record_failure(
+                state,
+                creds,
+                client_id.as_ref(),
+                &attempted,
+                source,
+                failure,
+                now,
+            )
+            .await;
             Err(OAuthError::invalid_client(
                 "client authentication failed",
                 creds.method == AuthMethod::Basic,
@@ -220,9 +218,81 @@ pub async fn authenticate(
     }
 }
 
+/// The effects of a failed authentication: the lockout counters (and a `client.lockout` event
+/// for each budget it spends), a `client.auth_failed` event, and a log line without secrets.
+async fn record_failure(
+    state: &AppState,
+    creds: &Credentials,
+    client_id: Option<&ClientId>,
+    attempted: &str,
+    source: Option<IpAddr>,
+    failure: AuthFailure,
+    now: i64,
+) {
+    if let Some(ip) = source {
+        for (key, wait) in state.lockouts.record_failure(attempted, ip) {
+            let (scope, locked_client) = match &key {
+                LockKey::Source(_) => ("source", None),
+                LockKey::ClientAtSource(id, _) => ("client_at_source", Some(id.as_str())),
+            };
+            tracing::warn!(scope, source = %ip, seconds = wait.as_secs(), "authentication lockout");
+            let event = AuditEvent::new(
+                "server",
+                "client.lockout",
+                now,
+                serde_json::json!({ "scope": scope, "seconds": wait.as_secs().max(1) }),
+            )
+            .about(locked_client.filter(|c| ClientId::parse(c).is_ok()))
+            .from_source(source);
+            state.audit.record(event).await;
+        }
+    }
+    let event = AuditEvent::new(
+        "server",
+        "client.auth_failed",
+        now,
+        serde_json::json!({ "reason": failure.as_str(), "method": creds.method.as_str() }),
+    )
+    .about(client_id.map(ClientId::as_str))
+    .from_source(source);
+    state.audit.record(event).await;
+    tracing::info!(
+        reason = failure.as_str(),
+        method = creds.method.as_str(),
+        "client authentication failed"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_id_a_wrong_secret_and_a_disabled_client_are_told_apart_for_the_audit() {
+        let mut client = Client {
+            client_id: ClientId::parse("cl_1").unwrap(),
+            name: "test".into(),
+            partner_id: shared_claims::PartnerId::parse("acme").unwrap(),
+            scopes: shared_claims::ScopeSet::parse("orders:read").unwrap(),
+            audiences: vec!["partner-api".into()],
+            access_token_ttl: None,
+            refresh_enabled: true,
+            introspect_allowed: false,
+            disabled_at: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(judge(Some(&client), true), Ok(()));
+        assert_eq!(judge(None, true), Err(AuthFailure::UnknownClient));
+        assert_eq!(judge(Some(&client), false), Err(AuthFailure::WrongSecret));
+        client.disabled_at = Some(1);
+        assert_eq!(judge(Some(&client), true), Err(AuthFailure::ClientDisabled));
+        assert_eq!(
+            judge(Some(&client), false),
+            Err(AuthFailure::WrongSecret),
+            "a wrong guess at a disabled client is just a wrong secret"
+        );
+    }
 
     fn basic(raw: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

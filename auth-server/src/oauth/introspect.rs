@@ -5,32 +5,24 @@
 //! asking resource server's audiences. Everything else is `{"active": false}`.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
-use keys::verify::{Expectations, parse_header, verify_with_key};
 use serde_json::{Value, json};
 use shared_claims::{AccessTokenClaims, Audience};
 use zeroize::Zeroizing;
 
-use super::client_auth;
 use super::error::{ErrorCode, OAuthError};
-use super::form::read_form;
-use super::token::no_store;
+use super::request::ClientRequest;
+use super::{no_store, own_token};
 use crate::secret::hash_secret;
-use crate::state::{AppState, ClientAddr};
+use crate::state::AppState;
 use crate::store::Client;
 
 pub async fn introspect(
     State(state): State<AppState>,
-    ClientAddr(source): ClientAddr,
-    headers: HeaderMap,
-    body: Body,
+    mut request: ClientRequest,
 ) -> Result<Response, OAuthError> {
-    let mut params = read_form(&headers, body).await?;
-    let credentials = client_auth::extract(&headers, &mut params)?;
-    let caller = client_auth::authenticate(&state, &credentials, source).await?;
+    let caller = &request.client;
     if !caller.introspect_allowed {
         return Err(OAuthError::Forbidden {
             code: ErrorCode::UnauthorizedClient,
@@ -38,30 +30,16 @@ pub async fn introspect(
         });
     }
     let token = Zeroizing::new(
-        params
+        request
+            .params
             .take("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?,
     );
-    let answer = match verify_own_token(&state, &token) {
-        Some(claims) => access_token_answer(&state, &caller, claims).await?,
-        None => refresh_token_answer(&state, &caller, &token).await?,
+    let answer = match own_token::verify(&state, &token) {
+        Some(claims) => access_token_answer(&state, caller, claims).await?,
+        None => refresh_token_answer(&state, caller, &token).await?,
     };
     Ok(no_store(Json(answer)))
-}
-
-/// Verifies an access token we issued against our published keys (no audience check). No leeway:
-/// the clock that judges `exp` here is the one that set it.
-pub fn verify_own_token(state: &AppState, token: &str) -> Option<AccessTokenClaims> {
-    let header = parse_header(token).ok()?;
-    let ring = state.keys.get();
-    let key = ring.verifying_key(&header.kid)?;
-    let expect = Expectations {
-        issuer: &state.config.issuer,
-        audience: None,
-        leeway: 0,
-        now: crate::now(),
-    };
-    verify_with_key(token, &header, key, expect).ok()
 }
 
 fn inactive() -> Value {

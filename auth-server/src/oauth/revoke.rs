@@ -5,60 +5,39 @@
 
 use std::net::IpAddr;
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use zeroize::Zeroizing;
 
-use super::client_auth;
 use super::error::OAuthError;
-use super::form::read_form;
-use super::token::no_store;
+use super::request::ClientRequest;
+use super::{no_store, own_token};
 use crate::secret::hash_secret;
-use crate::state::{AppState, ClientAddr};
+use crate::state::AppState;
 use crate::store::{AuditEvent, Client};
 
 pub async fn revoke(
     State(state): State<AppState>,
-    ClientAddr(source): ClientAddr,
-    headers: HeaderMap,
-    body: Body,
+    mut request: ClientRequest,
 ) -> Result<Response, OAuthError> {
-    let mut params = read_form(&headers, body).await?;
-    let credentials = client_auth::extract(&headers, &mut params)?;
-    let client = client_auth::authenticate(&state, &credentials, source).await?;
     let token = Zeroizing::new(
-        params
+        request
+            .params
             .take("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?,
     );
+    let (client, source) = (&request.client, request.source);
     // The hint only orders the attempts (§2.1); an unknown hint is ignored.
-    let access_first = params.get("token_type_hint") == Some("access_token");
+    let access_first = request.params.get("token_type_hint") == Some("access_token");
     if access_first {
-        if !revoke_access_token(&state, &client, &token, source).await? {
-            revoke_refresh_token(&state, &client, &token, source).await?;
+        if !revoke_access_token(&state, client, &token, source).await? {
+            revoke_refresh_token(&state, client, &token, source).await?;
         }
-    } else if !revoke_refresh_token(&state, &client, &token, source).await? {
-        revoke_access_token(&state, &client, &token, source).await?;
+    } else if !revoke_refresh_token(&state, client, &token, source).await? {
+        revoke_access_token(&state, client, &token, source).await?;
     }
     Ok(no_store(StatusCode::OK))
-}
-
-fn event(
-    client: &Client,
-    action: &str,
-    source: Option<IpAddr>,
-    detail: serde_json::Value,
-) -> AuditEvent {
-    AuditEvent {
-        at: crate::now(),
-        actor: format!("client:{}", client.client_id),
-        action: action.into(),
-        client_id: Some(client.client_id.as_str().to_owned()),
-        source_ip: source.map(|ip| ip.to_string()),
-        detail,
-    }
 }
 
 /// Returns whether `token` is one of this client's refresh tokens (and so was handled).
@@ -78,12 +57,13 @@ async fn revoke_refresh_token(
     if row.client_id != client.client_id.as_str() {
         return Ok(false);
     }
-    let audit = event(
-        client,
+    let audit = AuditEvent::by_client(
+        &client.client_id,
         "refresh.revoke",
-        source,
+        crate::now(),
         serde_json::json!({ "family": row.family_id }),
-    );
+    )
+    .from_source(source);
     state
         .db
         .revoke_refresh_family(&row.family_id, audit.at, &audit)
@@ -98,18 +78,19 @@ async fn revoke_access_token(
     token: &str,
     source: Option<IpAddr>,
 ) -> anyhow::Result<bool> {
-    let Some(claims) = super::introspect::verify_own_token(state, token) else {
+    let Some(claims) = own_token::verify(state, token) else {
         return Ok(false);
     };
     if claims.client_id != client.client_id {
         return Ok(false);
     }
-    let audit = event(
-        client,
+    let audit = AuditEvent::by_client(
+        &client.client_id,
         "token.revoke",
-        source,
+        crate::now(),
         serde_json::json!({ "jti": claims.jti, "exp": claims.exp }),
-    );
+    )
+    .from_source(source);
     state
         .db
         .revoke_access_token(&claims.jti, client.client_id.as_str(), claims.exp, &audit)

@@ -10,19 +10,18 @@
 use std::net::IpAddr;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 use shared_claims::{AccessTokenClaims, Audience, ScopeSet};
 use zeroize::Zeroizing;
 
-use super::client_auth;
 use super::error::{ErrorCode, OAuthError};
-use super::form::{FormParams, read_form};
+use super::form::FormParams;
+use super::no_store;
+use super::request::{ClientRequest, FromForm};
 use crate::secret::{REFRESH_PREFIX, hash_secret, random_token};
-use crate::state::{AppState, ClientAddr};
+use crate::state::AppState;
 use crate::store::{AuditEvent, Client, RefreshRow, Spend};
 
 #[derive(Serialize)]
@@ -43,41 +42,47 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
+/// The grant types of the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    ClientCredentials,
+    RefreshToken,
+}
+
+impl FromForm for GrantType {
+    /// Checked before the client is authenticated: a request without a supported `grant_type` is
+    /// refused as such, whoever sends it.
+    fn from_form(params: &FormParams) -> Result<GrantType, OAuthError> {
+        match params.get("grant_type") {
+            None => Err(OAuthError::invalid_request("grant_type is required")),
+            Some("client_credentials") => Ok(GrantType::ClientCredentials),
+            Some("refresh_token") => Ok(GrantType::RefreshToken),
+            Some(_) => Err(OAuthError::client(
+                ErrorCode::UnsupportedGrantType,
+                "supported grant types: client_credentials, refresh_token",
+            )),
+        }
+    }
+}
+
 pub async fn token(
     State(state): State<AppState>,
-    ClientAddr(source): ClientAddr,
-    headers: HeaderMap,
-    body: Body,
+    request: ClientRequest<GrantType>,
 ) -> Result<Response, OAuthError> {
-    let mut params = read_form(&headers, body).await?;
-    let grant_type = params
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?
-        .to_owned();
-    if grant_type != "client_credentials" && grant_type != "refresh_token" {
-        return Err(OAuthError::client(
-            ErrorCode::UnsupportedGrantType,
-            "supported grant types: client_credentials, refresh_token",
-        ));
-    }
-    let credentials = client_auth::extract(&headers, &mut params)?;
-    let client = client_auth::authenticate(&state, &credentials, source).await?;
-    let response = if grant_type == "client_credentials" {
-        client_credentials(&state, &client, &params, source).await?
-    } else {
-        refresh(&state, &client, &mut params, source).await?
+    let response = match request.parsed {
+        GrantType::ClientCredentials => client_credentials(&state, &request).await?,
+        GrantType::RefreshToken => refresh(&state, request).await?,
     };
     Ok(no_store(Json(response)))
 }
 
 async fn client_credentials(
     state: &AppState,
-    client: &Client,
-    params: &FormParams,
-    source: Option<IpAddr>,
+    request: &ClientRequest<GrantType>,
 ) -> Result<TokenResponse, OAuthError> {
-    let scope = requested_scope(params, &client.scopes)?;
-    let audiences = requested_audiences(params, client)?;
+    let client = &request.client;
+    let scope = requested_scope(&request.params, &client.scopes)?;
+    let audiences = requested_audiences(&request.params, client)?;
     let refresh_token = if client.refresh_enabled {
         let now = crate::now();
         let token = random_token(REFRESH_PREFIX)?;
@@ -98,17 +103,83 @@ async fn client_credentials(
     } else {
         None
     };
-    issue(state, client, scope, audiences, refresh_token, source).await
+    issue(
+        state,
+        client,
+        scope,
+        audiences,
+        refresh_token,
+        request.source,
+    )
+    .await
 }
 
-/// The refresh-token grant: authenticates the client, spends the presented token and returns a
-/// new access token with a new refresh token of the same family.
+/// Why a presented refresh token is refused. The client is told only `invalid_grant`; the reason
+/// decides what else happens (an audit event, the family's revocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefreshRefusal {
+    /// No such token.
+    Unknown,
+    /// Another client's token: refused without saying so, the owner's family left alone.
+    OtherClient,
+    /// Revoked (the family was revoked, or its client disabled).
+    Revoked,
+    /// Past its family's lifetime.
+    Expired,
+    /// Spent already: whoever holds the family may be an attacker.
+    Spent,
+}
+
+/// The decision on a presented refresh token, from its row, the authenticated client and the
+/// time alone.
+fn judge_refresh(
+    row: Option<&RefreshRow>,
+    client: &Client,
+    now: i64,
+) -> Result<(), RefreshRefusal> {
+    let Some(row) = row else {
+        return Err(RefreshRefusal::Unknown);
+    };
+    if row.client_id != client.client_id.as_str() {
+        return Err(RefreshRefusal::OtherClient);
+    }
+    if row.revoked_at.is_some() {
+        return Err(RefreshRefusal::Revoked);
+    }
+    if row.expires_at <= now {
+        return Err(RefreshRefusal::Expired);
+    }
+    if row.used_at.is_some() {
+        return Err(RefreshRefusal::Spent);
+    }
+    Ok(())
+}
+
+/// The scope a family may still grant: what it was granted, less what the client may no longer
+/// have. The access token may narrow it further (RFC 6749 §6).
+fn family_scope(row: &RefreshRow, client: &Client) -> anyhow::Result<ScopeSet> {
+    let granted = ScopeSet::parse(&row.scope).map_err(|e| anyhow::anyhow!("stored scope: {e}"))?;
+    Ok(granted
+        .iter()
+        .filter(|s| client.scopes.contains(s.as_str()))
+        .cloned()
+        .collect())
+}
+
+fn invalid_grant() -> OAuthError {
+    OAuthError::client(
+        ErrorCode::InvalidGrant,
+        "the refresh token is invalid, expired or revoked",
+    )
+}
+
+/// The refresh-token grant: spends the presented token and returns a new access token with a new
+/// refresh token of the same family.
 async fn refresh(
     state: &AppState,
-    client: &Client,
-    params: &mut FormParams,
-    source: Option<IpAddr>,
+    mut request: ClientRequest<GrantType>,
 ) -> Result<TokenResponse, OAuthError> {
+    let client = &request.client;
     if !client.refresh_enabled {
         return Err(OAuthError::client(
             ErrorCode::UnauthorizedClient,
@@ -116,97 +187,68 @@ async fn refresh(
         ));
     }
     let presented = Zeroizing::new(
-        params
+        request
+            .params
             .take("refresh_token")
             .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?,
     );
     let now = crate::now();
-    let invalid = || {
-        OAuthError::client(
-            ErrorCode::InvalidGrant,
-            "the refresh token is invalid, expired or revoked",
-        )
-    };
-    let Some(row) = state
+    let row = state
         .db
         .refresh_token_by_hash(&hash_secret(presented.as_bytes()))
-        .await?
-    else {
-        return Err(invalid());
-    };
-    let audit = |action: &str, detail: serde_json::Value| AuditEvent {
-        at: now,
-        actor: format!("client:{}", client.client_id),
-        action: action.into(),
-        client_id: Some(client.client_id.as_str().to_owned()),
-        source_ip: source.map(|ip| ip.to_string()),
-        detail,
-    };
-    if row.client_id != client.client_id.as_str() {
-        // Another client's token: refuse without saying so, and leave the owner's family alone.
-        state
-            .audit
-            .record(audit(
-                "refresh.wrong_client",
-                serde_json::json!({ "family": row.family_id }),
-            ))
-            .await;
-        return Err(invalid());
-    }
-    if row.revoked_at.is_some() || row.expires_at <= now {
-        return Err(invalid());
-    }
-    if row.used_at.is_some() {
-        return Err(reuse_detected(
-            state,
-            &row,
-            audit(
-                "refresh.reuse_detected",
-                serde_json::json!({ "family": row.family_id }),
-            ),
+        .await?;
+    let audit = |action: &str, family: &str| {
+        AuditEvent::by_client(
+            &client.client_id,
+            action,
+            now,
+            serde_json::json!({ "family": family }),
         )
-        .await);
-    }
-    // The family keeps the scope it was granted; the access token may narrow it (RFC 6749 §6),
-    // and never exceeds what the client is allowed today.
-    let granted = ScopeSet::parse(&row.scope).map_err(|e| anyhow::anyhow!("stored scope: {e}"))?;
-    let allowed: ScopeSet = granted
-        .iter()
-        .filter(|s| client.scopes.contains(s.as_str()))
-        .cloned()
-        .collect();
-    let scope = requested_scope(params, &allowed)?;
-    let audiences: Vec<String> =
-        serde_json::from_str(&row.audiences).map_err(anyhow::Error::from)?;
-    let token = random_token(REFRESH_PREFIX)?;
-    let successor = RefreshRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        token_hash: hash_secret(token.as_bytes()).to_vec(),
-        created_at: now,
-        used_at: None,
-        revoked_at: None,
-        ..row.clone()
+        .from_source(request.source)
     };
-    match state
-        .db
-        .spend_refresh_token(&row.id, &successor, now)
-        .await?
-    {
-        Spend::Rotated => {}
-        // Spent between our read and our update: another request won the race.
-        Spend::AlreadySpent => {
-            return Err(reuse_detected(
-                state,
-                &row,
-                audit(
-                    "refresh.reuse_detected",
-                    serde_json::json!({ "family": row.family_id, "race": true }),
-                ),
-            )
-            .await);
+    match (judge_refresh(row.as_ref(), client, now), &row) {
+        (Ok(()), Some(row)) => {
+            let scope = requested_scope(&request.params, &family_scope(row, client)?)?;
+            let audiences: Vec<String> =
+                serde_json::from_str(&row.audiences).map_err(anyhow::Error::from)?;
+            let token = random_token(REFRESH_PREFIX)?;
+            let successor = RefreshRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                token_hash: hash_secret(token.as_bytes()).to_vec(),
+                created_at: now,
+                used_at: None,
+                revoked_at: None,
+                ..row.clone()
+            };
+            match state
+                .db
+                .spend_refresh_token(&row.id, &successor, now)
+                .await?
+            {
+                Spend::Rotated => {
+                    issue(state, client, scope, audiences, Some(token), request.source).await
+                }
+                // Spent between our read and our update: another request won the race.
+                Spend::AlreadySpent => {
+                    let mut event = audit("refresh.reuse_detected", &row.family_id);
+                    event.detail["race"] = true.into();
+                    Err(reuse_detected(state, row, event).await)
+                }
+            }
         }
+        (Err(RefreshRefusal::OtherClient), Some(row)) => {
+            state
+                .audit
+                .record(audit("refresh.wrong_client", &row.family_id))
+                .await;
+            Err(invalid_grant())
+        }
+        (Err(RefreshRefusal::Spent), Some(row)) => {
+            let event = audit("refresh.reuse_detected", &row.family_id);
+            Err(reuse_detected(state, row, event).await)
+        }
+        _ => Err(invalid_grant()),
     }
-    issue(state, client, scope, audiences, Some(token), source).await
 }
 
 /// A spent refresh token came back: whoever holds the family may be an attacker, so every token
@@ -224,10 +266,7 @@ async fn reuse_detected(state: &AppState, row: &RefreshRow, audit: AuditEvent) -
         ),
         Err(err) => return OAuthError::Unexpected(err),
     }
-    OAuthError::client(
-        ErrorCode::InvalidGrant,
-        "the refresh token is invalid, expired or revoked",
-    )
+    invalid_grant()
 }
 
 /// The requested scope, or all of `allowed` when none is named; never more than `allowed`.
@@ -309,24 +348,21 @@ async fn issue(
         partner_id: client.partner_id.clone(),
     };
     let access_token = key.sign_jwt(&claims).map_err(anyhow::Error::from)?;
-    state
-        .audit
-        .record(AuditEvent {
-            at: now,
-            actor: format!("client:{}", client.client_id),
-            action: "token.issue".into(),
-            client_id: Some(client.client_id.as_str().to_owned()),
-            source_ip: source.map(|ip| ip.to_string()),
-            detail: serde_json::json!({
-                "jti": claims.jti,
-                "kid": key.kid(),
-                "scope": claims.scope,
-                "aud": claims.aud,
-                "exp": claims.exp,
-                "refresh_token": refresh_token.is_some(),
-            }),
-        })
-        .await;
+    let event = AuditEvent::by_client(
+        &client.client_id,
+        "token.issue",
+        now,
+        serde_json::json!({
+            "jti": claims.jti,
+            "kid": key.kid(),
+            "scope": claims.scope,
+            "aud": claims.aud,
+            "exp": claims.exp,
+            "refresh_token": refresh_token.is_some(),
+        }),
+    )
+    .from_source(source);
+    state.audit.record(event).await;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -336,11 +372,87 @@ async fn issue(
     })
 }
 
-/// RFC 6749 §5.1: token responses must not be cached.
-pub fn no_store(body: impl IntoResponse) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
+#[cfg(test)]
+mod tests {
+    use shared_claims::{ClientId, PartnerId};
+
+    use super::*;
+
+    fn client(id: &str, scopes: &str) -> Client {
+        Client {
+            client_id: ClientId::parse(id).unwrap(),
+            name: "test".into(),
+            partner_id: PartnerId::parse("acme").unwrap(),
+            scopes: ScopeSet::parse(scopes).unwrap(),
+            audiences: vec!["partner-api".into()],
+            access_token_ttl: None,
+            refresh_enabled: true,
+            introspect_allowed: false,
+            disabled_at: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn row(owner: &str) -> RefreshRow {
+        RefreshRow {
+            id: "r1".into(),
+            token_hash: vec![0; 32],
+            client_id: owner.into(),
+            family_id: "f1".into(),
+            scope: "catalog:read orders:read".into(),
+            audiences: "[\"partner-api\"]".into(),
+            created_at: 100,
+            expires_at: 200,
+            used_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn a_refresh_token_is_judged_by_owner_then_revocation_expiry_and_use() {
+        let me = client("cl_me", "orders:read");
+        let live = row("cl_me");
+        assert_eq!(judge_refresh(Some(&live), &me, 150), Ok(()));
+        assert_eq!(judge_refresh(None, &me, 150), Err(RefreshRefusal::Unknown));
+        // Another client's token is that, whatever else is wrong with it: its family is left
+        // alone even when it was spent.
+        let theirs = RefreshRow {
+            used_at: Some(120),
+            ..row("cl_other")
+        };
+        assert_eq!(
+            judge_refresh(Some(&theirs), &me, 150),
+            Err(RefreshRefusal::OtherClient)
+        );
+        let revoked = RefreshRow {
+            revoked_at: Some(120),
+            used_at: Some(120),
+            ..live.clone()
+        };
+        assert_eq!(
+            judge_refresh(Some(&revoked), &me, 150),
+            Err(RefreshRefusal::Revoked)
+        );
+        assert_eq!(
+            judge_refresh(Some(&live), &me, 200),
+            Err(RefreshRefusal::Expired),
+            "expires_at is the first second it is refused"
+        );
+        let spent = RefreshRow {
+            used_at: Some(120),
+            ..live
+        };
+        assert_eq!(
+            judge_refresh(Some(&spent), &me, 150),
+            Err(RefreshRefusal::Spent)
+        );
+    }
+
+    #[test]
+    fn a_family_grants_no_scope_its_client_has_lost() {
+        let me = client("cl_me", "orders:read invoices:read");
+        let scope = family_scope(&row("cl_me"), &me).unwrap();
+        assert_eq!(scope.to_string(), "orders:read");
+    }
 }

@@ -9,19 +9,7 @@ use anyhow::Context;
 use keys::{Algorithm, KeyState, MasterKey, SealedKey, SigningKey};
 
 use super::KeyPolicy;
-use crate::admin::CLI_ACTOR;
-use crate::store::{AuditEvent, KeyChange, SigningKeyRow, Store};
-
-fn event(actor: &str, action: &str, now: i64, detail: serde_json::Value) -> AuditEvent {
-    AuditEvent {
-        at: now,
-        actor: actor.into(),
-        action: action.into(),
-        client_id: None,
-        source_ip: None,
-        detail,
-    }
-}
+use crate::store::{AuditEvent, CLI_ACTOR, KeyChange, SigningKeyRow, Store};
 
 /// Opens a stored key for signing. The kid is the AEAD associated data, so a sealed key copied
 /// onto another row does not open.
@@ -69,7 +57,7 @@ pub async fn bootstrap(db: &Store, master: &MasterKey, now: i64) -> anyhow::Resu
     if find(&rows, KeyState::Active).is_none() {
         let active = new_key(Algorithm::ES256, KeyState::Active, master, now)?;
         let pending = new_key(Algorithm::ES256, KeyState::Pending, master, now)?;
-        let audit = event(
+        let audit = AuditEvent::new(
             "server",
             "key.bootstrap",
             now,
@@ -86,7 +74,7 @@ pub async fn bootstrap(db: &Store, master: &MasterKey, now: i64) -> anyhow::Resu
         }
     } else if find(&rows, KeyState::Pending).is_none() {
         let pending = new_key(Algorithm::ES256, KeyState::Pending, master, now)?;
-        let audit = event(
+        let audit = AuditEvent::new(
             "server",
             "key.create",
             now,
@@ -203,7 +191,7 @@ pub(crate) async fn rotate(
         pending: new_pending.kid.clone(),
         retired: active.map(|a| a.kid.clone()),
     };
-    let audit = event(
+    let audit = AuditEvent::new(
         actor,
         "key.rotate",
         now,
@@ -312,7 +300,7 @@ pub async fn revoke_key(db: &Store, master: &MasterKey, kid: &str) -> anyhow::Re
         changes.push(KeyChange::Insert(row));
         revocation.pending = Some(row.kid.clone());
     }
-    let audit = event(CLI_ACTOR, "key.revoke", now, serde_json::json!(revocation));
+    let audit = AuditEvent::new(CLI_ACTOR, "key.revoke", now, serde_json::json!(revocation));
     anyhow::ensure!(
         db.apply_key_changes(&changes, &audit).await?,
         "the signing keys changed while revoking; nothing was changed, try again"
@@ -345,7 +333,7 @@ pub(crate) async fn purge(
         return Ok(Vec::new());
     }
     let changes: Vec<KeyChange> = expired.iter().map(|kid| KeyChange::Delete(kid)).collect();
-    let audit = event(
+    let audit = AuditEvent::new(
         actor,
         "key.purge",
         now,
@@ -406,7 +394,7 @@ pub async fn rewrap_keys(
     }
     let changes: Vec<KeyChange> = resealed.iter().map(KeyChange::Reseal).collect();
     let kids: Vec<&str> = resealed.iter().map(SealedKey::kid).collect();
-    let audit = event(
+    let audit = AuditEvent::new(
         CLI_ACTOR,
         "key.rewrap",
         crate::now(),
@@ -450,7 +438,7 @@ pub async fn import_key(
         changes.push(KeyChange::Delete(&old.kid));
     }
     changes.push(KeyChange::Insert(&row));
-    let audit = event(
+    let audit = AuditEvent::new(
         CLI_ACTOR,
         "key.import",
         now,
@@ -504,7 +492,7 @@ pub async fn recover_lost_master_key(
         pending: fresh_pending.kid.clone(),
         retired: active.map(|a| a.kid.clone()),
     };
-    let audit = event(
+    let audit = AuditEvent::new(
         CLI_ACTOR,
         "key.recover",
         now,

@@ -1,5 +1,8 @@
 //! The append-only audit trail.
 
+use std::net::IpAddr;
+
+use shared_claims::ClientId;
 use sqlx::FromRow;
 
 use super::{Store, on_pool};
@@ -33,7 +36,51 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+/// Who performs admin actions from the command line, as recorded in the audit trail.
+pub const CLI_ACTOR: &str = "cli";
+
 impl AuditEvent {
+    /// `actor` did `action` at `at`; no client or source address yet (see [`AuditEvent::about`]
+    /// and [`AuditEvent::from_source`]).
+    pub fn new(actor: &str, action: &str, at: i64, detail: serde_json::Value) -> AuditEvent {
+        AuditEvent {
+            at,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            client_id: None,
+            source_ip: None,
+            detail,
+        }
+    }
+
+    /// A client did `action` through the API: it is both the actor and the subject.
+    pub fn by_client(
+        client: &ClientId,
+        action: &str,
+        at: i64,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent::new(&format!("client:{client}"), action, at, detail)
+            .about(Some(client.as_str()))
+    }
+
+    /// An admin did `action` from the CLI, now.
+    pub fn by_admin(action: &str, detail: serde_json::Value) -> AuditEvent {
+        AuditEvent::new(CLI_ACTOR, action, crate::now(), detail)
+    }
+
+    /// The client the event is about.
+    pub fn about(mut self, client_id: Option<&str>) -> AuditEvent {
+        self.client_id = client_id.map(str::to_owned);
+        self
+    }
+
+    /// The address the request came from.
+    pub fn from_source(mut self, source: Option<IpAddr>) -> AuditEvent {
+        self.source_ip = source.map(|ip| ip.to_string());
+        self
+    }
+
     /// Inserts this event on `conn`, so callers can make it part of their own transaction.
     pub(crate) async fn insert<'c, DB, E>(&self, conn: E) -> Result<(), sqlx::Error>
     where

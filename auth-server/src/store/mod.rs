@@ -8,7 +8,7 @@ mod refresh;
 
 use sqlx::migrate::Migrator;
 
-pub use audit::{AuditEvent, AuditRecord};
+pub use audit::{AuditEvent, AuditRecord, CLI_ACTOR};
 pub use clients::{Client, ClientUpdate, DECOY_CLIENT_ID, DirectoryEntry, NewClient};
 pub use keys::{KeyChange, SigningKeyRow};
 pub use refresh::{RefreshRow, Spend};

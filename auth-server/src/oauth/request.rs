@@ -1,0 +1,56 @@
+//! The prologue every client-authenticated endpoint shares (token, revocation, introspection),
+//! as one extractor: read the form (content type, size), parse the endpoint's request-level
+//! parameter, take the credentials from exactly one method, and authenticate the client.
+
+use std::net::IpAddr;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+
+use super::client_auth;
+use super::error::OAuthError;
+use super::form::{FormParams, read_form};
+use crate::state::{AppState, ClientAddr};
+use crate::store::Client;
+
+/// A parameter an endpoint parses from the form before the client is authenticated, so that a
+/// malformed request is refused as such whoever sends it (the token endpoint's `grant_type`).
+pub trait FromForm: Sized {
+    fn from_form(params: &FormParams) -> Result<Self, OAuthError>;
+}
+
+impl FromForm for () {
+    fn from_form(_: &FormParams) -> Result<(), OAuthError> {
+        Ok(())
+    }
+}
+
+/// A form request from an authenticated client.
+pub struct ClientRequest<P = ()> {
+    /// The authenticated client.
+    pub client: Client,
+    /// The form, without the client secret (taken out into a zeroizing wrapper and dropped).
+    pub params: FormParams,
+    /// The client address, as seen through trusted proxies.
+    pub source: Option<IpAddr>,
+    /// The endpoint's request-level parameter.
+    pub parsed: P,
+}
+
+impl<P: FromForm + Send> FromRequest<AppState> for ClientRequest<P> {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(ClientAddr(source)) = ClientAddr::from_request_parts(&mut parts, state).await;
+        let mut params = read_form(&parts.headers, body).await?;
+        let parsed = P::from_form(&params)?;
+        let credentials = client_auth::extract(&parts.headers, &mut params)?;
+        let client = client_auth::authenticate(state, &credentials, source).await?;
+        Ok(ClientRequest {
+            client,
+            params,
+            source,
+            parsed,
+        })
+    }
+}
