@@ -1,4 +1,4 @@
-//! Configuration: clap arguments that also read the environment (PRODUCT.md "Configuration"),
+//! Configuration: clap arguments that also read the environment (README, "Configuration"),
 //! turned into one plain [`Settings`] struct that tests build directly.
 
 use std::net::SocketAddr;
@@ -145,7 +145,7 @@ impl Settings {
         })
     }
 
-    /// Defaults of PRODUCT.md for a given database and master key, as tests and tools start from.
+    /// The documented defaults for a given database and master key, as tests and tools start from.
     pub fn with_defaults(
         database_url: impl Into<String>,
         master_key_file: impl Into<PathBuf>,

@@ -11,7 +11,9 @@
 //! an unknown id, see migration 0006) and the same constant-time hash comparison.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::store::{Client, DECOY_CLIENT_ID, DirectoryEntry, Store};
 
@@ -24,7 +26,7 @@ struct Snapshot {
 /// Cheap to clone; every clone shares the snapshot.
 #[derive(Clone)]
 pub struct ClientDirectory {
-    current: Arc<RwLock<Arc<Snapshot>>>,
+    current: Arc<ArcSwap<Snapshot>>,
     /// Serializes reloads, so a burst of failures causes one.
     reload: Arc<tokio::sync::Mutex<()>>,
 }
@@ -33,16 +35,13 @@ impl ClientDirectory {
     pub async fn load(db: &Store) -> anyhow::Result<ClientDirectory> {
         let snapshot = read(db).await?;
         Ok(ClientDirectory {
-            current: Arc::new(RwLock::new(Arc::new(snapshot))),
+            current: Arc::new(ArcSwap::from_pointee(snapshot)),
             reload: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.load_full()
     }
 
     /// Reloads if the database's generation has moved; true if it did.
@@ -53,10 +52,7 @@ impl ClientDirectory {
             return Ok(false);
         }
         let snapshot = read(db).await?;
-        match self.current.write() {
-            Ok(mut guard) => *guard = Arc::new(snapshot),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(snapshot),
-        }
+        self.current.store(Arc::new(snapshot));
         Ok(true)
     }
 

@@ -1,4 +1,4 @@
-//! Configuration of the partner API (PRODUCT.md "Configuration"): clap arguments that also read
+//! Configuration of the partner API (README, "Configuration"): clap arguments that also read
 //! the environment, turned into a plain [`Settings`] that tests build directly.
 
 use std::net::SocketAddr;
@@ -224,7 +224,7 @@ impl Settings {
         })
     }
 
-    /// PRODUCT.md's defaults for a given issuer, JWKS URL and database, as tests start from.
+    /// The documented defaults for a given issuer, JWKS URL and database, as tests start from.
     pub fn with_defaults(issuer: &str, jwks_url: &str, database_url: &str) -> Settings {
         Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8081)),

@@ -10,9 +10,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use jsonwebtoken::jwk::Jwk;
 
 /// A JWKS larger than this is refused; ours is well under 2 KiB.
@@ -36,7 +37,7 @@ struct KeySet {
 struct Inner {
     url: String,
     http: reqwest::Client,
-    keys: RwLock<Option<Arc<KeySet>>>,
+    keys: ArcSwapOption<KeySet>,
     /// Serializes fetches so that concurrent misses share one.
     fetch_lock: tokio::sync::Mutex<()>,
     /// Counts finished fetch attempts; a waiter that sees it change knows a fetch happened.
@@ -79,7 +80,7 @@ impl JwksCache {
             inner: Arc::new(Inner {
                 url,
                 http,
-                keys: RwLock::new(None),
+                keys: ArcSwapOption::empty(),
                 fetch_lock: tokio::sync::Mutex::new(()),
                 generation: AtomicU64::new(0),
                 last_miss_fetch: Mutex::new(None),
@@ -101,10 +102,7 @@ impl JwksCache {
     }
 
     fn current(&self) -> Option<Arc<KeySet>> {
-        match self.inner.keys.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.inner.keys.load_full()
     }
 
     fn lookup(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
@@ -177,10 +175,7 @@ impl JwksCache {
             max_age = set.max_age.as_secs(),
             "JWKS loaded"
         );
-        match self.inner.keys.write() {
-            Ok(mut guard) => *guard = Some(Arc::new(set)),
-            Err(poisoned) => *poisoned.into_inner() = Some(Arc::new(set)),
-        }
+        self.inner.keys.store(Some(Arc::new(set)));
         self.inner.loaded.store(true, Ordering::Release);
         Ok(())
     }

@@ -46,7 +46,8 @@ impl Audience {
     }
 }
 
-/// The claims of an access token, exactly as PRODUCT.md lists them.
+/// The claims of an access token, exactly as the README lists them (RFC 9068 plus `client_id`,
+/// `scope` and `partner_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
     pub iss: String,

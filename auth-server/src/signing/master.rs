@@ -3,37 +3,32 @@
 //! and replaces the file keeps running servers working.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use keys::MasterKey;
 
 pub struct MasterKeySource {
     path: PathBuf,
-    current: RwLock<Arc<MasterKey>>,
+    current: ArcSwap<MasterKey>,
 }
 
 impl MasterKeySource {
     pub fn new(path: PathBuf, key: MasterKey) -> MasterKeySource {
         MasterKeySource {
             path,
-            current: RwLock::new(Arc::new(key)),
+            current: ArcSwap::from_pointee(key),
         }
     }
 
     pub fn get(&self) -> Arc<MasterKey> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.load_full()
     }
 
     /// Re-reads the file.
     pub(crate) fn reload(&self) -> anyhow::Result<()> {
-        let key = Arc::new(MasterKey::load(&self.path)?);
-        match self.current.write() {
-            Ok(mut guard) => *guard = key,
-            Err(poisoned) => *poisoned.into_inner() = key,
-        }
+        self.current.store(Arc::new(MasterKey::load(&self.path)?));
         Ok(())
     }
 }

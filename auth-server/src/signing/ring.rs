@@ -3,9 +3,10 @@
 //! [`SharedKeys`], the ring a server swaps when the key table changes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use axum::body::Bytes;
 use keys::verify::VerifyingKey;
 use keys::{KeyState, MasterKey, SigningKey};
@@ -73,29 +74,22 @@ impl KeyRing {
 /// Shared, swappable key ring of a running server.
 #[derive(Clone)]
 pub struct SharedKeys {
-    current: Arc<RwLock<Arc<KeyRing>>>,
+    current: Arc<ArcSwap<KeyRing>>,
 }
 
 impl SharedKeys {
     pub fn new(ring: KeyRing) -> SharedKeys {
         SharedKeys {
-            current: Arc::new(RwLock::new(Arc::new(ring))),
+            current: Arc::new(ArcSwap::from_pointee(ring)),
         }
     }
 
     pub fn get(&self) -> Arc<KeyRing> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.load_full()
     }
 
     fn set(&self, ring: KeyRing) {
-        let ring = Arc::new(ring);
-        match self.current.write() {
-            Ok(mut guard) => *guard = ring,
-            Err(poisoned) => *poisoned.into_inner() = ring,
-        }
+        self.current.store(Arc::new(ring));
     }
 
     /// Reloads the ring if the key table changed since the last load. Returns whether it did.
