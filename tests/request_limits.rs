@@ -116,8 +116,11 @@ fn flood_limits() -> edge::PeerLimits {
 async fn silent_connection_flood(base_url: &str, from: &str) -> Vec<(TcpStream, Instant)> {
     let mut flood = Vec::new();
     for _ in 0..60 {
+        // Taken before connecting: the server may accept (and start its header timer) before
+        // this task runs again, so an instant taken after `connect` could be late.
+        let connecting = Instant::now();
         let stream = connect_from(from, base_url).await;
-        flood.push((stream, Instant::now()));
+        flood.push((stream, connecting));
     }
     flood
 }

@@ -76,7 +76,7 @@ impl Application {
             db,
             keys,
             audit,
-            config: Arc::new(settings),
+            config: settings,
         });
         Ok(Application { listener, state })
     }

@@ -37,7 +37,8 @@ pub struct Shared {
     pub db: Store,
     pub keys: SharedKeys,
     pub audit: AuditLog,
-    pub config: Arc<Settings>,
+    /// The settings, inside the one shared `Arc` like everything else here.
+    pub config: Settings,
     pub lockouts: Arc<Lockouts>,
     /// The clients, in memory; see [`ClientDirectory`].
     pub clients: ClientDirectory,

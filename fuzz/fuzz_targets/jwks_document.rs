@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     for key in keys.values() {
         assert!(matches!(
             key.alg,
-            jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::EdDSA | jsonwebtoken::Algorithm::RS256
+            keys::Algorithm::ES256 | keys::Algorithm::EdDSA | keys::Algorithm::RS256
         ));
         let expect = Expectations { issuer: "http://auth.test", audience: Some("partner-api"), leeway: 30, now: 0 };
         let _ = verify_with_key(TOKEN, &header, key, expect);

@@ -15,8 +15,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use shared_claims::{AccessTokenClaims, ClaimsError, MAX_TOKEN_BYTES, is_access_token_typ};
+
+use crate::Algorithm;
 
 /// A public key trusted for verification, with the one algorithm it may verify.
 pub struct VerifyingKey {
@@ -149,10 +151,10 @@ pub fn verify_with_key(
     key: &VerifyingKey,
     expect: Expectations<'_>,
 ) -> Result<AccessTokenClaims, TokenError> {
-    if header.alg != alg_name(key.alg) {
+    if header.alg != key.alg.as_str() {
         return Err(TokenError::Header("alg does not match the key"));
     }
-    let mut validation = Validation::new(key.alg);
+    let mut validation = Validation::new(key.alg.to_jwt());
     validation.set_issuer(&[expect.issuer]);
     match expect.audience {
         Some(audience) => validation.set_audience(&[audience]),
@@ -187,14 +189,4 @@ pub fn verify_with_key(
         .validate(expect.now, expect.leeway, expect.issuer, expect.audience)
         .map_err(TokenError::Rejected)?;
     Ok(claims)
-}
-
-fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::ES256 => "ES256",
-        Algorithm::EdDSA => "EdDSA",
-        Algorithm::RS256 => "RS256",
-        // Keys are only ever built for the three algorithms above.
-        _ => "unsupported",
-    }
 }

@@ -315,7 +315,7 @@ mod tests {
         ]}"#;
         let keys = parse_jwks(doc).unwrap();
         assert_eq!(keys.keys().collect::<Vec<_>>(), ["good"]);
-        assert_eq!(keys["good"].alg, jsonwebtoken::Algorithm::ES256);
+        assert_eq!(keys["good"].alg, keys::Algorithm::ES256);
     }
 
     #[test]

@@ -249,9 +249,13 @@ pub async fn spawn_auth_with(db: TestDb, settings: Settings) -> TestAuth {
 ///
 /// Building a client loads the system's root certificates, tens of milliseconds in a debug build;
 /// a helper that built one per request made a loop of 50 requests outlive a 2-second token on a
-/// slower machine. Sharing one client across the tests' runtimes is sound: every test talks to
-/// servers of its own on ports of their own, so no test reuses another's pooled connection, and a
-/// connection whose runtime has ended is closed, which the pool notices before reusing it.
+/// slower machine. Sharing one client across the tests' runtimes is sound: it holds no
+/// connection between requests (below), so nothing made under one test's runtime outlives it.
+///
+/// It keeps no idle connections: every request opens its own (a fraction of a millisecond on
+/// loopback), as the tests always did. Reusing connections made one test's request fail with
+/// `IncompleteMessage` on a connection the server had closed after answering an oversized body
+/// early; the tests are about answers, not connection reuse.
 ///
 /// reqwest is built without a default TLS provider, so ring's is installed first (as the servers
 /// do). The timeout only bounds a hang; no assertion depends on it.
@@ -260,6 +264,7 @@ pub fn http() -> reqwest::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
             .build()
             .expect("http client")
     });

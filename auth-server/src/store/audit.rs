@@ -149,11 +149,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn insert_audit_event(&self, event: &AuditEvent) -> anyhow::Result<()> {
-        on_pool!(&self.db, pool => event.insert(pool).await)?;
-        Ok(())
-    }
-
     /// The newest `limit` events, newest first, optionally for one client.
     pub async fn list_audit(
         &self,
