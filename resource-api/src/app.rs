@@ -27,52 +27,12 @@ use crate::jwks::JwksCache;
 use crate::problem;
 use crate::ratelimit::ClientRateLimit;
 use crate::routes;
+use crate::state::{AppState, Introspection, RequestLimits, Shared};
 use crate::store::Store;
 use crate::verify::Verifier;
 
-/// The state every handler sees; cloned per request, so it is one `Arc` (one atomic count,
-/// rather than one per field).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-pub struct Shared {
-    pub limits: RequestLimits,
-    pub store: Store,
-    pub verifier: Verifier,
-    pub rate_limit: ClientRateLimit,
-    /// Set when some routes check tokens online; see `RESOURCE_INTROSPECT_ROUTES`.
-    pub introspection: Option<Arc<Introspection>>,
-}
-
-/// Bounds applied to every request.
-#[derive(Clone)]
-pub struct RequestLimits {
-    pub timeout: std::time::Duration,
-    pub max_concurrent: usize,
-    /// Requests in flight from one client address (see `edge::PeerLimits`).
-    pub requests_per_client: usize,
-    /// Proxies whose `X-Forwarded-For` names the client address.
-    pub trusted_proxies: Arc<[std::net::IpAddr]>,
-    /// The server speaks TLS itself, so responses carry HSTS.
-    pub hsts: bool,
-}
-
 /// The API only takes GET requests; any body beyond this is refused with 413.
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
-
-/// The online check and the routes that use it.
-pub struct Introspection {
-    pub introspector: Introspector,
-    pub routes: Vec<String>,
-}
 
 /// A partner API bound to its port, ready to run.
 pub struct Application {
@@ -119,7 +79,7 @@ impl Application {
         Ok(Application {
             listener,
             transport: settings.transport.clone(),
-            state: AppState(Arc::new(Shared {
+            state: AppState::new(Shared {
                 limits: RequestLimits {
                     timeout: settings.request_timeout,
                     max_concurrent: settings.max_concurrent_requests,
@@ -131,7 +91,7 @@ impl Application {
                 verifier,
                 rate_limit,
                 introspection,
-            })),
+            }),
         })
     }
 

@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use shared_claims::AccessTokenClaims;
 
-use crate::app::{AppState, Introspection};
 use crate::problem::ApiError;
 use crate::ratelimit::Decision;
+use crate::state::{AppState, Introspection};
 
 /// What a route requires of a verified token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

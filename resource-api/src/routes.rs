@@ -8,9 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::problem::ApiError;
+use crate::state::AppState;
 use crate::store::Page;
 
 pub const DEFAULT_LIMIT: i64 = 20;
