@@ -13,6 +13,7 @@ pub mod routes;
 pub mod state;
 pub mod store;
 pub mod verify;
+pub mod views;
 
 pub use app::{Application, router};
 pub use config::Settings;

@@ -4,7 +4,6 @@
 
 mod seed;
 
-use serde::Serialize;
 use sqlx::FromRow;
 use sqlx::migrate::Migrator;
 use storage::{Db, on_pool};
@@ -17,7 +16,7 @@ pub struct Store {
     db: Db,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Product {
     pub id: String,
     pub sku: String,
@@ -26,7 +25,7 @@ pub struct Product {
     pub currency: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct StockLevel {
     pub product_id: String,
     pub warehouse: String,
@@ -34,7 +33,7 @@ pub struct StockLevel {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Order {
     pub id: String,
     pub partner_id: String,
@@ -44,7 +43,7 @@ pub struct Order {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Invoice {
     pub id: String,
     pub partner_id: String,
