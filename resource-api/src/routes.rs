@@ -194,7 +194,7 @@ pub async fn list_orders(
 ) -> Result<Json<List<OrderView>>, ApiError> {
     let rows = state
         .store
-        .orders(claims.partner_id.as_str(), params.page())
+        .orders(&claims.partner_id, params.page())
         .await?;
     Ok(Json(params.finish(rows, |o| &o.id, OrderView::from)))
 }
@@ -206,7 +206,7 @@ pub async fn get_order(
 ) -> Result<Json<OrderView>, ApiError> {
     let order = state
         .store
-        .order(claims.partner_id.as_str(), &id)
+        .order(&claims.partner_id, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(order.into()))
@@ -219,7 +219,7 @@ pub async fn list_invoices(
 ) -> Result<Json<List<InvoiceView>>, ApiError> {
     let rows = state
         .store
-        .invoices(claims.partner_id.as_str(), params.page())
+        .invoices(&claims.partner_id, params.page())
         .await?;
     Ok(Json(params.finish(rows, |i| &i.id, InvoiceView::from)))
 }
@@ -231,7 +231,7 @@ pub async fn get_invoice(
 ) -> Result<Json<InvoiceView>, ApiError> {
     let invoice = state
         .store
-        .invoice(claims.partner_id.as_str(), &id)
+        .invoice(&claims.partner_id, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(invoice.into()))
