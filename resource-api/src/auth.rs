@@ -98,44 +98,50 @@ impl ProtectedRoutes {
     pub fn into_router(self, state: AppState) -> Result<Router<AppState>, UnknownOnlineRoute> {
         let online = state.introspection.clone();
         if let Some(online) = &online {
-            for route in &online.routes {
-                if !self.routes.iter().any(|declared| declared.path == route) {
-                    let declared: Vec<&str> = self.routes.iter().map(|r| r.path).collect();
-                    return Err(UnknownOnlineRoute {
-                        route: route.clone(),
-                        declared: declared.join(", "),
-                    });
-                }
-            }
+            self.check_declared(&online.routes)?;
         }
         let mut router = Router::new();
-        for ProtectedRoute {
-            path,
-            access,
-            handler,
-        } in self.routes
-        {
-            let handler =
-                match access {
-                    Access::AnyValidToken => handler,
-                    Access::Scope(scope) => handler.route_layer(middleware::from_fn(
-                        move |request: Request, next: Next| require_scope(scope, request, next),
-                    )),
-                };
-            // Layers added later run first: the online check runs after authentication, before
-            // the scope check and the handler.
-            let handler = match &online {
-                Some(online) if online.routes.iter().any(|r| r == path) => {
-                    let online = online.clone();
-                    handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
-                        check_online(online.clone(), request, next)
-                    }))
-                }
-                _ => handler,
-            };
-            router = router.route(path, handler);
+        for route in self.routes {
+            router = router.route(route.path, route.guarded(online.as_ref()));
         }
         Ok(router.route_layer(middleware::from_fn_with_state(state, authenticate)))
+    }
+
+    fn check_declared(&self, online_routes: &[String]) -> Result<(), UnknownOnlineRoute> {
+        let declared: Vec<&str> = self.routes.iter().map(|r| r.path).collect();
+        match online_routes
+            .iter()
+            .find(|r| !declared.contains(&r.as_str()))
+        {
+            Some(route) => Err(UnknownOnlineRoute {
+                route: route.clone(),
+                declared: declared.join(", "),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ProtectedRoute {
+    /// The handler behind the route's scope check and, when the route is checked online, the
+    /// online check. Layers added later run first: the online check runs after authentication,
+    /// before the scope check and the handler.
+    fn guarded(self, online: Option<&Arc<Introspection>>) -> MethodRouter<AppState> {
+        let mut handler = self.handler;
+        if let Access::Scope(scope) = self.access {
+            handler =
+                handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
+                    require_scope(scope, request, next)
+                }));
+        }
+        if let Some(online) = online.filter(|o| o.routes.iter().any(|r| r == self.path)) {
+            let online = online.clone();
+            handler =
+                handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
+                    check_online(online.clone(), request, next)
+                }));
+        }
+        handler
     }
 }
 
