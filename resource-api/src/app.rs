@@ -177,3 +177,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
     });
     (status, axum::Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests;
