@@ -20,64 +20,25 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Access, ProtectedRoutes};
+use crate::auth::UnknownOnlineRoute;
 use crate::config::Settings;
 use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
 use crate::problem;
 use crate::ratelimit::ClientRateLimit;
 use crate::routes;
+use crate::state::{AppState, Introspection, RequestLimits, Shared};
 use crate::store::Store;
 use crate::verify::Verifier;
 
-/// The state every handler sees; cloned per request, so it is one `Arc` (one atomic count,
-/// rather than one per field).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-pub struct Shared {
-    pub limits: RequestLimits,
-    pub store: Store,
-    pub verifier: Verifier,
-    pub rate_limit: ClientRateLimit,
-    /// Set when some routes check tokens online; see `RESOURCE_INTROSPECT_ROUTES`.
-    pub introspection: Option<Arc<Introspection>>,
-}
-
-/// Bounds applied to every request.
-#[derive(Clone)]
-pub struct RequestLimits {
-    pub timeout: std::time::Duration,
-    pub max_concurrent: usize,
-    /// Requests in flight from one client address (see `edge::PeerLimits`).
-    pub requests_per_client: usize,
-    /// Proxies whose `X-Forwarded-For` names the client address.
-    pub trusted_proxies: Arc<[std::net::IpAddr]>,
-    /// The server speaks TLS itself, so responses carry HSTS.
-    pub hsts: bool,
-}
-
 /// The API only takes GET requests; any body beyond this is refused with 413.
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
-
-/// The online check and the routes that use it.
-pub struct Introspection {
-    pub introspector: Introspector,
-    pub routes: Vec<String>,
-}
 
 /// A partner API bound to its port, ready to run.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    router: Router,
     transport: edge::Transport,
 }
 
@@ -90,7 +51,6 @@ impl Application {
         keys::install_crypto_provider();
         let store = Store::open(&settings.database_url).await?;
         let jwks = JwksCache::new(settings.jwks_url.clone(), settings.jwks_cooldown)?;
-        jwks.spawn_refresher();
         let verifier = Verifier::new(
             jwks,
             settings.issuer.clone(),
@@ -100,10 +60,9 @@ impl Application {
         );
         let rate_limit =
             ClientRateLimit::new(settings.rate_limit_per_second, settings.rate_limit_burst);
-        rate_limit.spawn_cleanup();
         let introspection = match settings.introspection {
             Some(config) => Some(Arc::new(Introspection {
-                routes: checked_routes(config.routes)?,
+                routes: config.routes,
                 introspector: Introspector::new(
                     config.url,
                     config.client_id,
@@ -113,25 +72,32 @@ impl Application {
             })),
             None => None,
         };
+        let state = AppState::new(Shared {
+            limits: RequestLimits {
+                timeout: settings.request_timeout,
+                max_concurrent: settings.max_concurrent_requests,
+                requests_per_client: settings.transport.limits.requests_per_client,
+                trusted_proxies: settings.transport.trusted_proxies.clone().into(),
+                hsts: settings.transport.tls.is_some(),
+            },
+            store,
+            verifier,
+            rate_limit,
+            introspection,
+        });
+        // Building the router checks the configured online routes against the declared ones, so
+        // a misspelt route stops the start here, before any background task or listener exists.
+        let router = router(state.clone())?;
+        state.verifier.jwks().spawn_refresher();
+        state.rate_limit.spawn_cleanup();
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         Ok(Application {
             listener,
             transport: settings.transport.clone(),
-            state: AppState(Arc::new(Shared {
-                limits: RequestLimits {
-                    timeout: settings.request_timeout,
-                    max_concurrent: settings.max_concurrent_requests,
-                    requests_per_client: settings.transport.limits.requests_per_client,
-                    trusted_proxies: settings.transport.trusted_proxies.clone().into(),
-                    hsts: settings.transport.tls.is_some(),
-                },
-                store,
-                verifier,
-                rate_limit,
-                introspection,
-            })),
+            state,
+            router,
         })
     }
 
@@ -149,77 +115,18 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        edge::serve(self.listener, router(self.state), &self.transport, shutdown).await
+        edge::serve(self.listener, self.router, &self.transport, shutdown).await
     }
 }
 
-/// Every `/v1` route, as declared in [`router`].
-pub const V1_ROUTES: [&str; 8] = [
-    "/v1/me",
-    "/v1/products",
-    "/v1/products/{id}",
-    "/v1/inventory",
-    "/v1/orders",
-    "/v1/orders/{id}",
-    "/v1/invoices",
-    "/v1/invoices/{id}",
-];
-
-/// A misspelt route would silently go without its online check: refuse to start instead.
-fn checked_routes(routes: Vec<String>) -> anyhow::Result<Vec<String>> {
-    for route in &routes {
-        anyhow::ensure!(
-            V1_ROUTES.contains(&route.as_str()),
-            "RESOURCE_INTROSPECT_ROUTES names {route:?}, which is not a route; routes are: {}",
-            V1_ROUTES.join(", ")
-        );
-    }
-    Ok(routes)
-}
-
-/// The HTTP surface of the partner API. Every `/v1` route states its access requirement here.
-pub fn router(state: AppState) -> Router {
+/// The HTTP surface of the partner API: the `/v1` routes of [`routes::v1`] behind authentication,
+/// health and readiness, and the bounds every request is held to. Fails when the configured
+/// online routes name a route that is not declared (see [`UnknownOnlineRoute`]).
+pub fn router(state: AppState) -> Result<Router, UnknownOnlineRoute> {
     let limits = state.limits.clone();
-    let v1 = ProtectedRoutes::new(state.introspection.clone())
-        .route("/v1/me", Access::AnyValidToken, get(routes::me))
-        .route(
-            "/v1/products",
-            Access::Scope("catalog:read"),
-            get(routes::list_products),
-        )
-        .route(
-            "/v1/products/{id}",
-            Access::Scope("catalog:read"),
-            get(routes::get_product),
-        )
-        .route(
-            "/v1/inventory",
-            Access::Scope("inventory:read"),
-            get(routes::list_inventory),
-        )
-        .route(
-            "/v1/orders",
-            Access::Scope("orders:read"),
-            get(routes::list_orders),
-        )
-        .route(
-            "/v1/orders/{id}",
-            Access::Scope("orders:read"),
-            get(routes::get_order),
-        )
-        .route(
-            "/v1/invoices",
-            Access::Scope("invoices:read"),
-            get(routes::list_invoices),
-        )
-        .route(
-            "/v1/invoices/{id}",
-            Access::Scope("invoices:read"),
-            get(routes::get_invoice),
-        )
-        .into_router(state.clone());
+    let v1 = routes::v1().into_router(state.clone())?;
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let router = Router::new()
         .merge(v1)
         .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(readyz))
@@ -250,7 +157,8 @@ pub fn router(state: AppState) -> Router {
                                 request_id = %id, client_id = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]));
+    Ok(router)
 }
 
 /// Ready when the signing keys are loaded and the database answers.
@@ -269,3 +177,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
     });
     (status, axum::Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests;

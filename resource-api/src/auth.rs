@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use shared_claims::AccessTokenClaims;
 
-use crate::app::{AppState, Introspection};
 use crate::problem::ApiError;
 use crate::ratelimit::Decision;
+use crate::state::{AppState, Introspection};
 
 /// What a route requires of a verified token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,55 +48,100 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 }
 
 /// Routes that need a bearer token, each with its declared [`Access`].
+///
+/// The routes are only declared here; [`ProtectedRoutes::into_router`] puts them behind
+/// authentication once the state (and with it the set of routes checked online) is known, so the
+/// one declared list is also the list those online routes are checked against.
+#[derive(Default)]
 pub struct ProtectedRoutes {
-    router: Router<AppState>,
-    introspection: Option<Arc<Introspection>>,
+    routes: Vec<ProtectedRoute>,
+}
+
+struct ProtectedRoute {
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AppState>,
+}
+
+/// `RESOURCE_INTROSPECT_ROUTES` names a route that is not declared. Such a route would silently go
+/// without its online check, so the router refuses to be built and the API to start.
+#[derive(Debug, thiserror::Error)]
+#[error("RESOURCE_INTROSPECT_ROUTES names {route:?}, which is not a route; routes are: {declared}")]
+pub struct UnknownOnlineRoute {
+    pub route: String,
+    /// The declared routes, comma-separated, so the operator sees what to write instead.
+    pub declared: String,
 }
 
 impl ProtectedRoutes {
-    /// `introspection` names the routes that also check tokens online (none by default).
-    pub fn new(introspection: Option<Arc<Introspection>>) -> ProtectedRoutes {
-        ProtectedRoutes {
-            router: Router::new(),
-            introspection,
-        }
+    pub fn new() -> ProtectedRoutes {
+        ProtectedRoutes::default()
     }
 
+    /// Declares a route: its path, what it requires of a token, and its handler.
     pub fn route(
-        self,
-        path: &str,
+        mut self,
+        path: &'static str,
         access: Access,
         handler: MethodRouter<AppState>,
     ) -> ProtectedRoutes {
-        let handler = match access {
-            Access::AnyValidToken => handler,
-            Access::Scope(scope) => {
-                handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
-                    require_scope(scope, request, next)
-                }))
-            }
-        };
-        // Layers added later run first: the online check runs after authentication, before the
-        // scope check and the handler.
-        let handler = match &self.introspection {
-            Some(online) if online.routes.iter().any(|r| r == path) => {
-                let online = online.clone();
-                handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
-                    check_online(online.clone(), request, next)
-                }))
-            }
-            _ => handler,
-        };
-        ProtectedRoutes {
-            router: self.router.route(path, handler),
-            introspection: self.introspection,
-        }
+        self.routes.push(ProtectedRoute {
+            path,
+            access,
+            handler,
+        });
+        self
     }
 
-    /// The routes behind token verification and the per-client rate limit.
-    pub fn into_router(self, state: AppState) -> Router<AppState> {
-        self.router
-            .route_layer(middleware::from_fn_with_state(state, authenticate))
+    /// The declared routes behind token verification and the per-client rate limit, each with its
+    /// scope check, and with the online check on the routes `state.introspection` names.
+    pub fn into_router(self, state: AppState) -> Result<Router<AppState>, UnknownOnlineRoute> {
+        let online = state.introspection.clone();
+        if let Some(online) = &online {
+            self.check_declared(&online.routes)?;
+        }
+        let mut router = Router::new();
+        for route in self.routes {
+            router = router.route(route.path, route.guarded(online.as_ref()));
+        }
+        Ok(router.route_layer(middleware::from_fn_with_state(state, authenticate)))
+    }
+
+    fn check_declared(&self, online_routes: &[String]) -> Result<(), UnknownOnlineRoute> {
+        let declared: Vec<&str> = self.routes.iter().map(|r| r.path).collect();
+        match online_routes
+            .iter()
+            .find(|r| !declared.contains(&r.as_str()))
+        {
+            Some(route) => Err(UnknownOnlineRoute {
+                route: route.clone(),
+                declared: declared.join(", "),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ProtectedRoute {
+    /// The handler behind the route's scope check and, when the route is checked online, the
+    /// online check. Layers added later run first: the online check runs after authentication,
+    /// before the scope check and the handler.
+    fn guarded(self, online: Option<&Arc<Introspection>>) -> MethodRouter<AppState> {
+        let mut handler = self.handler;
+        if let Access::Scope(scope) = self.access {
+            handler =
+                handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
+                    require_scope(scope, request, next)
+                }));
+        }
+        if let Some(online) = online.filter(|o| o.routes.iter().any(|r| r == self.path)) {
+            let online = online.clone();
+            handler =
+                handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
+                    check_online(online.clone(), request, next)
+                }));
+        }
+        handler
     }
 }
 

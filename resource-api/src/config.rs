@@ -1,5 +1,5 @@
-//! Configuration of the partner API (README, "Configuration"): clap arguments that also read
-//! the environment, turned into a plain [`Settings`] that tests build directly.
+//! Configuration of the partner API: clap arguments that also read the environment, turned into a
+//! plain [`Settings`] that tests build directly.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -224,7 +224,8 @@ impl Settings {
         })
     }
 
-    /// The documented defaults for a given issuer, JWKS URL and database, as tests start from.
+    /// The defaults of [`ResourceArgs`] for a given issuer, JWKS URL and database, as tests start
+    /// from.
     pub fn with_defaults(issuer: &str, jwks_url: &str, database_url: &str) -> Settings {
         Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8081)),

@@ -175,9 +175,27 @@ impl JwksCache {
             max_age = set.max_age.as_secs(),
             "JWKS loaded"
         );
+        self.install(set);
+        Ok(())
+    }
+
+    fn install(&self, set: KeySet) {
         self.inner.keys.store(Some(Arc::new(set)));
         self.inner.loaded.store(true, Ordering::Release);
-        Ok(())
+    }
+
+    /// A cache that holds `document` as if it had just been fetched, so router tests run with no
+    /// token service and no network. It never fetches while tokens name only keys of `document`
+    /// (no refresher is started); its URL is one that cannot answer.
+    #[cfg(test)]
+    pub(crate) fn preloaded(document: &[u8]) -> anyhow::Result<JwksCache> {
+        let cache = JwksCache::new("http://jwks.invalid/".into(), Duration::from_secs(10))?;
+        cache.install(KeySet {
+            keys: parse_jwks(document)?,
+            fetched_at: Instant::now(),
+            max_age: DEFAULT_MAX_AGE,
+        });
+        Ok(cache)
     }
 
     async fn fetch_once(&self) -> Result<KeySet, FetchError> {

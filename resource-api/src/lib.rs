@@ -10,8 +10,11 @@ pub mod jwks;
 pub mod problem;
 pub mod ratelimit;
 pub mod routes;
+pub mod state;
 pub mod store;
 pub mod verify;
+pub mod views;
 
-pub use app::{AppState, Application, router};
+pub use app::{Application, router};
 pub use config::Settings;
+pub use state::AppState;

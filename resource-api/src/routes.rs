@@ -1,29 +1,62 @@
-//! The `/v1` handlers. Each reads as a short script: extract, one store call, respond.
+//! The `/v1` routes: the table that declares each route with its scope, and the handlers. Each
+//! handler reads as a short script: extract, one store call, respond with a view (`views`).
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
+use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
-use serde_json::{Value, json};
 
-use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{Access, Principal, ProtectedRoutes};
 use crate::problem::ApiError;
+use crate::state::AppState;
 use crate::store::Page;
+use crate::views::{InvoiceView, List, Me, OrderView, ProductView, StockLevelView};
+
+/// Every `/v1` route with its access requirement and handler. The router is built from this
+/// table and the online routes of `RESOURCE_INTROSPECT_ROUTES` are checked against it, so adding
+/// a route is one `.route` call here and nothing else.
+pub fn v1() -> ProtectedRoutes {
+    ProtectedRoutes::new()
+        .route("/v1/me", Access::AnyValidToken, get(me))
+        .route(
+            "/v1/products",
+            Access::Scope("catalog:read"),
+            get(list_products),
+        )
+        .route(
+            "/v1/products/{id}",
+            Access::Scope("catalog:read"),
+            get(get_product),
+        )
+        .route(
+            "/v1/inventory",
+            Access::Scope("inventory:read"),
+            get(list_inventory),
+        )
+        .route("/v1/orders", Access::Scope("orders:read"), get(list_orders))
+        .route(
+            "/v1/orders/{id}",
+            Access::Scope("orders:read"),
+            get(get_order),
+        )
+        .route(
+            "/v1/invoices",
+            Access::Scope("invoices:read"),
+            get(list_invoices),
+        )
+        .route(
+            "/v1/invoices/{id}",
+            Access::Scope("invoices:read"),
+            get(get_invoice),
+        )
+}
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
 /// Longest id we look up; longer ones cannot exist and answer 404 without a query.
 const MAX_ID_LEN: usize = 64;
-
-/// `{"items": [...], "next_cursor": "..." | null}`.
-#[derive(Serialize)]
-pub struct List<T> {
-    items: Vec<T>,
-    next_cursor: Option<String>,
-}
 
 /// `limit` and `cursor` of a list request.
 pub struct ListParams {
@@ -39,16 +72,25 @@ impl ListParams {
         }
     }
 
-    /// Trims the extra row the store fetched and turns the last id into the next cursor.
-    fn finish<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> &str) -> List<T> {
-        let more = items.len() as i64 > self.limit;
-        items.truncate(self.limit as usize);
+    /// Trims the extra row the store fetched, turns the last id into the next cursor and each row
+    /// into its view.
+    fn finish<T, V>(
+        &self,
+        mut rows: Vec<T>,
+        id: impl Fn(&T) -> &str,
+        view: impl FnMut(T) -> V,
+    ) -> List<V> {
+        let more = rows.len() as i64 > self.limit;
+        rows.truncate(self.limit as usize);
         let next_cursor = if more {
-            items.last().map(|last| URL_SAFE_NO_PAD.encode(id(last)))
+            rows.last().map(|last| URL_SAFE_NO_PAD.encode(id(last)))
         } else {
             None
         };
-        List { items, next_cursor }
+        List {
+            items: rows.into_iter().map(view).collect(),
+            next_cursor,
+        }
     }
 }
 
@@ -113,122 +155,86 @@ impl<S: Send + Sync> FromRequestParts<S> for ItemId {
     }
 }
 
-fn rfc3339(unix: i64) -> Value {
-    chrono::DateTime::from_timestamp(unix, 0).map_or(Value::Null, |t| json!(t.to_rfc3339()))
-}
-
-pub async fn me(Principal(claims): Principal) -> Json<Value> {
-    let scopes: Vec<&str> = claims.scope.iter().map(|s| s.as_str()).collect();
-    Json(json!({
-        "client_id": claims.client_id,
-        "partner_id": claims.partner_id,
-        "scopes": scopes,
-        "expires_at": rfc3339(claims.exp),
-    }))
+pub async fn me(Principal(claims): Principal) -> Json<Me> {
+    Json(Me::from(&*claims))
 }
 
 pub async fn list_products(
     State(state): State<AppState>,
     params: ListParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<ProductView>>, ApiError> {
     let rows = state.store.products(params.page()).await?;
-    Ok(Json(json!(params.finish(rows, |p| &p.id))))
+    Ok(Json(params.finish(rows, |p| &p.id, ProductView::from)))
 }
 
 pub async fn get_product(
     State(state): State<AppState>,
     ItemId(id): ItemId,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProductView>, ApiError> {
     let product = state.store.product(&id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(json!(product)))
+    Ok(Json(product.into()))
 }
 
 pub async fn list_inventory(
     State(state): State<AppState>,
     params: ListParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<StockLevelView>>, ApiError> {
     let rows = state.store.inventory(params.page()).await?;
-    let list = params.finish(rows, |s| &s.product_id);
-    let items: Vec<Value> = list
-        .items
-        .iter()
-        .map(|s| {
-            json!({ "product_id": s.product_id, "warehouse": s.warehouse, "quantity": s.quantity,
-                    "updated_at": rfc3339(s.updated_at) })
-        })
-        .collect();
-    Ok(Json(
-        json!({ "items": items, "next_cursor": list.next_cursor }),
-    ))
+    Ok(Json(params.finish(
+        rows,
+        |s| &s.product_id,
+        StockLevelView::from,
+    )))
 }
 
 pub async fn list_orders(
     State(state): State<AppState>,
     Principal(claims): Principal,
     params: ListParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<OrderView>>, ApiError> {
     let rows = state
         .store
-        .orders(claims.partner_id.as_str(), params.page())
+        .orders(&claims.partner_id, params.page())
         .await?;
-    let list = params.finish(rows, |o| &o.id);
-    let items: Vec<Value> = list.items.iter().map(order_json).collect();
-    Ok(Json(
-        json!({ "items": items, "next_cursor": list.next_cursor }),
-    ))
+    Ok(Json(params.finish(rows, |o| &o.id, OrderView::from)))
 }
 
 pub async fn get_order(
     State(state): State<AppState>,
     Principal(claims): Principal,
     ItemId(id): ItemId,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderView>, ApiError> {
     let order = state
         .store
-        .order(claims.partner_id.as_str(), &id)
+        .order(&claims.partner_id, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(order_json(&order)))
+    Ok(Json(order.into()))
 }
 
 pub async fn list_invoices(
     State(state): State<AppState>,
     Principal(claims): Principal,
     params: ListParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<InvoiceView>>, ApiError> {
     let rows = state
         .store
-        .invoices(claims.partner_id.as_str(), params.page())
+        .invoices(&claims.partner_id, params.page())
         .await?;
-    let list = params.finish(rows, |i| &i.id);
-    let items: Vec<Value> = list.items.iter().map(invoice_json).collect();
-    Ok(Json(
-        json!({ "items": items, "next_cursor": list.next_cursor }),
-    ))
+    Ok(Json(params.finish(rows, |i| &i.id, InvoiceView::from)))
 }
 
 pub async fn get_invoice(
     State(state): State<AppState>,
     Principal(claims): Principal,
     ItemId(id): ItemId,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InvoiceView>, ApiError> {
     let invoice = state
         .store
-        .invoice(claims.partner_id.as_str(), &id)
+        .invoice(&claims.partner_id, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(invoice_json(&invoice)))
-}
-
-fn order_json(o: &crate::store::Order) -> Value {
-    json!({ "id": o.id, "partner_id": o.partner_id, "status": o.status, "total_cents": o.total_cents,
-            "currency": o.currency, "created_at": rfc3339(o.created_at) })
-}
-
-fn invoice_json(i: &crate::store::Invoice) -> Value {
-    json!({ "id": i.id, "partner_id": i.partner_id, "order_id": i.order_id, "status": i.status,
-            "amount_cents": i.amount_cents, "currency": i.currency,
-            "issued_at": rfc3339(i.issued_at), "due_at": rfc3339(i.due_at) })
+    Ok(Json(invoice.into()))
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! The partner API's data: one small function per query, parameters always bound, the same SQL on
 //! SQLite and PostgreSQL. Orders and invoices are only ever read with the caller's partner id in
-//! the `WHERE` clause, so isolation does not depend on a handler remembering a check.
+//! the `WHERE` clause, so isolation does not depend on a handler remembering a check. Their
+//! functions take that id as a [`PartnerId`] (in the handlers, the verified token's `partner_id`)
+//! rather than a string, so no other string at hand, such as an id from the path, fits there.
 
 mod seed;
 
-use serde::Serialize;
+use shared_claims::PartnerId;
 use sqlx::FromRow;
 use sqlx::migrate::Migrator;
 use storage::{Db, on_pool};
@@ -17,7 +19,7 @@ pub struct Store {
     db: Db,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Product {
     pub id: String,
     pub sku: String,
@@ -26,7 +28,7 @@ pub struct Product {
     pub currency: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct StockLevel {
     pub product_id: String,
     pub warehouse: String,
@@ -34,7 +36,7 @@ pub struct StockLevel {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Order {
     pub id: String,
     pub partner_id: String,
@@ -44,7 +46,7 @@ pub struct Order {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Invoice {
     pub id: String,
     pub partner_id: String,
@@ -119,13 +121,17 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn orders(&self, partner_id: &str, page: Page<'_>) -> anyhow::Result<Vec<Order>> {
+    pub async fn orders(
+        &self,
+        partner_id: &PartnerId,
+        page: Page<'_>,
+    ) -> anyhow::Result<Vec<Order>> {
         let rows = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, partner_id, status, total_cents, currency, created_at FROM orders \
                  WHERE partner_id = $1 AND id > $2 ORDER BY id LIMIT $3",
             )
-            .bind(partner_id)
+            .bind(partner_id.as_str())
             .bind(page.after)
             .bind(page.limit + 1)
             .fetch_all(pool)
@@ -134,13 +140,13 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn order(&self, partner_id: &str, id: &str) -> anyhow::Result<Option<Order>> {
+    pub async fn order(&self, partner_id: &PartnerId, id: &str) -> anyhow::Result<Option<Order>> {
         let row = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, partner_id, status, total_cents, currency, created_at FROM orders \
                  WHERE partner_id = $1 AND id = $2",
             )
-            .bind(partner_id)
+            .bind(partner_id.as_str())
             .bind(id)
             .fetch_optional(pool)
             .await?
@@ -148,13 +154,17 @@ impl Store {
         Ok(row)
     }
 
-    pub async fn invoices(&self, partner_id: &str, page: Page<'_>) -> anyhow::Result<Vec<Invoice>> {
+    pub async fn invoices(
+        &self,
+        partner_id: &PartnerId,
+        page: Page<'_>,
+    ) -> anyhow::Result<Vec<Invoice>> {
         let rows = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, partner_id, order_id, status, amount_cents, currency, issued_at, due_at \
                  FROM invoices WHERE partner_id = $1 AND id > $2 ORDER BY id LIMIT $3",
             )
-            .bind(partner_id)
+            .bind(partner_id.as_str())
             .bind(page.after)
             .bind(page.limit + 1)
             .fetch_all(pool)
@@ -163,13 +173,17 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn invoice(&self, partner_id: &str, id: &str) -> anyhow::Result<Option<Invoice>> {
+    pub async fn invoice(
+        &self,
+        partner_id: &PartnerId,
+        id: &str,
+    ) -> anyhow::Result<Option<Invoice>> {
         let row = on_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, partner_id, order_id, status, amount_cents, currency, issued_at, due_at \
                  FROM invoices WHERE partner_id = $1 AND id = $2",
             )
-            .bind(partner_id)
+            .bind(partner_id.as_str())
             .bind(id)
             .fetch_optional(pool)
             .await?

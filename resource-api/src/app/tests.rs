@@ -1,0 +1,254 @@
+//! Router tests: requests go through [`router`] with `oneshot`, no listener and no network. The
+//! state is real except where the network would come in: the JWKS is preloaded with the public
+//! key of a key generated here, and the store is a seeded SQLite file in a temporary folder.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::response::Response;
+use keys::{Algorithm, SigningKey};
+use serde_json::{Value, json};
+use shared_claims::{AccessTokenClaims, Audience, ClientId, PartnerId, ScopeSet};
+use tower::ServiceExt;
+
+use super::router;
+use crate::introspection::Introspector;
+use crate::jwks::JwksCache;
+use crate::ratelimit::ClientRateLimit;
+use crate::state::{AppState, Introspection, RequestLimits, Shared};
+use crate::store::Store;
+use crate::verify::Verifier;
+
+const ISSUER: &str = "http://auth.test";
+const AUDIENCE: &str = "partner-api";
+
+/// A partner API state over its own database, trusting `key` only. The folder holds the database
+/// and must outlive the state.
+struct TestApi {
+    state: AppState,
+    key: SigningKey,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApi {
+    async fn new(online_routes: Option<Vec<String>>) -> TestApi {
+        keys::install_crypto_provider();
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let jwks = serde_json::to_vec(&keys::jwk_set([key.public_jwk()])).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("resource.db").display()
+        ))
+        .await
+        .unwrap();
+        let verifier = Verifier::new(
+            JwksCache::preloaded(&jwks).unwrap(),
+            ISSUER.into(),
+            AUDIENCE.into(),
+            shared_claims::DEFAULT_LEEWAY_SECS,
+            100,
+        );
+        // An introspector only sends requests when an online route is called, which these tests
+        // do not do; its URL cannot answer.
+        let introspection = online_routes.map(|routes| {
+            Arc::new(Introspection {
+                introspector: Introspector::new(
+                    "http://introspection.invalid/".into(),
+                    "cl_api".into(),
+                    zeroize::Zeroizing::new("pcs_x".into()),
+                    Duration::from_secs(1),
+                )
+                .unwrap(),
+                routes,
+            })
+        });
+        let unlimited = NonZeroU32::new(1_000_000).unwrap();
+        let state = AppState::new(Shared {
+            limits: RequestLimits {
+                timeout: Duration::from_secs(10),
+                max_concurrent: 1024,
+                requests_per_client: 64,
+                trusted_proxies: Arc::new([]),
+                hsts: false,
+            },
+            store,
+            verifier,
+            rate_limit: ClientRateLimit::new(unlimited, unlimited),
+            introspection,
+        });
+        TestApi {
+            state,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// A token as the token service would issue it, valid for ten minutes from now.
+    fn token(&self, partner: &str, scopes: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.token_with(partner, scopes, |_| {}, now)
+    }
+
+    fn token_with(
+        &self,
+        partner: &str,
+        scopes: &str,
+        adjust: impl FnOnce(&mut AccessTokenClaims),
+        now: i64,
+    ) -> String {
+        let mut claims = AccessTokenClaims {
+            iss: ISSUER.into(),
+            sub: "cl_test".into(),
+            aud: Audience::One(AUDIENCE.into()),
+            exp: now + 600,
+            iat: now,
+            nbf: now,
+            jti: "jti_test".into(),
+            client_id: ClientId::parse("cl_test").unwrap(),
+            scope: ScopeSet::parse(scopes).unwrap(),
+            partner_id: PartnerId::parse(partner).unwrap(),
+        };
+        adjust(&mut claims);
+        self.key.sign_jwt(&claims).unwrap()
+    }
+
+    async fn get(&self, path: &str, authorization: Option<&str>) -> Response {
+        let mut request = Request::get(path);
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        router(self.state.clone())
+            .unwrap()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+fn header_of<'a>(response: &'a Response, name: &str) -> &'a str {
+    response.headers()[name].to_str().unwrap()
+}
+
+async fn body(response: Response) -> Value {
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_request_without_a_token_gets_the_bare_bearer_challenge() {
+    let api = TestApi::new(None).await;
+    for authorization in [None, Some("Basic Y2xfdGVzdDpzZWNyZXQ=")] {
+        let response = api.get("/v1/orders", authorization).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header_of(&response, "www-authenticate"),
+            r#"Bearer realm="partner-api""#
+        );
+        assert_eq!(
+            header_of(&response, "content-type"),
+            "application/problem+json"
+        );
+        assert_eq!(body(response).await["status"], 401);
+    }
+}
+
+#[tokio::test]
+async fn malformed_expired_and_misaddressed_tokens_are_invalid_tokens() {
+    let api = TestApi::new(None).await;
+    let now = chrono::Utc::now().timestamp();
+    let expired = api.token_with("acme", "orders:read", |_| {}, now - 3600);
+    let elsewhere = api.token_with(
+        "acme",
+        "orders:read",
+        |c| c.aud = Audience::One("another-api".into()),
+        now,
+    );
+    for token in ["not-a-jwt", "a.b.c", &expired, &elsewhere] {
+        let response = api
+            .get("/v1/orders", Some(&format!("Bearer {token}")))
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token}");
+        assert!(
+            header_of(&response, "www-authenticate")
+                .starts_with(r#"Bearer realm="partner-api", error="invalid_token""#),
+            "{token}"
+        );
+        assert_eq!(
+            header_of(&response, "content-type"),
+            "application/problem+json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_problem_404_with_or_without_a_token() {
+    let api = TestApi::new(None).await;
+    let token = format!("Bearer {}", api.token("acme", "orders:read"));
+    for (path, authorization) in [("/v1/nope", Some(token.as_str())), ("/nope", None)] {
+        let response = api.get(path, authorization).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            header_of(&response, "content-type"),
+            "application/problem+json"
+        );
+        assert_eq!(
+            body(response).await,
+            json!({ "type": "about:blank", "title": "Not Found", "status": 404 })
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_without_the_routes_scope_is_insufficient_scope() {
+    let api = TestApi::new(None).await;
+    let token = format!("Bearer {}", api.token("acme", "catalog:read"));
+    let response = api.get("/v1/orders", Some(&token)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        header_of(&response, "www-authenticate"),
+        r#"Bearer realm="partner-api", error="insufficient_scope", scope="orders:read""#
+    );
+    assert_eq!(
+        header_of(&response, "content-type"),
+        "application/problem+json"
+    );
+    assert_eq!(body(response).await["status"], 403);
+}
+
+#[tokio::test]
+async fn a_partner_reads_its_own_order_and_another_partners_answers_404() {
+    let api = TestApi::new(None).await;
+    // ord_00001 belongs to acme in the seeded data.
+    let acme = format!("Bearer {}", api.token("acme", "orders:read"));
+    let response = api.get("/v1/orders/ord_00001", Some(&acme)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header_of(&response, "content-type"), "application/json");
+    assert!(response.headers().contains_key("x-ratelimit-remaining"));
+    let order = body(response).await;
+    assert_eq!(order["id"], "ord_00001");
+    assert_eq!(order["partner_id"], "acme");
+
+    let globex = format!("Bearer {}", api.token("globex", "orders:read"));
+    let theirs = api.get("/v1/orders/ord_00001", Some(&globex)).await;
+    let unknown = api.get("/v1/orders/ord_99999", Some(&globex)).await;
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body(theirs).await, body(unknown).await);
+}
+
+#[tokio::test]
+async fn an_online_route_that_is_not_declared_refuses_the_router() {
+    let api = TestApi::new(Some(vec!["/v1/invoices".into(), "/v1/invoice".into()])).await;
+    let err = router(api.state.clone()).expect_err("a misspelt route");
+    assert_eq!(err.route, "/v1/invoice");
+    assert!(err.to_string().contains("not a route"), "{err}");
+
+    let declared = TestApi::new(Some(vec!["/v1/invoices/{id}".into()])).await;
+    assert!(router(declared.state.clone()).is_ok());
+}
