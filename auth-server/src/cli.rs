@@ -448,19 +448,15 @@ async fn keys_command(
 /// Loads the master key for a command that opens or seals keys, warning about loose permissions.
 fn load_master(store: &StoreArgs) -> anyhow::Result<MasterKey> {
     let path = &store.master_key_file;
-    let key =
-        MasterKey::load(path).with_context(|| format!("master key file {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-            eprintln!(
-                "warning: master key file {} is readable by group or others; run chmod 600 on it",
-                path.display()
-            );
-        }
+    let loaded = MasterKey::load_checked(path)
+        .with_context(|| format!("master key file {}", path.display()))?;
+    if loaded.loose_permissions {
+        eprintln!(
+            "warning: master key file {} is readable by group or others; run chmod 600 on it",
+            path.display()
+        );
     }
-    Ok(key)
+    Ok(loaded.key)
 }
 
 fn render(json_out: bool, doc: serde_json::Value, human: impl FnOnce() -> String) -> String {
