@@ -590,4 +590,37 @@ mod tests {
         assert!(cli.json);
         assert!(Cli::try_parse_from(["auth-server", "serve", "--auth-bind", "nonsense"]).is_err());
     }
+
+    #[test]
+    fn header_limits_default_to_16_and_32_kib_and_can_be_set() {
+        let settings = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Serve(serve) = cli.command else {
+                panic!("not serve");
+            };
+            serve_settings(cli.store, serve).unwrap().transport.headers
+        };
+        assert_eq!(
+            settings(&["auth-server", "serve"]),
+            edge::HeaderLimits::default()
+        );
+        assert_eq!(
+            settings(&[
+                "auth-server",
+                "serve",
+                "--auth-max-header-bytes",
+                "4096",
+                "--auth-max-header-list-bytes",
+                "8192",
+            ]),
+            edge::HeaderLimits {
+                max_header_bytes: 4096,
+                max_header_list_bytes: 8192,
+            }
+        );
+        assert!(
+            Cli::try_parse_from(["auth-server", "serve", "--auth-max-header-list-bytes", "0"])
+                .is_err()
+        );
+    }
 }
