@@ -375,3 +375,145 @@ async fn a_flood_of_silent_connections_is_capped_and_timed_out_on_both_servers()
     api.stop().await;
     auth.stop().await;
 }
+
+/// A GET of `url` carrying `count` headers `x-pad-0`, `x-pad-1`, … of `size` bytes of value each.
+async fn get_padded(
+    http: &reqwest::Client,
+    url: &str,
+    count: usize,
+    size: usize,
+) -> reqwest::Response {
+    let mut request = http.get(url);
+    for i in 0..count {
+        request = request.header(format!("x-pad-{i}"), "a".repeat(size));
+    }
+    request.send().await.unwrap()
+}
+
+/// Asserts a 431 answered by `edge::HeaderLimitLayer`: problem+json, as the edge's other
+/// refusals.
+async fn assert_problem_431(response: reqwest::Response, what: &str) {
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "{what}"
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "{what}"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], 431, "{what}: {body}");
+}
+
+/// Both services, each on its own SQLite database, with `limits` (the defaults when `None`).
+async fn both_services(limits: Option<edge::HeaderLimits>) -> (TestAuth, system::TestApi) {
+    let db = test_db(Backend::Sqlite).await.unwrap();
+    let mut settings = TestAuth::settings(&db);
+    if let Some(limits) = limits {
+        settings.transport.headers = limits;
+    }
+    let auth = spawn_auth_with(db, settings).await;
+    let api = system::spawn_resource_api(Backend::Sqlite, &auth, |settings| {
+        if let Some(limits) = limits {
+            settings.transport.headers = limits;
+        }
+    })
+    .await
+    .unwrap();
+    (auth, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_header_over_16_kib_gets_431_on_both_services() {
+    let (auth, api) = both_services(None).await;
+    for url in [auth.url("/healthz"), api.url("/healthz")] {
+        // Name and value: 7 + 17,408 bytes.
+        let response = get_padded(&http(), &url, 1, 17 * 1024).await;
+        assert_problem_431(response, &format!("a 17 KiB header at {url}")).await;
+        // 7 + 16,320 bytes, just under 16 KiB.
+        let response = get_padded(&http(), &url, 1, 16 * 1024 - 64).await;
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+    }
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_over_32_kib_together_get_431_on_both_services() {
+    let (auth, api) = both_services(None).await;
+    for url in [auth.url("/healthz"), api.url("/healthz")] {
+        // Three headers of 8 KiB are within both limits.
+        let response = get_padded(&http(), &url, 3, 8 * 1024).await;
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        // Four are 32,812 bytes on the wire before any other header: just over the limit, so
+        // the edge layer answers, in problem+json.
+        let response = get_padded(&http(), &url, 4, 8 * 1024).await;
+        assert_problem_431(response, &format!("4 × 8 KiB headers at {url}")).await;
+        // Sixteen (128 KiB) are far beyond what hyper buffers of a head (40 KiB, or about
+        // twice that as its buffer grows): hyper refuses the head itself, before parsing it,
+        // with a 431 of its own.
+        let response = get_padded(&http(), &url, 16, 8 * 1024).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "16 × 8 KiB headers at {url}"
+        );
+        // And the server goes on answering.
+        let response = http().get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+    }
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smaller_configured_header_limits_are_honoured_on_both_services() {
+    let limits = edge::HeaderLimits {
+        max_header_bytes: 4 * 1024,
+        max_header_list_bytes: 8 * 1024,
+    };
+    let (auth, api) = both_services(Some(limits)).await;
+    for url in [auth.url("/healthz"), api.url("/healthz")] {
+        let response = get_padded(&http(), &url, 1, 5 * 1024).await;
+        assert_problem_431(response, &format!("a 5 KiB header at {url}")).await;
+        let response = get_padded(&http(), &url, 1, 3 * 1024).await;
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        // Two headers of 3 KiB fit in 8 KiB; three do not.
+        let response = get_padded(&http(), &url, 2, 3 * 1024).await;
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        let response = get_padded(&http(), &url, 3, 3 * 1024).await;
+        assert_problem_431(response, &format!("3 × 3 KiB headers at {url}")).await;
+    }
+    api.stop().await;
+    auth.stop().await;
+}
+
+/// HTTP/2 (which TLS clients negotiate) meets the same limits: hyper's own HTTP/2 default of
+/// 16 KiB for the header list would refuse what the configured 32 KiB allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_meet_the_same_header_limits() {
+    let (auth, api) = both_services(None).await;
+    // A client of its own: the shared one speaks HTTP/1.1 to plaintext servers.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    for url in [auth.url("/healthz"), api.url("/healthz")] {
+        let response = get_padded(&h2, &url, 3, 8 * 1024).await;
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "24 KiB of headers at {url}"
+        );
+        let response = get_padded(&h2, &url, 1, 17 * 1024).await;
+        assert_problem_431(response, &format!("a 17 KiB header over HTTP/2 at {url}")).await;
+        let response = get_padded(&h2, &url, 4, 8 * 1024).await;
+        assert_problem_431(response, &format!("4 × 8 KiB headers over HTTP/2 at {url}")).await;
+    }
+    api.stop().await;
+    auth.stop().await;
+}

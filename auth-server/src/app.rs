@@ -139,6 +139,7 @@ pub fn router(state: AppState) -> Router {
     let trusted_proxies = state.config.transport.trusted_proxies.clone();
     let max_concurrent = state.config.max_concurrent_requests;
     let requests_per_client = state.config.transport.limits.requests_per_client;
+    let header_limits = state.config.transport.headers;
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/oauth2/token", post(oauth::token::token))
@@ -151,7 +152,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state)
         // Bounds on every request: body size (413), total time (408) and requests in flight
-        // (503, shed at once rather than queued). Header size is bounded by hyper (431).
+        // (503, shed at once rather than queued). Header sizes are bounded below (431).
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(
@@ -163,6 +164,8 @@ pub fn router(state: AppState) -> Router {
         )
         // Per client address, so one flooding address cannot take every global slot (503).
         .layer(edge::PerClientRequestLimitLayer::new(requests_per_client))
+        // Oversized headers (431) are refused before they take a slot of their client's.
+        .layer(edge::HeaderLimitLayer::new(header_limits))
         .layer(edge::SecurityHeadersLayer { hsts: state_tls })
         .layer(edge::ClientIpLayer::new(&trusted_proxies))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

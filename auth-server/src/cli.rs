@@ -470,19 +470,15 @@ async fn keys_command(
 /// Loads the master key for a command that opens or seals keys, warning about loose permissions.
 fn load_master(store: &StoreArgs) -> anyhow::Result<MasterKey> {
     let path = &store.master_key_file;
-    let key =
-        MasterKey::load(path).with_context(|| format!("master key file {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-            eprintln!(
-                "warning: master key file {} is readable by group or others; run chmod 600 on it",
-                path.display()
-            );
-        }
+    let loaded = MasterKey::load_checked(path)
+        .with_context(|| format!("master key file {}", path.display()))?;
+    if loaded.loose_permissions {
+        eprintln!(
+            "warning: master key file {} is readable by group or others; run chmod 600 on it",
+            path.display()
+        );
     }
-    Ok(key)
+    Ok(loaded.key)
 }
 
 fn render(json_out: bool, doc: serde_json::Value, human: impl FnOnce() -> String) -> String {
@@ -615,5 +611,38 @@ mod tests {
         let cli = Cli::try_parse_from(["auth-server", "client", "list", "--json"]).unwrap();
         assert!(cli.json);
         assert!(Cli::try_parse_from(["auth-server", "serve", "--auth-bind", "nonsense"]).is_err());
+    }
+
+    #[test]
+    fn header_limits_default_to_16_and_32_kib_and_can_be_set() {
+        let settings = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Serve(serve) = cli.command else {
+                panic!("not serve");
+            };
+            serve_settings(cli.store, serve).unwrap().transport.headers
+        };
+        assert_eq!(
+            settings(&["auth-server", "serve"]),
+            edge::HeaderLimits::default()
+        );
+        assert_eq!(
+            settings(&[
+                "auth-server",
+                "serve",
+                "--auth-max-header-bytes",
+                "4096",
+                "--auth-max-header-list-bytes",
+                "8192",
+            ]),
+            edge::HeaderLimits {
+                max_header_bytes: 4096,
+                max_header_list_bytes: 8192,
+            }
+        );
+        assert!(
+            Cli::try_parse_from(["auth-server", "serve", "--auth-max-header-list-bytes", "0"])
+                .is_err()
+        );
     }
 }

@@ -97,7 +97,19 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Largest single request header (name and value) in bytes; a larger one is answered 431.
+    #[arg(id = "auth-max-header-bytes", long = "auth-max-header-bytes", env = "AUTH_MAX_HEADER_BYTES",
+          default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_SETTING))]
+    pub max_header_bytes: u64,
+    /// Largest size in bytes of all request headers together; more is answered 431.
+    #[arg(id = "auth-max-header-list-bytes", long = "auth-max-header-list-bytes", env = "AUTH_MAX_HEADER_LIST_BYTES",
+          default_value_t = 32_768, value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_SETTING))]
+    pub max_header_list_bytes: u64,
 }
+
+/// The upper bound of the header size settings (16 MiB): far above any real request, and low
+/// enough that a typo cannot lift the bound on a request head's memory altogether.
+const MAX_HEADER_SETTING: u64 = 16 * 1024 * 1024;
 
 /// Everything a token service needs to start. Deliberately not `Debug`: the database URL may
 /// carry a password.
@@ -119,14 +131,18 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Requests handled at once; more are shed with 503 rather than queued without bound.
     pub max_concurrent_requests: usize,
-    /// TLS and trusted proxies.
+    /// TLS, trusted proxies and the limits applied at the network edge.
     pub transport: edge::Transport,
 }
 
 impl Settings {
     pub fn new(store: StoreArgs, serve: ServeArgs) -> anyhow::Result<Settings> {
-        let transport =
+        let mut transport =
             edge::Transport::new(serve.tls_cert, serve.tls_key, serve.trusted_proxies, "AUTH")?;
+        transport.headers = edge::HeaderLimits {
+            max_header_bytes: usize::try_from(serve.max_header_bytes)?,
+            max_header_list_bytes: usize::try_from(serve.max_header_list_bytes)?,
+        };
         Ok(Settings {
             database_url: store.database_url,
             master_key_file: store.master_key_file,

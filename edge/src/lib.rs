@@ -14,8 +14,10 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use tokio::net::TcpListener;
 
+mod headers;
 mod limits;
 
+pub use headers::{HeaderLimit, HeaderLimitLayer, HeaderLimits};
 pub use limits::{PeerConnectionLimit, PerClientRequestLimitLayer};
 
 /// How a server meets the network.
@@ -26,6 +28,8 @@ pub struct Transport {
     /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: PeerLimits,
+    /// How large request headers may be (431 beyond).
+    pub headers: HeaderLimits,
 }
 
 /// What one address may take of a server, so a flood from a few addresses leaves room for
@@ -70,6 +74,7 @@ impl Transport {
             tls,
             trusted_proxies,
             limits: PeerLimits::default(),
+            headers: HeaderLimits::default(),
         })
     }
 
@@ -261,8 +266,9 @@ where
 }
 
 /// Serves `router` on `listener`, with TLS when configured, until `shutdown` completes; then
-/// lets in-flight requests finish (up to 10 s). Connections are bounded per peer address, and a
-/// connection that does not deliver request headers within `header_timeout` is closed.
+/// lets in-flight requests finish (up to 10 s). Connections are bounded per peer address, a
+/// connection that does not deliver request headers within `header_timeout` is closed, and
+/// hyper refuses a request head that outgrows [`HeaderLimits::head_buffer_bytes`] with 431.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -291,10 +297,7 @@ pub async fn serve(
                 .acceptor(per_peer(axum_server::accept::DefaultAcceptor::new()))
                 .first_request_timeout(limits.header_timeout)
                 .handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(limits.header_timeout);
+            configure_http(&mut server, transport);
             server.serve(app).await?;
         }
         Some((cert, key)) => {
@@ -315,14 +318,35 @@ pub async fn serve(
                 .acceptor(tls)
                 .first_request_timeout(limits.header_timeout)
                 .handle(handle);
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(limits.header_timeout);
+            configure_http(&mut server, transport);
             server.serve(app).await?;
         }
     }
     Ok(())
+}
+
+/// The header timeout and the bound on a request head, for HTTP/1.1 and HTTP/2 alike (TLS
+/// clients negotiate HTTP/2 by ALPN).
+///
+/// hyper's HTTP/1.1 read buffer must hold a whole head before it is parsed, so its limit bounds
+/// the memory a head takes; a head that outgrows it is answered 431 by hyper itself. HTTP/2's
+/// `SETTINGS_MAX_HEADER_LIST_SIZE` is the same bound there: hyper's default of 16 KiB would
+/// refuse header lists the configured limit allows, and h2 answers 431 on the stream. Both
+/// are set a little above the configured list limit, so that a request just over it reaches
+/// [`HeaderLimitLayer`] and gets its problem+json answer.
+fn configure_http<Addr: axum_server::Address, Acc>(
+    server: &mut axum_server::Server<Addr, Acc>,
+    transport: &Transport,
+) {
+    let head = transport.headers.head_buffer_bytes();
+    let builder = server.http_builder();
+    builder
+        .http1()
+        .header_read_timeout(transport.limits.header_timeout)
+        .max_buf_size(head);
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
 }
 
 #[cfg(test)]

@@ -91,10 +91,9 @@ impl MasterKey {
         text
     }
 
-    /// Reads the file; if missing, creates it with mode 0600 (create_new, unix
-    /// OpenOptionsExt::mode) and returns created=true.
-    /// Also reports whether an existing file's permissions allow group/other access
-    /// (mode & 0o077 != 0).
+    /// Reads the file; if missing, creates it owner-only (mode 0600, see [`owner_only`]) and
+    /// returns created=true. Also reports whether an existing file's permissions allow group or
+    /// other access ([`owner_only::is_loose`]).
     pub fn load_or_create(path: &Path) -> Result<LoadedMasterKey, KeyError> {
         match File::open(path) {
             Ok(file) => read_key_file(path, file),
@@ -105,8 +104,14 @@ impl MasterKey {
 
     /// Reads an existing master key file; a missing file is an error naming the path.
     pub fn load(path: &Path) -> Result<MasterKey, KeyError> {
+        Ok(MasterKey::load_checked(path)?.key)
+    }
+
+    /// Like [`MasterKey::load`], and also reports whether the file's permissions allow group or
+    /// other access, as [`MasterKey::load_or_create`] does (`created` is always false).
+    pub fn load_checked(path: &Path) -> Result<LoadedMasterKey, KeyError> {
         match File::open(path) {
-            Ok(file) => Ok(read_key_file(path, file)?.key),
+            Ok(file) => read_key_file(path, file),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Err(KeyError::MasterKeyFile(
                 format!("{} does not exist", path.display()),
             )),
@@ -202,7 +207,7 @@ fn read_key_file(path: &Path, mut file: File) -> Result<LoadedMasterKey, KeyErro
     Ok(LoadedMasterKey {
         key,
         created: false,
-        loose_permissions: is_loose(&metadata),
+        loose_permissions: owner_only::is_loose(&metadata),
     })
 }
 
@@ -218,12 +223,7 @@ fn create_key_file(path: &Path) -> Result<LoadedMasterKey, KeyError> {
     // `create_new` refuses to follow a symlink or overwrite a file, and the mode is set at
     // creation so the key is never readable by others, even briefly.
     options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
+    let mut file = owner_only::restrict(&mut options)
         .open(&temporary)
         .map_err(|err| io_error(&temporary, err))?;
     let contents = key.to_file_contents();
@@ -262,18 +262,6 @@ fn temporary_path(path: &Path) -> std::path::PathBuf {
         .file_name()
         .map_or_else(|| "master-key".into(), |n| n.to_string_lossy().into_owned());
     path.with_file_name(format!(".{name}.{}.{nanos}.tmp", std::process::id()))
-}
-
-#[cfg(unix)]
-fn is_loose(metadata: &fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    metadata.permissions().mode() & 0o077 != 0
-}
-
-/// Other platforms have no group/other mode bits to check.
-#[cfg(not(unix))]
-fn is_loose(_metadata: &fs::Metadata) -> bool {
-    false
 }
 
 fn io_error(path: &Path, source: io::Error) -> KeyError {
@@ -446,7 +434,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn load_or_create_reports_loose_permissions() {
+    fn load_or_create_and_load_checked_report_loose_permissions() {
         use std::os::unix::fs::PermissionsExt;
 
         let dir = tempfile::tempdir().unwrap();
@@ -458,6 +446,12 @@ mod tests {
         let loaded = MasterKey::load_or_create(&path).unwrap();
         assert!(!loaded.created);
         assert!(loaded.loose_permissions);
+        let checked = MasterKey::load_checked(&path).unwrap();
+        assert!(!checked.created);
+        assert!(checked.loose_permissions);
+
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!MasterKey::load_checked(&path).unwrap().loose_permissions);
     }
 
     #[test]

@@ -79,6 +79,7 @@ impl Application {
                 requests_per_client: settings.transport.limits.requests_per_client,
                 trusted_proxies: settings.transport.trusted_proxies.clone().into(),
                 hsts: settings.transport.tls.is_some(),
+                headers: settings.transport.headers,
             },
             store,
             verifier,
@@ -133,7 +134,7 @@ pub fn router(state: AppState) -> Result<Router, UnknownOnlineRoute> {
         .fallback(problem::not_found)
         .with_state(state)
         // Bounds on every request: body size (413), total time (408) and requests in flight
-        // (503, shed at once rather than queued). Header size is bounded by hyper (431).
+        // (503, shed at once rather than queued). Header sizes are bounded below (431).
         .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
         .layer(
@@ -147,6 +148,8 @@ pub fn router(state: AppState) -> Result<Router, UnknownOnlineRoute> {
         )
         // Per client address, so one flooding address cannot take every global slot (503).
         .layer(edge::PerClientRequestLimitLayer::new(limits.requests_per_client))
+        // Oversized headers (431) are refused before they take a slot of their client's.
+        .layer(edge::HeaderLimitLayer::new(limits.headers))
         .layer(edge::SecurityHeadersLayer { hsts: limits.hsts })
         .layer(edge::ClientIpLayer::new(&limits.trusted_proxies))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

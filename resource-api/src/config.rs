@@ -128,7 +128,19 @@ pub struct ResourceArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Largest single request header (name and value) in bytes; a larger one is answered 431.
+    #[arg(id = "resource-max-header-bytes", long = "resource-max-header-bytes", env = "RESOURCE_MAX_HEADER_BYTES",
+          default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_SETTING))]
+    pub max_header_bytes: u64,
+    /// Largest size in bytes of all request headers together; more is answered 431.
+    #[arg(id = "resource-max-header-list-bytes", long = "resource-max-header-list-bytes", env = "RESOURCE_MAX_HEADER_LIST_BYTES",
+          default_value_t = 32_768, value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_SETTING))]
+    pub max_header_list_bytes: u64,
 }
+
+/// The upper bound of the header size settings (16 MiB): far above any real request, and low
+/// enough that a typo cannot lift the bound on a request head's memory altogether.
+const MAX_HEADER_SETTING: u64 = 16 * 1024 * 1024;
 
 /// Where and as whom the partner API asks the token service about tokens.
 #[derive(Clone)]
@@ -162,18 +174,22 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Requests handled at once; more are shed with 503 rather than queued without bound.
     pub max_concurrent_requests: usize,
-    /// TLS and trusted proxies.
+    /// TLS, trusted proxies and the limits applied at the network edge.
     pub transport: edge::Transport,
 }
 
 impl Settings {
     pub fn new(args: ResourceArgs) -> anyhow::Result<Settings> {
-        let transport = edge::Transport::new(
+        let mut transport = edge::Transport::new(
             args.tls_cert,
             args.tls_key,
             args.trusted_proxies,
             "RESOURCE",
         )?;
+        transport.headers = edge::HeaderLimits {
+            max_header_bytes: usize::try_from(args.max_header_bytes)?,
+            max_header_list_bytes: usize::try_from(args.max_header_list_bytes)?,
+        };
         let introspection = if args.introspect_routes.iter().all(|r| r.trim().is_empty()) {
             None
         } else {
@@ -274,5 +290,30 @@ mod tests {
             "https://keys.example/k"
         );
         assert!(Wrapper::try_parse_from(["x", "--resource-rate-limit-burst", "0"]).is_err());
+    }
+
+    #[test]
+    fn header_limits_default_to_16_and_32_kib_and_can_be_set() {
+        let w = Wrapper::try_parse_from(["x"]).unwrap();
+        assert_eq!(
+            Settings::new(w.args).unwrap().transport.headers,
+            edge::HeaderLimits::default()
+        );
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--resource-max-header-bytes",
+            "4096",
+            "--resource-max-header-list-bytes",
+            "8192",
+        ])
+        .unwrap();
+        assert_eq!(
+            Settings::new(w.args).unwrap().transport.headers,
+            edge::HeaderLimits {
+                max_header_bytes: 4096,
+                max_header_list_bytes: 8192,
+            }
+        );
+        assert!(Wrapper::try_parse_from(["x", "--resource-max-header-bytes", "0"]).is_err());
     }
 }

@@ -49,6 +49,8 @@ pub struct RequestLimits {
     pub trusted_proxies: Arc<[IpAddr]>,
     /// The server speaks TLS itself, so responses carry HSTS.
     pub hsts: bool,
+    /// How large request headers may be (see `edge::HeaderLimits`).
+    pub headers: edge::HeaderLimits,
 }
 
 /// The online check and the routes that use it.

@@ -74,6 +74,7 @@ impl TestApi {
                 requests_per_client: 64,
                 trusted_proxies: Arc::new([]),
                 hsts: false,
+                headers: edge::HeaderLimits::default(),
             },
             store,
             verifier,
