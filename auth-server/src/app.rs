@@ -7,17 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use keys::MasterKey;
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::audit::AuditLog;
 use crate::config::Settings;
@@ -132,75 +124,31 @@ fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
     Ok(loaded.key)
 }
 
-/// The HTTP surface of the token service.
+/// The HTTP surface of the token service: its routes inside the shared envelope.
 pub fn router(state: AppState) -> Router {
-    let request_timeout = state.config.request_timeout;
-    let state_tls = state.config.transport.tls.is_some();
-    let trusted_proxies = state.config.transport.trusted_proxies.clone();
-    let max_concurrent = state.config.max_concurrent_requests;
-    let requests_per_client = state.config.transport.limits.requests_per_client;
-    let header_limits = state.config.transport.headers;
-    let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let config = &state.config;
+    let envelope = edge::Envelope::new(
+        &config.transport,
+        config.request_timeout,
+        config.max_concurrent_requests,
+        MAX_REQUEST_BYTES,
+    );
+    let routes = Router::new()
         .route("/oauth2/token", post(oauth::token::token))
         .route("/oauth2/revoke", post(oauth::revoke::revoke))
         .route("/oauth2/introspect", post(oauth::introspect::introspect))
         .route("/.well-known/jwks.json", get(wellknown::jwks))
-        .route("/.well-known/oauth-authorization-server", get(wellknown::metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(wellknown::metadata),
+        )
         .route("/healthz", get(wellknown::healthz))
         .route("/readyz", get(wellknown::readyz))
-        .fallback(not_found)
-        .with_state(state)
-        // Bounds on every request: body size (413), total time (408) and requests in flight
-        // (503, shed at once rather than queued). Header sizes are bounded below (431).
-        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async { overloaded() }))
-                .load_shed()
-                // Global: `Router::layer` wraps each route, and the bound is for the server.
-                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(max_concurrent)),
-        )
-        // Per client address, so one flooding address cannot take every global slot (503).
-        .layer(edge::PerClientRequestLimitLayer::new(requests_per_client))
-        // Oversized headers (431) are refused before they take a slot of their client's.
-        .layer(edge::HeaderLimitLayer::new(header_limits))
-        .layer(edge::SecurityHeadersLayer { hsts: state_tls })
-        .layer(edge::ClientIpLayer::new(&trusted_proxies))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                // The path only: a query string could carry anything a client pasted into it.
-                let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-            }),
-        )
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .fallback(edge::problem::not_found)
+        .with_state(state);
+    envelope.wrap(routes)
 }
 
 /// A backstop far above any legitimate request: the OAuth endpoints read at most 16 KiB
 /// themselves and answer an RFC 6749 JSON error past that; this bound covers everything else.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
-
-fn overloaded() -> axum::response::Response {
-    let mut response = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"too many requests in flight"}"#,
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
-async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        r#"{"type":"about:blank","title":"Not Found","status":404}"#,
-    )
-}

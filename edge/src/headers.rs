@@ -5,9 +5,11 @@
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use futures::future::{Either, Ready, ready};
+
+use crate::problem::problem;
 
 /// How large request headers may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,15 +81,7 @@ impl Exceeded {
                 format!("the request headers together are larger than {max} bytes")
             }
         };
-        let body = format!(
-            r#"{{"type":"about:blank","title":"Request Header Fields Too Large","status":431,"detail":"{detail}"}}"#
-        );
-        let mut response = (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
+        problem(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Some(&detail))
     }
 }
 
@@ -151,7 +145,7 @@ mod tests {
     fn headers(fields: &[(&'static str, usize)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, size) in fields {
-            let value = HeaderValue::from_str(&"a".repeat(*size)).unwrap();
+            let value = axum::http::HeaderValue::from_str(&"a".repeat(*size)).unwrap();
             map.append(*name, value);
         }
         map

@@ -1,6 +1,7 @@
 //! The network edge both services share: TLS serving (rustls on ring), the refusal to serve
-//! plaintext on a non-loopback address unless a TLS-terminating proxy is declared, and the client
-//! address as seen through those (and only those) proxies.
+//! plaintext on a non-loopback address unless a TLS-terminating proxy is declared, the client
+//! address as seen through those (and only those) proxies, the HTTP [`Envelope`] every request
+//! passes through, RFC 9457 [`problem`] answers, and the outgoing [`http_client`].
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -14,9 +15,14 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use tokio::net::TcpListener;
 
+mod client;
+mod envelope;
 mod headers;
 mod limits;
+pub mod problem;
 
+pub use client::http_client;
+pub use envelope::Envelope;
 pub use headers::{HeaderLimit, HeaderLimitLayer, HeaderLimits};
 pub use limits::{PeerConnectionLimit, PerClientRequestLimitLayer};
 

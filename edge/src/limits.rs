@@ -12,14 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum_server::accept::Accept;
 use futures::future::Either;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::ClientIp;
+use crate::problem::{problem, with_retry_after};
 
 /// Counts held per address; a [`Slot`] gives its count back when dropped.
 #[derive(Clone, Default)]
@@ -237,16 +238,11 @@ where
 }
 
 fn too_many_in_flight() -> Response {
-    let mut response = (
+    let busy = problem(
         StatusCode::SERVICE_UNAVAILABLE,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"too many requests in flight from this address"}"#,
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+        Some("too many requests in flight from this address"),
+    );
+    with_retry_after(busy, std::time::Duration::from_secs(1))
 }
 
 #[cfg(test)]

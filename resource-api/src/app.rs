@@ -6,19 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::UnknownOnlineRoute;
 use crate::config::Settings;
@@ -27,7 +20,7 @@ use crate::jwks::JwksCache;
 use crate::problem;
 use crate::ratelimit::ClientRateLimit;
 use crate::routes;
-use crate::state::{AppState, Introspection, RequestLimits, Shared};
+use crate::state::{AppState, Introspection, Shared};
 use crate::store::Store;
 use crate::verify::Verifier;
 
@@ -73,14 +66,14 @@ impl Application {
             None => None,
         };
         let state = AppState::new(Shared {
-            limits: RequestLimits {
-                timeout: settings.request_timeout,
-                max_concurrent: settings.max_concurrent_requests,
-                requests_per_client: settings.transport.limits.requests_per_client,
-                trusted_proxies: settings.transport.trusted_proxies.clone().into(),
-                hsts: settings.transport.tls.is_some(),
-                headers: settings.transport.headers,
-            },
+            // Partner data is the caller's own: no response is cached unless it says so.
+            envelope: edge::Envelope::new(
+                &settings.transport,
+                settings.request_timeout,
+                settings.max_concurrent_requests,
+                MAX_REQUEST_BYTES,
+            )
+            .no_store_by_default(),
             store,
             verifier,
             rate_limit,
@@ -124,44 +117,18 @@ impl Application {
 /// health and readiness, and the bounds every request is held to. Fails when the configured
 /// online routes name a route that is not declared (see [`UnknownOnlineRoute`]).
 pub fn router(state: AppState) -> Result<Router, UnknownOnlineRoute> {
-    let limits = state.limits.clone();
+    let envelope = state.envelope.clone();
     let v1 = routes::v1().into_router(state.clone())?;
-    let request_id = HeaderName::from_static("x-request-id");
-    let router = Router::new()
+    let routes = Router::new()
         .merge(v1)
-        .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
         .fallback(problem::not_found)
-        .with_state(state)
-        // Bounds on every request: body size (413), total time (408) and requests in flight
-        // (503, shed at once rather than queued). Header sizes are bounded below (431).
-        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    problem::ApiError::Unavailable("too many requests in flight".into())
-                }))
-                .load_shed()
-                // Global: `Router::layer` wraps each route, and the bound is for the server.
-                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent)),
-        )
-        // Per client address, so one flooding address cannot take every global slot (503).
-        .layer(edge::PerClientRequestLimitLayer::new(limits.requests_per_client))
-        // Oversized headers (431) are refused before they take a slot of their client's.
-        .layer(edge::HeaderLimitLayer::new(limits.headers))
-        .layer(edge::SecurityHeadersLayer { hsts: limits.hsts })
-        .layer(edge::ClientIpLayer::new(&limits.trusted_proxies))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(),
-                                request_id = %id, client_id = tracing::field::Empty)
-        }))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]));
-    Ok(router)
+        .with_state(state);
+    Ok(envelope.wrap(routes))
 }
 
 /// Ready when the signing keys are loaded and the database answers.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use edge::problem::{problem, retry_after_secs};
 
 /// The realm of our bearer challenges.
 pub const REALM: &str = "partner-api";
@@ -32,19 +32,6 @@ pub enum ApiError {
     Unexpected(#[from] anyhow::Error),
 }
 
-fn problem(status: StatusCode, title: &str, detail: Option<&str>) -> Response {
-    let mut body = json!({ "type": "about:blank", "title": title, "status": status.as_u16() });
-    if let Some(detail) = detail {
-        body["detail"] = json!(detail);
-    }
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
-}
-
 /// A quoted-string for a `WWW-Authenticate` parameter: our descriptions are ASCII without quotes
 /// or backslashes, but stripping them keeps the header well-formed whatever changes later.
 fn quoted(text: &str) -> String {
@@ -57,11 +44,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::MissingToken => {
-                let mut response = problem(
-                    StatusCode::UNAUTHORIZED,
-                    "Unauthorized",
-                    Some("a bearer token is required"),
-                );
+                let mut response =
+                    problem(StatusCode::UNAUTHORIZED, Some("a bearer token is required"));
                 let challenge = format!("Bearer realm=\"{REALM}\"");
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
                     response
@@ -71,7 +55,7 @@ impl IntoResponse for ApiError {
                 response
             }
             ApiError::InvalidToken(why) => {
-                let mut response = problem(StatusCode::UNAUTHORIZED, "Unauthorized", Some(&why));
+                let mut response = problem(StatusCode::UNAUTHORIZED, Some(&why));
                 let challenge = format!(
                     "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
                     quoted(&why)
@@ -85,7 +69,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::InsufficientScope(scope) => {
                 let detail = format!("this route needs the scope {scope}");
-                let mut response = problem(StatusCode::FORBIDDEN, "Forbidden", Some(&detail));
+                let mut response = problem(StatusCode::FORBIDDEN, Some(&detail));
                 let challenge = format!(
                     "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
                     quoted(scope)
@@ -98,29 +82,23 @@ impl IntoResponse for ApiError {
                 response
             }
             ApiError::RateLimited { retry_after, limit } => {
-                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                let seconds = seconds.max(1);
                 let mut response = problem(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "Too Many Requests",
                     Some("this client is over its request rate; retry after the given delay"),
                 );
                 let headers = response.headers_mut();
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(retry_after)),
+                );
                 headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
                 headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
                 response
             }
-            ApiError::NotFound => problem(StatusCode::NOT_FOUND, "Not Found", None),
-            ApiError::BadRequest(detail) => {
-                problem(StatusCode::BAD_REQUEST, "Bad Request", Some(&detail))
-            }
+            ApiError::NotFound => problem(StatusCode::NOT_FOUND, None),
+            ApiError::BadRequest(detail) => problem(StatusCode::BAD_REQUEST, Some(&detail)),
             ApiError::Unavailable(detail) => {
-                let mut response = problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service Unavailable",
-                    Some(&detail),
-                );
+                let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, Some(&detail));
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -128,11 +106,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unexpected(err) => {
                 tracing::error!(error = ?err, "request failed");
-                problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error",
-                    None,
-                )
+                problem(StatusCode::INTERNAL_SERVER_ERROR, None)
             }
         }
     }

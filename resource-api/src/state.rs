@@ -1,9 +1,7 @@
 //! The state every handler and middleware sees, apart from the code that builds it, so that the
 //! modules reading it (`auth`, `routes`) do not depend on the composition root in `app`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::introspection::Introspector;
 use crate::ratelimit::ClientRateLimit;
@@ -30,27 +28,13 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct Shared {
-    pub limits: RequestLimits,
+    /// The layers every request passes through (see `edge::Envelope`).
+    pub envelope: edge::Envelope,
     pub store: Store,
     pub verifier: Verifier,
     pub rate_limit: ClientRateLimit,
     /// Set when some routes check tokens online; see `RESOURCE_INTROSPECT_ROUTES`.
     pub introspection: Option<Arc<Introspection>>,
-}
-
-/// Bounds applied to every request.
-#[derive(Clone)]
-pub struct RequestLimits {
-    pub timeout: Duration,
-    pub max_concurrent: usize,
-    /// Requests in flight from one client address (see `edge::PeerLimits`).
-    pub requests_per_client: usize,
-    /// Proxies whose `X-Forwarded-For` names the client address.
-    pub trusted_proxies: Arc<[IpAddr]>,
-    /// The server speaks TLS itself, so responses carry HSTS.
-    pub hsts: bool,
-    /// How large request headers may be (see `edge::HeaderLimits`).
-    pub headers: edge::HeaderLimits,
 }
 
 /// The online check and the routes that use it.

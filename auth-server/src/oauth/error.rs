@@ -96,7 +96,7 @@ impl IntoResponse for OAuthError {
                 (status, *code, Some(description.as_str()), *basic_challenge)
             }
             OAuthError::TooManyAttempts { retry_after } => {
-                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let seconds = edge::problem::retry_after_secs(*retry_after);
                 let mut response = (
                     StatusCode::TOO_MANY_REQUESTS,
                     Json(Body {
@@ -108,7 +108,7 @@ impl IntoResponse for OAuthError {
                 )
                     .into_response();
                 let headers = response.headers_mut();
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 return response;
             }

@@ -18,7 +18,7 @@ use super::router;
 use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
 use crate::ratelimit::ClientRateLimit;
-use crate::state::{AppState, Introspection, RequestLimits, Shared};
+use crate::state::{AppState, Introspection, Shared};
 use crate::store::Store;
 use crate::verify::Verifier;
 
@@ -68,14 +68,13 @@ impl TestApi {
         });
         let unlimited = NonZeroU32::new(1_000_000).unwrap();
         let state = AppState::new(Shared {
-            limits: RequestLimits {
-                timeout: Duration::from_secs(10),
-                max_concurrent: 1024,
-                requests_per_client: 64,
-                trusted_proxies: Arc::new([]),
-                hsts: false,
-                headers: edge::HeaderLimits::default(),
-            },
+            envelope: edge::Envelope::new(
+                &edge::Transport::default(),
+                Duration::from_secs(10),
+                1024,
+                16 * 1024,
+            )
+            .no_store_by_default(),
             store,
             verifier,
             rate_limit: ClientRateLimit::new(unlimited, unlimited),

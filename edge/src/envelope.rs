@@ -1,0 +1,133 @@
+//! The HTTP envelope: the layers every request of every service passes through, applied by one
+//! function, so the services' 404, 408, 413, 431 and 503 answers, security headers, client
+//! address, request ids and trace spans are the same by construction. A new entry point (a Lambda
+//! function, a mutual-TLS listener) wraps the same router in the same envelope.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::problem::{problem, with_retry_after};
+use crate::{
+    ClientIpLayer, HeaderLimitLayer, HeaderLimits, PerClientRequestLimitLayer,
+    SecurityHeadersLayer, Transport,
+};
+
+/// What every request of a service is held to.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// Bodies larger than this are refused with 413 (a backstop: handlers read less).
+    pub max_body_bytes: usize,
+    /// A request not answered within this is answered 408.
+    pub timeout: Duration,
+    /// Requests in flight in the whole server; more are answered 503 at once, not queued.
+    pub max_concurrent: usize,
+    /// Requests in flight from one client address; more are answered 503 at once.
+    pub requests_per_client: usize,
+    /// Sizes of request headers; more is answered 431.
+    pub headers: HeaderLimits,
+    /// The server speaks TLS itself, so responses carry HSTS.
+    pub hsts: bool,
+    /// Proxies whose `X-Forwarded-For` names the client address.
+    pub trusted_proxies: Arc<[IpAddr]>,
+    /// `Cache-Control` for responses that set none (the partner API's data is the caller's own).
+    pub default_cache_control: Option<HeaderValue>,
+}
+
+impl Envelope {
+    /// The envelope of a server meeting the network through `transport`.
+    pub fn new(
+        transport: &Transport,
+        timeout: Duration,
+        max_concurrent: usize,
+        max_body_bytes: usize,
+    ) -> Envelope {
+        Envelope {
+            max_body_bytes,
+            timeout,
+            max_concurrent,
+            requests_per_client: transport.limits.requests_per_client,
+            headers: transport.headers,
+            hsts: transport.tls.is_some(),
+            trusted_proxies: transport.trusted_proxies.clone().into(),
+            default_cache_control: None,
+        }
+    }
+
+    /// Responses that set no `Cache-Control` get `no-store`.
+    pub fn no_store_by_default(mut self) -> Envelope {
+        self.default_cache_control = Some(HeaderValue::from_static("no-store"));
+        self
+    }
+
+    /// `router` inside the envelope. The layers are listed from the innermost out: a request
+    /// meets the last one first.
+    pub fn wrap(&self, router: Router) -> Router {
+        let request_id = HeaderName::from_static("x-request-id");
+        let router = router
+            // Bounds on every request: body size (413), total time (408) and requests in flight
+            // (503, shed at once rather than queued).
+            .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                self.timeout,
+            ))
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                        let busy = problem(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Some("too many requests in flight"),
+                        );
+                        with_retry_after(busy, Duration::from_secs(1))
+                    }))
+                    .load_shed()
+                    // Global: `Router::layer` wraps each route, and the bound is for the server.
+                    .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                        self.max_concurrent,
+                    )),
+            )
+            // Per client address, so one flooding address cannot take every global slot (503).
+            .layer(PerClientRequestLimitLayer::new(self.requests_per_client))
+            // Oversized headers (431) are refused before they take a slot of their client's.
+            .layer(HeaderLimitLayer::new(self.headers))
+            .layer(SecurityHeadersLayer { hsts: self.hsts })
+            .layer(ClientIpLayer::new(&self.trusted_proxies));
+        let router = match &self.default_cache_control {
+            Some(value) => router.layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                value.clone(),
+            )),
+            None => router,
+        };
+        router
+            .layer(PropagateRequestIdLayer::new(request_id.clone()))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                // The path only: a query string could carry anything a client pasted into it.
+                // `client_id` is recorded once a request is authenticated.
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(),
+                                    request_id = %id, client_id = tracing::field::Empty)
+            }))
+            .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+            ]))
+    }
+}
