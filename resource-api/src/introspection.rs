@@ -34,12 +34,7 @@ impl Introspector {
         client_secret: Zeroizing<String>,
         ttl: Duration,
     ) -> anyhow::Result<Introspector> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = edge::http_client(Duration::from_secs(2), Duration::from_secs(5)).build()?;
         Ok(Introspector {
             http,
             url,

@@ -69,13 +69,7 @@ pub enum FetchError {
 impl JwksCache {
     /// `cooldown` is the least time between two fetches caused by unknown kids.
     pub fn new(url: String, cooldown: Duration) -> anyhow::Result<JwksCache> {
-        // reqwest is built with rustls and no default crypto provider; ring is our one provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = edge::http_client(Duration::from_secs(2), Duration::from_secs(5)).build()?;
         Ok(JwksCache {
             inner: Arc::new(Inner {
                 url,
