@@ -28,6 +28,24 @@ fn cli(app: &TestAuth, args: &[&str]) -> std::process::Output {
         .expect("run auth-server")
 }
 
+/// Runs `auth-server ARGS` with an empty temporary folder for its database and master key, for
+/// refusals that must come before anything is opened or created. The folder is returned so a
+/// test can check that nothing appeared in it.
+fn cli_without_data(args: &[&str]) -> (std::process::Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(args)
+        .env(
+            "AUTH_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("auth.db").display()),
+        )
+        .env("AUTH_MASTER_KEY_FILE", dir.path().join("master.key"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run auth-server");
+    (output, dir)
+}
+
 fn json_of(output: &std::process::Output) -> Value {
     assert!(
         output.status.success(),
@@ -431,4 +449,37 @@ async fn secret_rotation_and_token_revocation_from_the_cli(backend: Backend) {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no client with id cl_nobody"));
     app.stop().await;
+}
+
+#[test]
+fn keys_rotate_refuses_rs256_in_one_line_before_creating_anything() {
+    // With --force and no master key file, an accepted algorithm would start over under a new
+    // master key: the refusal must come first.
+    let (output, dir) = cli_without_data(&["keys", "rotate", "--alg", "RS256", "--force"]);
+    let refused = failure_line(&output);
+    assert!(
+        refused.starts_with("error: ")
+            && refused.contains("ES256 or EdDSA")
+            && refused.contains("keys import"),
+        "{refused}"
+    );
+    assert!(
+        !dir.path().join("master.key").exists() && !dir.path().join("auth.db").exists(),
+        "a refused command creates nothing"
+    );
+    let (output, _dir) = cli_without_data(&["keys", "rotate", "--alg", "es256"]);
+    assert!(failure_line(&output).contains("[possible values: ES256, EdDSA]"));
+}
+
+#[test]
+fn keys_import_refuses_an_unknown_algorithm_and_names_the_known_ones() {
+    let (output, _dir) =
+        cli_without_data(&["keys", "import", "--alg", "nonsense", "--pem", "k.pem"]);
+    let refused = failure_line(&output);
+    assert!(
+        refused.starts_with("error: ")
+            && refused.contains("'nonsense'")
+            && refused.contains("[possible values: ES256, EdDSA, RS256]"),
+        "{refused}"
+    );
 }

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Subcommand;
+use clap::builder::{EnumValueParser, TypedValueParser};
+use clap::{Subcommand, ValueEnum};
 use keys::{Algorithm, MasterKey};
 use serde_json::json;
 
@@ -21,9 +22,13 @@ pub enum KeysCommand {
     /// Routine rotation: the pending key starts signing, the active key is retired (still
     /// published until its tokens expire), and a new pending key is made.
     Rotate {
-        /// Algorithm of the new pending key: ES256 or EdDSA (RS256 keys arrive by `keys import`).
-        #[arg(long, default_value = "ES256")]
-        alg: String,
+        /// Algorithm of the new pending key (RS256 keys arrive by `keys import`).
+        #[arg(
+            long,
+            default_value = "ES256",
+            value_parser = EnumValueParser::<GeneratedAlg>::new().try_map(Algorithm::try_from)
+        )]
+        alg: Algorithm,
         /// Rotate even though resource servers may not have fetched the pending key yet. If the
         /// master key file does not exist (the master key was lost), it is created and a fresh
         /// active and pending key are made under it.
@@ -41,13 +46,71 @@ pub enum KeysCommand {
     },
     /// Import a PKCS#8 PEM private key as the pending key (how RS256 keys are added).
     Import {
-        /// The key's algorithm: RS256, ES256 or EdDSA.
-        #[arg(long, default_value = "RS256")]
-        alg: String,
+        /// The key's algorithm.
+        #[arg(
+            long,
+            default_value = "RS256",
+            value_parser = EnumValueParser::<KeyAlg>::new().map(Algorithm::from)
+        )]
+        alg: Algorithm,
         /// PEM file with `-----BEGIN PRIVATE KEY-----`.
         #[arg(long)]
         pem: PathBuf,
     },
+}
+
+/// `--alg` of `keys import`: every algorithm a signing key may have, spelled as in a JWK.
+/// The `keys` crate's [`Algorithm`] has no clap dependency, so the command line has its own.
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyAlg {
+    /// ECDSA on P-256 with SHA-256.
+    #[value(name = "ES256")]
+    Es256,
+    /// Ed25519.
+    #[value(name = "EdDSA")]
+    EdDsa,
+    /// RSA (PKCS#1 v1.5) with SHA-256.
+    #[value(name = "RS256")]
+    Rs256,
+}
+
+impl From<KeyAlg> for Algorithm {
+    fn from(alg: KeyAlg) -> Algorithm {
+        match alg {
+            KeyAlg::Es256 => Algorithm::ES256,
+            KeyAlg::EdDsa => Algorithm::EdDSA,
+            KeyAlg::Rs256 => Algorithm::RS256,
+        }
+    }
+}
+
+/// `--alg` of `keys rotate`: the algorithms of the keys this server generates itself.
+#[derive(Clone, Copy, ValueEnum)]
+enum GeneratedAlg {
+    /// ECDSA on P-256 with SHA-256.
+    #[value(name = "ES256")]
+    Es256,
+    /// Ed25519.
+    #[value(name = "EdDSA")]
+    EdDsa,
+    // Accepted but not offered: ring cannot generate RSA keys, and whoever asks for one should
+    // learn where they come from rather than only see the list of possible values.
+    #[value(name = "RS256", hide = true)]
+    Rs256,
+}
+
+impl TryFrom<GeneratedAlg> for Algorithm {
+    type Error = &'static str;
+
+    fn try_from(alg: GeneratedAlg) -> Result<Algorithm, Self::Error> {
+        match alg {
+            GeneratedAlg::Es256 => Ok(Algorithm::ES256),
+            GeneratedAlg::EdDsa => Ok(Algorithm::EdDSA),
+            GeneratedAlg::Rs256 => Err(
+                "must be ES256 or EdDSA; RS256 keys cannot be generated here, add one with `keys import --pem FILE`",
+            ),
+        }
+    }
 }
 
 /// Runs a `keys` command.
@@ -71,12 +134,9 @@ pub async fn run(
 async fn rotate(
     db: &Store,
     store: &StoreArgs,
-    alg: String,
+    alg: Algorithm,
     force: bool,
 ) -> anyhow::Result<Rotated> {
-    let alg: Algorithm = alg
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--alg must be ES256 or EdDSA"))?;
     if force && !store.master_key_file.exists() {
         // The master key is lost: only a forced rotation may start over under a new one, and
         // only with a file that did not exist, so a mistyped or wrong existing file can never
@@ -129,10 +189,9 @@ async fn rewrap(db: &Store, store: &StoreArgs, new_file: PathBuf) -> anyhow::Res
 async fn import(
     db: &Store,
     store: &StoreArgs,
-    alg: String,
+    alg: Algorithm,
     pem: &std::path::Path,
 ) -> anyhow::Result<Imported> {
-    let alg: Algorithm = alg.parse()?;
     let master = load_master(store)?;
     let text =
         std::fs::read_to_string(pem).with_context(|| format!("cannot read {}", pem.display()))?;

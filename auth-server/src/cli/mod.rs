@@ -9,6 +9,7 @@ mod render;
 
 use clap::Parser;
 use clap::Subcommand;
+use clap::error::ErrorKind;
 use serde_json::json;
 
 pub use client::{ClientCommand, CreateArgs, TokensCommand, UpdateArgs};
@@ -59,6 +60,23 @@ pub enum Command {
     },
 }
 
+impl Cli {
+    /// Parses the process's arguments like [`Parser::parse`], except that a usage error is
+    /// printed as one line: every failure of this command line is one `error:` line. Help and
+    /// the version print as clap writes them.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse().unwrap_or_else(|err| match err.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+            _ => {
+                eprintln!("{}", one_line(&err));
+                std::process::exit(err.exit_code())
+            }
+        })
+    }
+}
+
 /// Runs an admin command (everything but `serve`) and returns what to print.
 pub async fn run_admin(
     store: &StoreArgs,
@@ -99,6 +117,26 @@ impl Render for Migrated {
     }
 }
 
+/// A clap error on one line: its message and the details clap puts on the lines below it
+/// (the possible values, a suggestion), without the usage and the pointer to `--help`.
+fn one_line(err: &clap::Error) -> String {
+    // `to_string` renders without colours, in the same words clap would print.
+    let rendered = err.to_string();
+    let mut line = String::new();
+    for part in rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+    {
+        if !line.is_empty() {
+            line.push_str(if part.starts_with("tip:") { "; " } else { " " });
+        }
+        line.push_str(part);
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -111,5 +149,25 @@ mod tests {
         let cli = Cli::try_parse_from(["auth-server", "client", "list", "--json"]).unwrap();
         assert!(cli.json);
         assert!(Cli::try_parse_from(["auth-server", "serve", "--auth-bind", "nonsense"]).is_err());
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_with_the_possible_values() {
+        let err = Cli::try_parse_from(["auth-server", "keys", "rotate", "--alg", "HS256"])
+            .err()
+            .unwrap();
+        assert_eq!(
+            one_line(&err),
+            "error: invalid value 'HS256' for '--alg <ALG>' [possible values: ES256, EdDSA]; \
+             tip: a similar value exists: 'ES256'"
+        );
+        let err = Cli::try_parse_from(["auth-server", "client", "create", "--name", "n"])
+            .err()
+            .unwrap();
+        let line = one_line(&err);
+        assert!(
+            line.starts_with("error: ") && line.contains("--partner") && !line.contains('\n'),
+            "{line}"
+        );
     }
 }
