@@ -14,13 +14,18 @@ use crate::store::{Client, ClientUpdate, Store};
 pub enum ClientCommand {
     /// Create a client; its secret is printed once.
     Create(CreateArgs),
+    /// List every client (never their secrets).
     List,
+    /// Show one client.
     Show {
+        /// The client's id (`cl_…`).
         client_id: String,
     },
+    /// Change a client's scopes, name or access-token lifetime.
     Update(UpdateArgs),
     /// Issue a new secret (shown once); the old one works for --grace seconds more.
     RotateSecret {
+        /// The client's id (`cl_…`).
         client_id: String,
         /// Seconds the current secret keeps working (0: stop it now, for a leaked secret).
         #[arg(long, default_value_t = 86_400)]
@@ -28,20 +33,28 @@ pub enum ClientCommand {
     },
     /// Disable a client; its refresh tokens are revoked at once.
     Disable {
+        /// The client's id (`cl_…`).
         client_id: String,
     },
+    /// Enable a disabled client again.
     Enable {
+        /// The client's id (`cl_…`).
         client_id: String,
     },
+    /// Delete a client with its secrets and refresh tokens.
     Delete {
+        /// The client's id (`cl_…`).
         client_id: String,
     },
 }
 
 #[derive(Args)]
 pub struct CreateArgs {
+    /// Display name, 1 to 100 characters.
     #[arg(long)]
     name: String,
+    /// The partner the client acts for (lowercase letters, digits, '-' and '_'); every token
+    /// it gets carries it as `partner_id`.
     #[arg(long)]
     partner: String,
     /// Space-separated scopes the client may be granted.
@@ -63,11 +76,15 @@ pub struct CreateArgs {
 
 #[derive(Args)]
 pub struct UpdateArgs {
+    /// The client's id (`cl_…`).
     client_id: String,
+    /// New space-separated scopes, replacing the current ones.
     #[arg(long)]
     scopes: Option<String>,
+    /// New display name.
     #[arg(long)]
     name: Option<String>,
+    /// New access-token lifetime in seconds.
     #[arg(long)]
     access_ttl: Option<i64>,
 }
@@ -76,6 +93,7 @@ pub struct UpdateArgs {
 pub enum TokensCommand {
     /// Revoke every refresh token of a client (its access tokens expire on their own).
     Revoke {
+        /// The client's id (`cl_…`).
         #[arg(long)]
         client: String,
     },

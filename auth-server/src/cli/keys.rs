@@ -19,8 +19,10 @@ use crate::store::{SigningKeyRow, Store};
 pub enum KeysCommand {
     /// List signing keys and their states.
     List,
-    /// Routine rotation: the pending key starts signing, the active key is retired (still
-    /// published until its tokens expire), and a new pending key is made.
+    /// Routine rotation: the pending key starts signing and a new pending key is made.
+    ///
+    /// The active key is retired: still published until its tokens expire. Refused while
+    /// resource servers may not have fetched the pending key yet, unless --force.
     Rotate {
         /// Algorithm of the new pending key (RS256 keys arrive by `keys import`).
         #[arg(
@@ -36,11 +38,15 @@ pub enum KeysCommand {
         force: bool,
     },
     /// Emergency: unpublish a key now; if it was active, promote the pending key.
-    Revoke { kid: String },
+    Revoke {
+        /// The key's `kid`, as `keys list` shows it.
+        kid: String,
+    },
     /// Drop retired keys whose tokens have all expired.
     Purge,
     /// Re-encrypt every private key under a new master key (the file is created if missing).
     Rewrap {
+        /// File of the new master key; created with mode 0600 if it does not exist.
         #[arg(long)]
         new_master_key_file: PathBuf,
     },

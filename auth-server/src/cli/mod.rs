@@ -53,8 +53,10 @@ pub enum Command {
     Tokens(TokensCommand),
     /// Read the audit trail, newest first.
     Audit {
+        /// Only events about this client (its id, `cl_…`).
         #[arg(long)]
         client: Option<String>,
+        /// The most events to show, 1 to 10000.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
