@@ -3,11 +3,10 @@
 use std::process::ExitCode;
 
 use auth_server::cli::{Cli, Command, run_admin, serve_settings};
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let serving = matches!(cli.command, Command::Serve(_));
     // Admin commands print their result on stdout; their logs stay quiet unless RUST_LOG asks.
     let default_level = if serving { "info" } else { "warn" };

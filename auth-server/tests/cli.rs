@@ -6,6 +6,7 @@ mod common;
 
 use std::process::Command;
 
+use clap::CommandFactory;
 use common::{Backend, TestAuth, http, spawn_auth_server};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -26,6 +27,24 @@ fn cli(app: &TestAuth, args: &[&str]) -> std::process::Output {
         .env_remove("RUST_LOG")
         .output()
         .expect("run auth-server")
+}
+
+/// Runs `auth-server ARGS` with an empty temporary folder for its database and master key, for
+/// help and for refusals that must come before anything is opened or created. The folder is
+/// returned so a test can check that nothing appeared in it.
+fn cli_without_data(args: &[&str]) -> (std::process::Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(args)
+        .env(
+            "AUTH_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("auth.db").display()),
+        )
+        .env("AUTH_MASTER_KEY_FILE", dir.path().join("master.key"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run auth-server");
+    (output, dir)
 }
 
 fn json_of(output: &std::process::Output) -> Value {
@@ -431,4 +450,107 @@ async fn secret_rotation_and_token_revocation_from_the_cli(backend: Backend) {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no client with id cl_nobody"));
     app.stop().await;
+}
+
+#[test]
+fn every_command_and_every_flag_is_described_in_its_help() {
+    let mut root = auth_server::cli::Cli::command();
+    // Building propagates the global flags and adds `--help`, as the binary sees them.
+    root.build();
+    check_help(&mut Vec::new(), &root);
+}
+
+/// Runs `auth-server PATH --help` and checks that it succeeds, opens with a description of the
+/// command, and describes every flag and argument the command takes; then does the same for
+/// each subcommand.
+fn check_help(path: &mut Vec<String>, command: &clap::Command) {
+    let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+    args.push("--help");
+    let (output, _dir) = cli_without_data(&args);
+    assert!(output.status.success(), "{args:?} failed");
+    let help = String::from_utf8(output.stdout).unwrap();
+    let first = help.lines().next().unwrap_or_default();
+    assert!(
+        !first.trim().is_empty() && !first.starts_with("Usage:"),
+        "{args:?} does not say what the command does:\n{help}"
+    );
+    for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+        let spec = match arg.get_long() {
+            Some(long) => format!("--{long}"),
+            None => format!("<{}>", arg.get_id().as_str().to_uppercase()),
+        };
+        assert!(
+            describes(&help, &spec),
+            "{args:?}: {spec} has no description:\n{help}"
+        );
+    }
+    // clap's own `help` subcommand takes no `--help`.
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        path.push(sub.get_name().to_owned());
+        check_help(path, sub);
+        path.pop();
+    }
+}
+
+/// Whether `help` describes the flag or argument `spec`: after it on the line that names it, or
+/// on the more indented line below (clap's long layout).
+fn describes(help: &str, spec: &str) -> bool {
+    let lines: Vec<&str> = help.lines().collect();
+    lines.iter().enumerate().any(|(i, line)| {
+        let text = line.trim_start();
+        // `-h, --help` names its short form first.
+        let text = match text.split_once(", ") {
+            Some((short, rest)) if short.len() == 2 && short.starts_with('-') => rest,
+            _ => text,
+        };
+        let Some(rest) = text.strip_prefix(spec) else {
+            return false;
+        };
+        if !(rest.is_empty() || rest.starts_with(' ')) {
+            return false;
+        }
+        // The value name follows the flag after one space; the description follows after two.
+        let inline = rest
+            .split_once("  ")
+            .map_or("", |(_, description)| description.trim());
+        let indent = line.len() - line.trim_start().len();
+        !inline.is_empty()
+            || lines.get(i + 1).is_some_and(|next| {
+                let below = next.trim_start();
+                !below.is_empty() && next.len() - below.len() > indent && !below.starts_with('-')
+            })
+    })
+}
+
+#[test]
+fn keys_rotate_refuses_rs256_in_one_line_before_creating_anything() {
+    // With --force and no master key file, an accepted algorithm would start over under a new
+    // master key: the refusal must come first.
+    let (output, dir) = cli_without_data(&["keys", "rotate", "--alg", "RS256", "--force"]);
+    let refused = failure_line(&output);
+    assert!(
+        refused.starts_with("error: ")
+            && refused.contains("ES256 or EdDSA")
+            && refused.contains("keys import"),
+        "{refused}"
+    );
+    assert!(
+        !dir.path().join("master.key").exists() && !dir.path().join("auth.db").exists(),
+        "a refused command creates nothing"
+    );
+    let (output, _dir) = cli_without_data(&["keys", "rotate", "--alg", "es256"]);
+    assert!(failure_line(&output).contains("[possible values: ES256, EdDSA]"));
+}
+
+#[test]
+fn keys_import_refuses_an_unknown_algorithm_and_names_the_known_ones() {
+    let (output, _dir) =
+        cli_without_data(&["keys", "import", "--alg", "nonsense", "--pem", "k.pem"]);
+    let refused = failure_line(&output);
+    assert!(
+        refused.starts_with("error: ")
+            && refused.contains("'nonsense'")
+            && refused.contains("[possible values: ES256, EdDSA, RS256]"),
+        "{refused}"
+    );
 }

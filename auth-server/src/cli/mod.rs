@@ -1,0 +1,208 @@
+//! The `auth-server` command line: `serve`, `migrate` and the admin commands. Each admin command
+//! returns a result that renders itself ([`render::Render`]), so whether it prints as a table or
+//! as one JSON document (`--json`) is decided once, in [`run_admin`].
+
+mod audit;
+mod client;
+mod keys;
+mod render;
+
+use clap::Parser;
+use clap::Subcommand;
+use clap::error::ErrorKind;
+use serde_json::json;
+
+pub use client::{ClientCommand, CreateArgs, TokensCommand, UpdateArgs};
+pub use keys::KeysCommand;
+
+use crate::admin;
+use crate::config::{ServeArgs, Settings, StoreArgs};
+use crate::store::Store;
+use render::Render;
+
+#[derive(Parser)]
+#[command(
+    name = "auth-server",
+    version,
+    about = "Partner token service and its admin CLI"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print one JSON document instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the token service.
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Manage partners' clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manage issued tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Read the audit trail, newest first.
+    Audit {
+        /// Only events about this client (its id, `cl_…`).
+        #[arg(long)]
+        client: Option<String>,
+        /// The most events to show, 1 to 10000.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+impl Cli {
+    /// Parses the process's arguments like [`Parser::parse`], except that a usage error is
+    /// printed as one line: every failure of this command line is one `error:` line. Help and
+    /// the version print as clap writes them.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse().unwrap_or_else(|err| match err.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+            _ => {
+                eprintln!("{}", one_line(&err));
+                std::process::exit(err.exit_code())
+            }
+        })
+    }
+}
+
+/// Runs an admin command (everything but `serve`) and returns what to print.
+pub async fn run_admin(
+    store: &StoreArgs,
+    command: Command,
+    json_out: bool,
+) -> anyhow::Result<String> {
+    let db = Store::connect(&store.database_url).await?;
+    db.migrate().await?;
+    let result: Box<dyn Render> = match command {
+        Command::Serve(_) => anyhow::bail!("serve is not an admin command"),
+        Command::Migrate => Box::new(Migrated),
+        Command::Client(cmd) => client::run(&db, store, cmd).await?,
+        Command::Keys(cmd) => keys::run(&db, store, cmd).await?,
+        Command::Tokens(cmd) => client::run_tokens(&db, cmd).await?,
+        Command::Audit { client, limit } => {
+            Box::new(admin::audit_trail(&db, client.as_deref(), limit).await?)
+        }
+    };
+    db.close().await;
+    Ok(render::output(&*result, json_out))
+}
+
+/// Settings for `serve` from parsed arguments.
+pub fn serve_settings(store: StoreArgs, serve: ServeArgs) -> anyhow::Result<Settings> {
+    Settings::new(store, serve)
+}
+
+/// `migrate`: [`run_admin`] has brought the schema up to date before any command runs.
+struct Migrated;
+
+impl Render for Migrated {
+    fn human(&self) -> String {
+        "schema is up to date\n".into()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({ "migrated": true })
+    }
+}
+
+/// A clap error on one line: its message and the details clap puts on the lines below it
+/// (the possible values, a suggestion), without the usage and the pointer to `--help`.
+fn one_line(err: &clap::Error) -> String {
+    // `to_string` renders without colours, in the same words clap would print.
+    let rendered = err.to_string();
+    let mut line = String::new();
+    for part in rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+    {
+        if !line.is_empty() {
+            line.push_str(if part.starts_with("tip:") { "; " } else { " " });
+        }
+        line.push_str(part);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["auth-server", "client", "list", "--json"]).unwrap();
+        assert!(cli.json);
+        assert!(Cli::try_parse_from(["auth-server", "serve", "--auth-bind", "nonsense"]).is_err());
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_with_the_possible_values() {
+        let err = Cli::try_parse_from(["auth-server", "keys", "rotate", "--alg", "HS256"])
+            .err()
+            .unwrap();
+        assert_eq!(
+            one_line(&err),
+            "error: invalid value 'HS256' for '--alg <ALG>' [possible values: ES256, EdDSA]; \
+             tip: a similar value exists: 'ES256'"
+        );
+        let err = Cli::try_parse_from(["auth-server", "client", "create", "--name", "n"])
+            .err()
+            .unwrap();
+        let line = one_line(&err);
+        assert!(
+            line.starts_with("error: ") && line.contains("--partner") && !line.contains('\n'),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn header_limits_default_to_16_and_32_kib_and_can_be_set() {
+        let settings = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Serve(serve) = cli.command else {
+                panic!("not serve");
+            };
+            serve_settings(cli.store, serve).unwrap().transport.headers
+        };
+        assert_eq!(
+            settings(&["auth-server", "serve"]),
+            edge::HeaderLimits::default()
+        );
+        assert_eq!(
+            settings(&[
+                "auth-server",
+                "serve",
+                "--auth-max-header-bytes",
+                "4096",
+                "--auth-max-header-list-bytes",
+                "8192",
+            ]),
+            edge::HeaderLimits {
+                max_header_bytes: 4096,
+                max_header_list_bytes: 8192,
+            }
+        );
+        assert!(
+            Cli::try_parse_from(["auth-server", "serve", "--auth-max-header-list-bytes", "0"])
+                .is_err()
+        );
+    }
+}
