@@ -96,7 +96,17 @@ impl Report {
             args.seconds,
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        for (title, rows) in &self.sections {
+        // Sections are measured backend by backend but printed by their number, so the table
+        // reads 1, 1, 2, 3, 4, ... whatever order the measurements ran in (the sort is stable).
+        let mut sections: Vec<_> = self.sections.iter().collect();
+        sections.sort_by_key(|(title, _)| {
+            title
+                .split('.')
+                .next()
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .unwrap_or(u32::MAX)
+        });
+        for (title, rows) in sections {
             let _ = writeln!(out, "### {title}\n");
             let _ = writeln!(out, "| measurement | result | baseline | ratio |");
             let _ = writeln!(out, "| --- | --- | --- | --- |");
@@ -619,7 +629,7 @@ async fn partner_api(
             fetched as f64 / (steady / JWKS_MAX_AGE_SECS as f64)
         ),
     );
-    report.section("4. Memory and start-up");
+    report.section("4. Memory and start-up, partner API");
     report.row(
         "partner API resident memory, idle / peak under the load above".into(),
         format!("{idle_rss:.1} MiB / {:.1} MiB", api.peak_rss_mib()?),
