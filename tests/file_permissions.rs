@@ -4,9 +4,10 @@
 //! (Its own test binary, so the global log subscriber captures these tests only.)
 #![cfg(unix)]
 
-mod common;
-#[path = "common/system.rs"]
-mod system;
+#[path = "e2e/common/mod.rs"]
+pub mod common;
+
+use common::system;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

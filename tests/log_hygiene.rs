@@ -1,9 +1,10 @@
 //! With every log level switched on, a full flow leaves no secret, token or key material in the logs.
 //! (Its own test binary, so the global log subscriber captures this flow only.)
 
-mod common;
-#[path = "common/system.rs"]
-mod system;
+#[path = "e2e/common/mod.rs"]
+pub mod common;
+
+use common::system;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -112,20 +113,10 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
     api.wait_ready().await;
     for token in &tokens {
         for path in ["/v1/me", "/v1/orders", "/v1/invoices"] {
-            http()
-                .get(api.url(path))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
+            common::get(&api, path, token).await;
         }
         let tampered = format!("{}x", &token[..token.len() - 1]);
-        let refused = http()
-            .get(api.url("/v1/me"))
-            .bearer_auth(&tampered)
-            .send()
-            .await
-            .unwrap();
+        let refused = common::get(&api, "/v1/me", &tampered).await;
         assert_eq!(refused.status(), 401);
     }
     api.stop().await;

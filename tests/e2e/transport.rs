@@ -1,7 +1,7 @@
 //! Transport security: no plaintext on a non-loopback address unless a TLS-terminating proxy is
 //! declared; TLS served end to end; X-Forwarded-For believed only from declared proxies.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 
