@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{Backend, spawn_auth_server};
+use common::{Backend, ClientAuth, spawn_auth_server};
 use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,9 +20,10 @@ async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() 
         let response = common::token_response_via(
             &attacker,
             &auth,
+            ClientAuth::Basic,
             id,
             &format!("pcs_guess_{i}"),
-            &[("grant_type", "client_credentials")],
+            common::CLIENT_CREDENTIALS,
         )
         .await;
         match response.status() {
@@ -58,9 +59,10 @@ async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() 
         common::token_response_via(
             &attacker,
             &auth,
+            ClientAuth::Basic,
             id,
             secret.expose(),
-            &[("grant_type", "client_credentials")]
+            common::CLIENT_CREDENTIALS
         )
         .await
         .status(),
@@ -72,9 +74,10 @@ async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() 
             common::token_response_via(
                 &partner,
                 &auth,
+                ClientAuth::Basic,
                 id,
                 secret.expose(),
-                &[("grant_type", "client_credentials")]
+                common::CLIENT_CREDENTIALS
             )
             .await
             .status(),
@@ -116,9 +119,10 @@ async fn guessing_across_many_client_ids_locks_out_the_source_address() {
             common::token_response_via(
                 &scanner,
                 &auth,
+                ClientAuth::Basic,
                 &format!("cl_guess{i}"),
                 "pcs_x",
-                &[("grant_type", "client_credentials")],
+                common::CLIENT_CREDENTIALS,
             )
             .await
             .status(),
@@ -148,9 +152,10 @@ async fn guessing_across_many_client_ids_locks_out_the_source_address() {
         common::token_response_via(
             &other,
             &auth,
+            ClientAuth::Basic,
             client.client_id.as_str(),
             secret.expose(),
-            &[("grant_type", "client_credentials")]
+            common::CLIENT_CREDENTIALS
         )
         .await
         .status(),

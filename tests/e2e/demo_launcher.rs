@@ -57,7 +57,7 @@ async fn demo_clients_work_and_a_second_start_renews_their_secrets() {
             &auth,
             client.client_id.as_str(),
             old_secret.expose(),
-            &[("grant_type", "client_credentials")],
+            common::CLIENT_CREDENTIALS,
         )
         .await;
         assert_eq!(old.status(), StatusCode::UNAUTHORIZED);

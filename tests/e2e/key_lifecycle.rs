@@ -210,7 +210,7 @@ async fn three_rotations_under_load_fail_no_request() {
                 let response = http
                     .post(&token_url)
                     .basic_auth(client.client_id.as_str(), Some(secret.expose()))
-                    .form(&[("grant_type", "client_credentials")])
+                    .form(common::CLIENT_CREDENTIALS)
                     .send()
                     .await;
                 let token = match response {

@@ -544,8 +544,7 @@ async fn a_rotated_secret_keeps_working_for_its_grace_period_only(backend: Backe
         let auth = &auth;
         async move {
             common::status_and_json(
-                common::token_response(auth, id, &secret, &[("grant_type", "client_credentials")])
-                    .await,
+                common::token_response(auth, id, &secret, common::CLIENT_CREDENTIALS).await,
             )
             .await
             .0

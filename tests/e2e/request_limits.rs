@@ -7,7 +7,7 @@ use crate::common::system;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestAuth, http, spawn_auth_with, test_db};
+use common::{Backend, ClientAuth, TestAuth, http, spawn_auth_with, test_db};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -255,9 +255,10 @@ async fn a_flood_of_slow_requests_from_one_address_leaves_others_served() {
             common::token_response_via(
                 &partner,
                 &auth,
+                ClientAuth::Basic,
                 client.client_id.as_str(),
                 secret.expose(),
-                &[("grant_type", "client_credentials")]
+                common::CLIENT_CREDENTIALS
             )
             .await
             .status(),
@@ -326,9 +327,10 @@ async fn a_flood_of_silent_connections_is_capped_and_timed_out_on_both_servers()
         common::token_response_via(
             &partner,
             &auth,
+            ClientAuth::Basic,
             client.client_id.as_str(),
             secret.expose(),
-            &[("grant_type", "client_credentials")]
+            common::CLIENT_CREDENTIALS
         )
         .await
         .status(),

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Backend, ISSUER, TestAuth, http, spawn_auth_server};
+use common::{Backend, CLIENT_CREDENTIALS, ClientAuth, ISSUER, TestAuth, http, spawn_auth_server};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use reqwest::StatusCode;
@@ -23,30 +23,6 @@ on_both_backends!(
     failed_authentications_and_issued_tokens_are_audited,
     a_burst_of_audit_events_is_stored_whole_and_in_order,
 );
-
-async fn fetch_token(
-    app: &TestAuth,
-    client_id: &str,
-    secret: &str,
-    basic: bool,
-    extra: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut form = vec![("grant_type", "client_credentials")];
-    form.extend_from_slice(extra);
-    let request = http().post(app.url("/oauth2/token"));
-    let request = if basic {
-        request.basic_auth(form_encode(client_id), Some(form_encode(secret)))
-    } else {
-        form.push(("client_id", client_id));
-        form.push(("client_secret", secret));
-        request
-    };
-    request.form(&form).send().await.expect("token request")
-}
-
-fn form_encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 async fn jwks(app: &TestAuth) -> JwkSet {
     http()
@@ -82,9 +58,15 @@ async fn a_token_from_each_auth_method_verifies_against_the_served_jwks(backend:
         return;
     };
     let (client, secret) = app.client("acme", "orders:read catalog:read").await;
-    for basic in [true, false] {
-        let response =
-            fetch_token(&app, client.client_id.as_str(), secret.expose(), basic, &[]).await;
+    for method in [ClientAuth::Basic, ClientAuth::Post] {
+        let response = common::token_response_as(
+            &app,
+            method,
+            client.client_id.as_str(),
+            secret.expose(),
+            CLIENT_CREDENTIALS,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["cache-control"], "no-store");
         let body: Value = response.json().await.unwrap();
@@ -154,11 +136,17 @@ async fn lifetime_honours_the_default_and_the_per_client_override(backend: Backe
         (&default_client, &default_secret, 600),
         (&short, &short_secret, 120),
     ] {
-        let body: Value = fetch_token(&app, client.client_id.as_str(), secret.expose(), true, &[])
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body: Value = common::token_response_as(
+            &app,
+            ClientAuth::Basic,
+            client.client_id.as_str(),
+            secret.expose(),
+            CLIENT_CREDENTIALS,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
         assert_eq!(body["expires_in"], ttl);
         let (_, claims) = verify(&app, body["access_token"].as_str().unwrap()).await;
         assert_eq!(
@@ -179,12 +167,15 @@ async fn requested_scope_narrows_and_resource_picks_the_audience(backend: Backen
         })
         .await;
     let id = client.client_id.as_str();
-    let response = fetch_token(
+    let response = common::token_response_as(
         &app,
+        ClientAuth::Basic,
         id,
         secret.expose(),
-        true,
-        &[("scope", "invoices:read")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "invoices:read"),
+        ],
     )
     .await;
     let body: Value = response.json().await.unwrap();
@@ -196,12 +187,15 @@ async fn requested_scope_narrows_and_resource_picks_the_audience(backend: Backen
         "no resource: the first audience"
     );
 
-    let body: Value = fetch_token(
+    let body: Value = common::token_response_as(
         &app,
+        ClientAuth::Post,
         id,
         secret.expose(),
-        false,
-        &[("resource", "https://reports.example")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://reports.example"),
+        ],
     )
     .await
     .json()
@@ -211,12 +205,15 @@ async fn requested_scope_narrows_and_resource_picks_the_audience(backend: Backen
     let claims: Value = common::claims_of(token);
     assert_eq!(claims["aud"], "https://reports.example");
 
-    let response = fetch_token(
+    let response = common::token_response_as(
         &app,
+        ClientAuth::Basic,
         id,
         secret.expose(),
-        true,
-        &[("resource", "https://evil.example")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://evil.example"),
+        ],
     )
     .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -530,7 +527,12 @@ async fn every_client_mistake_gets_its_rfc_6749_error(backend: Backend) {
     let response = http().get(&url).send().await.unwrap();
     assert_eq!(response.status(), S::METHOD_NOT_ALLOWED);
     // After all that, the real credentials still work.
-    assert_eq!(fetch_token(&app, id, s, true, &[]).await.status(), S::OK);
+    assert_eq!(
+        common::token_response_as(&app, ClientAuth::Basic, id, s, CLIENT_CREDENTIALS)
+            .await
+            .status(),
+        S::OK
+    );
     app.stop().await;
 }
 
@@ -557,7 +559,14 @@ async fn a_right_secret_with_url_encoded_special_characters_is_accepted(backend:
         .await
         .unwrap();
     for basic in [true, false] {
-        let response = fetch_token(&app, client.client_id.as_str(), special, basic, &[]).await;
+        let response = common::token_response_as(
+            &app,
+            ClientAuth::Post,
+            client.client_id.as_str(),
+            special,
+            CLIENT_CREDENTIALS,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK, "basic = {basic}");
     }
     // Sent without form-encoding inside Basic, '+' would mean a space: that secret is wrong.
@@ -568,7 +577,7 @@ async fn a_right_secret_with_url_encoded_special_characters_is_accepted(backend:
     let response = http()
         .post(app.url("/oauth2/token"))
         .header("authorization", raw)
-        .form(&[("grant_type", "client_credentials")])
+        .form(CLIENT_CREDENTIALS)
         .send()
         .await
         .unwrap();
@@ -586,7 +595,14 @@ async fn a_disabled_client_is_refused_and_enabled_again(backend: Backend) {
         .await
         .unwrap();
     app.sync_clients().await;
-    let response = fetch_token(&app, id, secret.expose(), true, &[]).await;
+    let response = common::token_response_as(
+        &app,
+        ClientAuth::Basic,
+        id,
+        secret.expose(),
+        CLIENT_CREDENTIALS,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         response.json::<Value>().await.unwrap()["error"],
@@ -596,9 +612,15 @@ async fn a_disabled_client_is_refused_and_enabled_again(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        fetch_token(&app, id, secret.expose(), true, &[])
-            .await
-            .status(),
+        common::token_response_as(
+            &app,
+            ClientAuth::Basic,
+            id,
+            secret.expose(),
+            CLIENT_CREDENTIALS
+        )
+        .await
+        .status(),
         StatusCode::OK
     );
     app.stop().await;
@@ -687,14 +709,22 @@ async fn failed_authentications_and_issued_tokens_are_audited(backend: Backend) 
     let (client, secret) = app.client("acme", "orders:read").await;
     let id = client.client_id.as_str();
     assert_eq!(
-        fetch_token(&app, id, "pcs_wrong", true, &[]).await.status(),
+        common::token_response_as(&app, ClientAuth::Basic, id, "pcs_wrong", CLIENT_CREDENTIALS)
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED
     );
-    let body: Value = fetch_token(&app, id, secret.expose(), true, &[])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = common::token_response_as(
+        &app,
+        ClientAuth::Basic,
+        id,
+        secret.expose(),
+        CLIENT_CREDENTIALS,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     app.state.audit.flush().await;
     let trail = app.state.db.list_audit(Some(id), 10).await.unwrap();
     let actions: Vec<&str> = trail.iter().map(|r| r.action.as_str()).collect();

@@ -50,21 +50,56 @@ pub fn http_from(address: &str) -> reqwest::Client {
         .expect("http client")
 }
 
-/// The token endpoint's answer to `form` sent with HTTP Basic credentials through `client`.
+/// How a client authenticates to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic, the id and secret form-encoded first as §2.3.1 asks (which changes nothing
+    /// for generated ids and secrets).
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Post,
+}
+
+/// The token endpoint's answer to `form` sent through `client` with the client's credentials
+/// as `method` says, whatever it is.
 pub async fn token_response_via(
     client: &reqwest::Client,
     auth: &TestAuth,
+    method: ClientAuth,
     id: &str,
     secret: &str,
     form: &[(&str, &str)],
 ) -> reqwest::Response {
-    client
-        .post(auth.url("/oauth2/token"))
-        .basic_auth(id, Some(secret))
-        .form(form)
-        .send()
-        .await
-        .expect("token request")
+    let request = client.post(auth.url("/oauth2/token"));
+    let request = match method {
+        ClientAuth::Basic => request
+            .basic_auth(form_encode(id), Some(form_encode(secret)))
+            .form(form),
+        ClientAuth::Post => {
+            let mut form = form.to_vec();
+            form.extend([("client_id", id), ("client_secret", secret)]);
+            request.form(&form)
+        }
+    };
+    request.send().await.expect("token request")
+}
+
+fn form_encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The form of a client-credentials grant that asks for nothing more.
+pub const CLIENT_CREDENTIALS: &[(&str, &str)] = &[("grant_type", "client_credentials")];
+
+/// The token endpoint's answer to `form` with the client's credentials sent as `method` says.
+pub async fn token_response_as(
+    auth: &TestAuth,
+    method: ClientAuth,
+    id: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    token_response_via(&http(), auth, method, id, secret, form).await
 }
 
 /// The token endpoint's answer to `form` sent with HTTP Basic credentials, whatever it is.
@@ -74,7 +109,7 @@ pub async fn token_response(
     secret: &str,
     form: &[(&str, &str)],
 ) -> reqwest::Response {
-    token_response_via(&http(), auth, id, secret, form).await
+    token_response_as(auth, ClientAuth::Basic, id, secret, form).await
 }
 
 /// The status and JSON body of a response (`Null` for a body that is not JSON).
@@ -85,7 +120,7 @@ pub async fn status_and_json(response: reqwest::Response) -> (StatusCode, Value)
 
 /// The token endpoint's answer to a client-credentials grant, which must be a success.
 pub async fn token_grant(auth: &TestAuth, id: &str, secret: &str) -> Value {
-    let response = token_response(auth, id, secret, &[("grant_type", "client_credentials")]).await;
+    let response = token_response(auth, id, secret, CLIENT_CREDENTIALS).await;
     let (status, body) = status_and_json(response).await;
     assert_eq!(status, StatusCode::OK, "a token for {id}: {body}");
     body
