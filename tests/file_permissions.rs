@@ -4,9 +4,13 @@
 //! (Its own test binary, so the global log subscriber captures these tests only.)
 #![cfg(unix)]
 
-mod common;
-#[path = "common/system.rs"]
-mod system;
+// The end-to-end helpers of tests/e2e. This binary uses a few of them, so the module is `pub`
+// here (a test crate's public items are not dead code); tests/e2e declares it private, so there
+// an unused helper is still reported.
+#[path = "e2e/common/mod.rs"]
+pub mod common;
+
+use common::system;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

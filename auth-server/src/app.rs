@@ -152,3 +152,6 @@ pub fn router(state: AppState) -> Router {
 /// A backstop far above any legitimate request: the OAuth endpoints read at most 16 KiB
 /// themselves and answer an RFC 6749 JSON error past that; this bound covers everything else.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+#[cfg(test)]
+mod tests;

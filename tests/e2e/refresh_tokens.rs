@@ -1,7 +1,7 @@
 //! Refresh tokens, revocation (RFC 7009), introspection (RFC 7662) and client-secret rotation,
 //! over real HTTP on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -23,31 +23,6 @@ on_both_backends!(
     expired_refresh_tokens_are_refused_and_purged,
 );
 
-/// A token request with HTTP Basic; returns status and JSON body.
-async fn token_request(
-    auth: &TestAuth,
-    id: &str,
-    secret: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let response = http()
-        .post(auth.url("/oauth2/token"))
-        .basic_auth(id, Some(secret))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn grant(auth: &TestAuth, id: &str, secret: &str) -> Value {
-    let (status, body) =
-        token_request(auth, id, secret, &[("grant_type", "client_credentials")]).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
 async fn refresh(
     auth: &TestAuth,
     id: &str,
@@ -59,7 +34,7 @@ async fn refresh(
     if let Some(scope) = scope {
         form.push(("scope", scope));
     }
-    token_request(auth, id, secret, &form).await
+    common::status_and_json(common::token_response(auth, id, secret, &form).await).await
 }
 
 fn refresh_token_of(body: &Value) -> String {
@@ -75,7 +50,7 @@ async fn refresh_tokens_rotate_on_every_use(backend: Backend) {
     };
     let (client, secret) = auth.client("acme", "orders:read catalog:read").await;
     let (id, s) = (client.client_id.as_str(), secret.expose());
-    let first = grant(&auth, id, s).await;
+    let first = common::token_grant(&auth, id, s).await;
     let r1 = refresh_token_of(&first);
     assert!(r1.starts_with("pcr_") && r1.len() >= 47);
     let (status, second) = refresh(&auth, id, s, &r1, None).await;
@@ -97,11 +72,11 @@ async fn reusing_a_spent_refresh_token_kills_the_whole_family(backend: Backend) 
     };
     let (client, secret) = auth.client("acme", "orders:read").await;
     let (id, s) = (client.client_id.as_str(), secret.expose());
-    let r1 = refresh_token_of(&grant(&auth, id, s).await);
+    let r1 = refresh_token_of(&common::token_grant(&auth, id, s).await);
     let (_, body) = refresh(&auth, id, s, &r1, None).await;
     let r2 = refresh_token_of(&body);
     // Another family of the same client is not affected.
-    let other_family = refresh_token_of(&grant(&auth, id, s).await);
+    let other_family = refresh_token_of(&common::token_grant(&auth, id, s).await);
 
     let (status, body) = refresh(&auth, id, s, &r1, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -127,14 +102,17 @@ async fn refresh_may_narrow_the_scope_but_never_widen_it(backend: Backend) {
         .client("globex", "orders:read catalog:read invoices:read")
         .await;
     let (id, s) = (client.client_id.as_str(), secret.expose());
-    let (_, body) = token_request(
-        &auth,
-        id,
-        s,
-        &[
-            ("grant_type", "client_credentials"),
-            ("scope", "orders:read catalog:read"),
-        ],
+    let (_, body) = common::status_and_json(
+        common::token_response(
+            &auth,
+            id,
+            s,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "orders:read catalog:read"),
+            ],
+        )
+        .await,
     )
     .await;
     let r1 = refresh_token_of(&body);
@@ -160,7 +138,9 @@ async fn refresh_tokens_are_bound_to_their_client(backend: Backend) {
     };
     let (a, a_secret) = auth.client("acme", "orders:read").await;
     let (b, b_secret) = auth.client("globex", "orders:read").await;
-    let r = refresh_token_of(&grant(&auth, a.client_id.as_str(), a_secret.expose()).await);
+    let r = refresh_token_of(
+        &common::token_grant(&auth, a.client_id.as_str(), a_secret.expose()).await,
+    );
     let (status, body) = refresh(&auth, b.client_id.as_str(), b_secret.expose(), &r, None).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -184,7 +164,10 @@ async fn refresh_errors_are_rfc_6749_errors(backend: Backend) {
     };
     let (client, secret) = auth.client("acme", "orders:read").await;
     let (id, s) = (client.client_id.as_str(), secret.expose());
-    let (status, body) = token_request(&auth, id, s, &[("grant_type", "refresh_token")]).await;
+    let (status, body) = common::status_and_json(
+        common::token_response(&auth, id, s, &[("grant_type", "refresh_token")]).await,
+    )
+    .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_request"))
@@ -199,7 +182,7 @@ async fn refresh_errors_are_rfc_6749_errors(backend: Backend) {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
-    let r = refresh_token_of(&grant(&auth, id, s).await);
+    let r = refresh_token_of(&common::token_grant(&auth, id, s).await);
     let (status, body) = refresh(&auth, id, s, &r, Some("orders:read  x")).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -210,7 +193,7 @@ async fn refresh_errors_are_rfc_6749_errors(backend: Backend) {
     let (plain, plain_secret) = auth
         .client_with("initech", "orders:read", |c| c.refresh_enabled = false)
         .await;
-    let body = grant(&auth, plain.client_id.as_str(), plain_secret.expose()).await;
+    let body = common::token_grant(&auth, plain.client_id.as_str(), plain_secret.expose()).await;
     assert!(body.get("refresh_token").is_none());
     let (status, body) = refresh(
         &auth,
@@ -270,7 +253,7 @@ async fn revocation_of_each_kind_of_token(backend: Backend) {
     let (rs_id, rs_s) = (rs.client_id.as_str(), rs_secret.expose());
 
     // Refresh token (with its hint): its family is gone, successor included.
-    let r1 = refresh_token_of(&grant(&auth, id, s).await);
+    let r1 = refresh_token_of(&common::token_grant(&auth, id, s).await);
     let (_, body) = refresh(&auth, id, s, &r1, None).await;
     let r2 = refresh_token_of(&body);
     let (status, _, headers) = post_form(
@@ -290,7 +273,7 @@ async fn revocation_of_each_kind_of_token(backend: Backend) {
 
     // Access token (with and without a hint): its jti is recorded, introspection says inactive.
     for hint in [Some("access_token"), None, Some("unknown_hint")] {
-        let access = grant(&auth, id, s).await["access_token"]
+        let access = common::token_grant(&auth, id, s).await["access_token"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -321,7 +304,7 @@ async fn revocation_of_each_kind_of_token(backend: Backend) {
         StatusCode::OK
     );
     let (other, other_secret) = auth.client("globex", "orders:read").await;
-    let theirs = grant(&auth, other.client_id.as_str(), other_secret.expose()).await;
+    let theirs = common::token_grant(&auth, other.client_id.as_str(), other_secret.expose()).await;
     let their_refresh = refresh_token_of(&theirs);
     let their_access = theirs["access_token"].as_str().unwrap();
     for token in [their_refresh.as_str(), their_access] {
@@ -390,7 +373,7 @@ async fn introspection_answers(backend: Backend) {
         .client_with("acme", "none:none", |c| c.introspect_allowed = true)
         .await;
     let (rs_id, rs_s) = (rs.client_id.as_str(), rs_secret.expose());
-    let body = grant(&auth, id, s).await;
+    let body = common::token_grant(&auth, id, s).await;
     let access = body["access_token"].as_str().unwrap().to_owned();
 
     // A client without the permission is refused.
@@ -435,7 +418,7 @@ async fn introspection_answers(backend: Backend) {
     let (short, short_secret) = auth
         .client_with("acme", "orders:read", |c| c.access_token_ttl = Some(1))
         .await;
-    let brief = grant(&auth, short.client_id.as_str(), short_secret.expose()).await["access_token"]
+    let brief = common::token_grant(&auth, short.client_id.as_str(), short_secret.expose()).await["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -452,11 +435,11 @@ async fn introspection_answers(backend: Backend) {
             c.audiences = vec!["reports-api".into()]
         })
         .await;
-    let elsewhere =
-        grant(&auth, foreign.client_id.as_str(), foreign_secret.expose()).await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    let elsewhere = common::token_grant(&auth, foreign.client_id.as_str(), foreign_secret.expose())
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         introspect(&auth, rs_id, rs_s, &elsewhere).await["active"],
         false,
@@ -505,7 +488,7 @@ async fn disabling_a_client_or_revoking_its_tokens_cuts_its_refresh_tokens(backe
     };
     let (client, secret) = auth.client("acme", "orders:read").await;
     let (id, s) = (client.client_id.as_str(), secret.expose());
-    let r = refresh_token_of(&grant(&auth, id, s).await);
+    let r = refresh_token_of(&common::token_grant(&auth, id, s).await);
     auth_server::admin::set_disabled(&auth.state.db, id, true)
         .await
         .unwrap();
@@ -526,7 +509,7 @@ async fn disabling_a_client_or_revoking_its_tokens_cuts_its_refresh_tokens(backe
     );
 
     // `tokens revoke --client` revokes without disabling.
-    let r = refresh_token_of(&grant(&auth, id, s).await);
+    let r = refresh_token_of(&common::token_grant(&auth, id, s).await);
     let count = auth_server::admin::revoke_client_tokens(&auth.state.db, id)
         .await
         .unwrap();
@@ -536,7 +519,7 @@ async fn disabling_a_client_or_revoking_its_tokens_cuts_its_refresh_tokens(backe
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        grant(&auth, id, s).await["token_type"],
+        common::token_grant(&auth, id, s).await["token_type"],
         "Bearer",
         "the client itself still works"
     );
@@ -560,9 +543,11 @@ async fn a_rotated_secret_keeps_working_for_its_grace_period_only(backend: Backe
     let status = |secret: String| {
         let auth = &auth;
         async move {
-            token_request(auth, id, &secret, &[("grant_type", "client_credentials")])
-                .await
-                .0
+            common::status_and_json(
+                common::token_response(auth, id, &secret, common::CLIENT_CREDENTIALS).await,
+            )
+            .await
+            .0
         }
     };
     // Judged by the clock, not by how many requests fit in the grace period: the old secret's
@@ -628,7 +613,7 @@ async fn fifty_concurrent_refreshes_of_one_token_give_exactly_one_success(backen
     };
     let (client, secret) = a.client("acme", "orders:read").await;
     let (id, s) = (client.client_id.to_string(), secret.expose().to_owned());
-    let token = refresh_token_of(&grant(&a, &id, &s).await);
+    let token = refresh_token_of(&common::token_grant(&a, &id, &s).await);
     let urls: Vec<String> = (0..50)
         .map(|i| match (&b, i % 2) {
             (Some(b), 1) => b.url("/oauth2/token"),
@@ -676,7 +661,7 @@ async fn expired_refresh_tokens_are_refused_and_purged(backend: Backend) {
     let auth = spawn_auth_with(db, settings).await;
     let (client, secret) = auth.client("acme", "orders:read").await;
     let (id, s) = (client.client_id.as_str(), secret.expose());
-    let r = refresh_token_of(&grant(&auth, id, s).await);
+    let r = refresh_token_of(&common::token_grant(&auth, id, s).await);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, body) = refresh(&auth, id, s, &r, None).await;
     assert_eq!(
@@ -704,7 +689,7 @@ async fn refresh_tokens_are_not_stored_in_plaintext() {
     let auth = spawn_auth_server(Backend::Sqlite).await.unwrap();
     let (client, secret) = auth.client("acme", "orders:read").await;
     let (id, s) = (client.client_id.as_str(), secret.expose());
-    let r1 = refresh_token_of(&grant(&auth, id, s).await);
+    let r1 = refresh_token_of(&common::token_grant(&auth, id, s).await);
     let (_, body) = refresh(&auth, id, s, &r1, None).await;
     let r2 = refresh_token_of(&body);
     let db = auth.stop().await;

@@ -1,14 +1,13 @@
 //! What `cargo run --release` prints works: each seeded partner's demo client gets a token and
 //! reaches exactly the routes its scopes allow; a second start keeps the clients and renews secrets.
 
-mod common;
-#[path = "common/system.rs"]
-mod system;
+use crate::common;
+use crate::common::system;
 
-use common::{Backend, http};
+use common::Backend;
 use partner_platform::{DEMO_PARTNERS, curl_session, ensure_demo_client};
 use reqwest::StatusCode;
-use system::{access_token, spawn_system};
+use system::spawn_system;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_clients_work_and_a_second_start_renews_their_secrets() {
@@ -28,24 +27,14 @@ async fn demo_clients_work_and_a_second_start_renews_their_secrets() {
         );
         assert!(session.contains(secret.expose()) && session.contains(client.client_id.as_str()));
         assert!(session.contains(&format!("{}/v1/orders", api.base_url)));
-        let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
-        let me: serde_json::Value = http()
-            .get(api.url("/v1/me"))
-            .bearer_auth(&token)
-            .send()
+        let token = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
+        let me: serde_json::Value = common::get(&api, "/v1/me", &token)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         assert_eq!(me["partner_id"], partner);
-        let orders = http()
-            .get(api.url("/v1/orders"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let orders = common::get(&api, "/v1/orders", &token).await.status();
         let expected = if scopes.contains("orders:read") {
             StatusCode::OK
         } else {
@@ -60,17 +49,17 @@ async fn demo_clients_work_and_a_second_start_renews_their_secrets() {
             .unwrap();
         assert_eq!(again.client_id, client.client_id);
         assert!(
-            !access_token(&auth, again.client_id.as_str(), new_secret.expose())
+            !common::token(&auth, again.client_id.as_str(), new_secret.expose())
                 .await
                 .is_empty()
         );
-        let old = http()
-            .post(auth.url("/oauth2/token"))
-            .basic_auth(client.client_id.as_str(), Some(old_secret.expose()))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
+        let old = common::token_response(
+            &auth,
+            client.client_id.as_str(),
+            old_secret.expose(),
+            common::CLIENT_CREDENTIALS,
+        )
+        .await;
         assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(db.list_clients().await.unwrap().len(), DEMO_PARTNERS.len());

@@ -2,15 +2,14 @@
 //! revoked access token stops working there within the short cache period, while other routes
 //! stay purely local.
 
-mod common;
-#[path = "common/system.rs"]
-mod system;
+use crate::common;
+use crate::common::system;
 
 use std::time::Duration;
 
 use common::{Backend, http, spawn_auth_server, test_db};
 use reqwest::StatusCode;
-use system::{access_token, resource_settings, spawn_resource_with};
+use system::{resource_settings, spawn_resource_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_is_refused_on_online_routes_only() {
@@ -31,11 +30,8 @@ async fn a_revoked_token_is_refused_on_online_routes_only() {
     api.wait_ready().await;
 
     let (client, secret) = auth.client("acme", "orders:read invoices:read").await;
-    let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
-    let status = |path: &'static str, token: String| {
-        let url = api.url(path);
-        async move { http().get(url).bearer_auth(token).send().await.unwrap() }
-    };
+    let token = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let status = async |path: &str, token: String| common::get(&api, path, &token).await;
     assert_eq!(
         status("/v1/invoices", token.clone()).await.status(),
         StatusCode::OK
@@ -71,7 +67,7 @@ async fn a_revoked_token_is_refused_on_online_routes_only() {
     );
 
     // With the token service gone, online routes fail closed; local routes go on.
-    let fresh = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let fresh = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
     auth.stop().await;
     let unavailable = status("/v1/invoices", fresh.clone()).await;
     assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -1,15 +1,14 @@
 //! End-to-end tests of the partner API with the token service, both in-process over real HTTP.
 
-mod common;
-#[path = "common/system.rs"]
-mod system;
+use crate::common;
+use crate::common::system;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Backend, TestAuth, http};
+use common::{Backend, TestAuth};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use system::{TestApi, access_token, spawn_system};
+use system::{TestApi, spawn_system};
 
 on_both_backends!(
     a_token_opens_every_route_its_scopes_allow_and_only_those,
@@ -28,24 +27,15 @@ const ALL_ROUTES: [(&str, Option<&str>); 8] = [
     ("/v1/invoices/inv_00001", Some("invoices:read")),
 ];
 
-async fn get(api: &TestApi, path: &str, token: &str) -> reqwest::Response {
-    http()
-        .get(api.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-}
-
 async fn get_json(api: &TestApi, path: &str, token: &str) -> Value {
-    let response = get(api, path, token).await;
+    let response = common::get(api, path, token).await;
     assert_eq!(response.status(), StatusCode::OK, "{path}");
     response.json().await.expect("JSON body")
 }
 
 async fn token_for(auth: &TestAuth, partner: &str, scopes: &str) -> String {
     let (client, secret) = auth.client(partner, scopes).await;
-    access_token(auth, client.client_id.as_str(), secret.expose()).await
+    common::token(auth, client.client_id.as_str(), secret.expose()).await
 }
 
 async fn a_token_opens_every_route_its_scopes_allow_and_only_those(backend: Backend) {
@@ -60,7 +50,7 @@ async fn a_token_opens_every_route_its_scopes_allow_and_only_those(backend: Back
     ] {
         let token = token_for(&auth, "acme", scopes).await;
         for (path, needed) in ALL_ROUTES {
-            let response = get(&api, path, &token).await;
+            let response = common::get(&api, path, &token).await;
             let allowed = needed.is_none_or(|scope| scopes.split(' ').any(|s| s == scope));
             if allowed {
                 assert_eq!(response.status(), StatusCode::OK, "{scopes}: {path}");
@@ -88,7 +78,7 @@ async fn a_token_opens_every_route_its_scopes_allow_and_only_those(backend: Back
         }
     }
     let (client, secret) = auth.client("globex", "catalog:read orders:read").await;
-    let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let token = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
     let me = get_json(&api, "/v1/me", &token).await;
     assert_eq!(me["client_id"], client.client_id.as_str());
     assert_eq!(me["partner_id"], "globex");
@@ -138,7 +128,7 @@ async fn partners_never_see_each_others_orders_or_invoices(backend: Backend) {
             }
         }
         // Another partner's id answers exactly like an id that does not exist.
-        let unknown = get(
+        let unknown = common::get(
             &api,
             &format!("/v1/{kind}/{}_99999", &kind[..3]),
             &tokens[0].1,
@@ -151,7 +141,7 @@ async fn partners_never_see_each_others_orders_or_invoices(backend: Backend) {
                 if partner == owner {
                     continue;
                 }
-                let response = get(&api, &format!("/v1/{kind}/{id}"), token).await;
+                let response = common::get(&api, &format!("/v1/{kind}/{id}"), token).await;
                 assert_eq!(
                     response.status(),
                     StatusCode::NOT_FOUND,
@@ -199,16 +189,16 @@ async fn lists_paginate_with_opaque_cursors_and_refuse_bad_parameters(backend: B
         "cursor=%%%",
         &format!("cursor={sneaky}"),
     ] {
-        let response = get(&api, &format!("/v1/products?{query}"), &token).await;
+        let response = common::get(&api, &format!("/v1/products?{query}"), &token).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(
             response.headers()["content-type"],
             "application/problem+json"
         );
     }
-    let response = get(&api, "/v1/products/nope%27%20OR%201=1", &token).await;
+    let response = common::get(&api, "/v1/products/nope%27%20OR%201=1", &token).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let response = get(&api, &format!("/v1/products/{}", "x".repeat(500)), &token).await;
+    let response = common::get(&api, &format!("/v1/products/{}", "x".repeat(500)), &token).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     api.stop().await;
     auth.stop().await;
@@ -227,7 +217,10 @@ async fn a_reused_token_is_verified_once_and_refused_once_it_expires() {
     let token = token_for(&auth, "acme", "orders:read").await;
     let checks_before = api.state.verifier.full_checks();
     for _ in 0..50 {
-        assert_eq!(get(&api, "/v1/me", &token).await.status(), StatusCode::OK);
+        assert_eq!(
+            common::get(&api, "/v1/me", &token).await.status(),
+            StatusCode::OK
+        );
     }
     assert_eq!(
         api.state.verifier.full_checks() - checks_before,
@@ -240,7 +233,7 @@ async fn a_reused_token_is_verified_once_and_refused_once_it_expires() {
     forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).unwrap();
     assert_eq!(
-        get(&api, "/v1/me", &forged).await.status(),
+        common::get(&api, "/v1/me", &forged).await.status(),
         StatusCode::UNAUTHORIZED
     );
 
@@ -253,12 +246,12 @@ async fn a_reused_token_is_verified_once_and_refused_once_it_expires() {
             spec.access_token_ttl = Some(5)
         })
         .await;
-    let short = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let short = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
     let exp = common::claims_of(&short)["exp"].as_f64().unwrap();
     let (mut served, mut refused) = (0, 0);
     loop {
         let sent = common::unix_time();
-        let response = get(&api, "/v1/me", &short).await;
+        let response = common::get(&api, "/v1/me", &short).await;
         let answered = common::unix_time();
         if answered < exp {
             assert_eq!(response.status(), StatusCode::OK, "before exp");
@@ -290,7 +283,10 @@ async fn with_the_cache_off_every_request_is_verified_in_full() {
     let token = token_for(&auth, "acme", "orders:read").await;
     let checks_before = api.state.verifier.full_checks();
     for _ in 0..10 {
-        assert_eq!(get(&api, "/v1/me", &token).await.status(), StatusCode::OK);
+        assert_eq!(
+            common::get(&api, "/v1/me", &token).await.status(),
+            StatusCode::OK
+        );
     }
     assert_eq!(api.state.verifier.full_checks() - checks_before, 10);
     api.stop().await;

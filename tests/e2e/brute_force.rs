@@ -1,50 +1,31 @@
 //! Guessing secrets is slowed to a crawl per source address and per (client, address) pair, and
 //! never locks the real partner out from its own addresses.
 
-mod common;
+use crate::common;
 
-use std::net::IpAddr;
-use std::time::Duration;
-
-use common::{Backend, TestAuth, spawn_auth_server};
+use common::{Backend, ClientAuth, spawn_auth_server};
 use reqwest::StatusCode;
-
-fn client_from(address: &str) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let ip: IpAddr = address.parse().unwrap();
-    reqwest::Client::builder()
-        .local_address(ip)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn attempt(
-    http: &reqwest::Client,
-    auth: &TestAuth,
-    id: &str,
-    secret: &str,
-) -> reqwest::Response {
-    http.post(auth.url("/oauth2/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() {
     let auth = spawn_auth_server(Backend::Sqlite).await.unwrap();
     let (client, secret) = auth.client("acme", "orders:read").await;
     let id = client.client_id.as_str();
-    let attacker = client_from("127.0.0.1");
-    let partner = client_from("127.0.0.2");
+    let attacker = common::http_from("127.0.0.1");
+    let partner = common::http_from("127.0.0.2");
 
     let began = std::time::Instant::now();
     let (mut unauthorized, mut limited) = (0, 0);
     for i in 0..1000 {
-        let response = attempt(&attacker, &auth, id, &format!("pcs_guess_{i}")).await;
+        let response = common::token_response_via(
+            &attacker,
+            &auth,
+            ClientAuth::Basic,
+            id,
+            &format!("pcs_guess_{i}"),
+            common::CLIENT_CREDENTIALS,
+        )
+        .await;
         match response.status() {
             StatusCode::UNAUTHORIZED => unauthorized += 1,
             StatusCode::TOO_MANY_REQUESTS => {
@@ -75,15 +56,31 @@ async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() 
 
     // Even the right secret is refused from the locked-out address...
     assert_eq!(
-        attempt(&attacker, &auth, id, secret.expose())
-            .await
-            .status(),
+        common::token_response_via(
+            &attacker,
+            &auth,
+            ClientAuth::Basic,
+            id,
+            secret.expose(),
+            common::CLIENT_CREDENTIALS
+        )
+        .await
+        .status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     // ...while the partner's own machines, elsewhere, are not affected at all.
     for _ in 0..5 {
         assert_eq!(
-            attempt(&partner, &auth, id, secret.expose()).await.status(),
+            common::token_response_via(
+                &partner,
+                &auth,
+                ClientAuth::Basic,
+                id,
+                secret.expose(),
+                common::CLIENT_CREDENTIALS
+            )
+            .await
+            .status(),
             StatusCode::OK
         );
     }
@@ -114,14 +111,21 @@ async fn a_thousand_wrong_secrets_are_refused_without_locking_out_the_partner() 
 async fn guessing_across_many_client_ids_locks_out_the_source_address() {
     let auth = spawn_auth_server(Backend::Sqlite).await.unwrap();
     let (client, secret) = auth.client("globex", "orders:read").await;
-    let scanner = client_from("127.0.0.3");
+    let scanner = common::http_from("127.0.0.3");
     let began = std::time::Instant::now();
     let mut statuses = Vec::new();
     for i in 0..150 {
         statuses.push(
-            attempt(&scanner, &auth, &format!("cl_guess{i}"), "pcs_x")
-                .await
-                .status(),
+            common::token_response_via(
+                &scanner,
+                &auth,
+                ClientAuth::Basic,
+                &format!("cl_guess{i}"),
+                "pcs_x",
+                common::CLIENT_CREDENTIALS,
+            )
+            .await
+            .status(),
         );
     }
     let checked = statuses
@@ -143,11 +147,18 @@ async fn guessing_across_many_client_ids_locks_out_the_source_address() {
     );
     assert!(statuses[100..].contains(&StatusCode::TOO_MANY_REQUESTS));
     // Another address is unaffected.
-    let other = client_from("127.0.0.4");
+    let other = common::http_from("127.0.0.4");
     assert_eq!(
-        attempt(&other, &auth, client.client_id.as_str(), secret.expose())
-            .await
-            .status(),
+        common::token_response_via(
+            &other,
+            &auth,
+            ClientAuth::Basic,
+            client.client_id.as_str(),
+            secret.expose(),
+            common::CLIENT_CREDENTIALS
+        )
+        .await
+        .status(),
         StatusCode::OK
     );
     auth.state.audit.flush().await;

@@ -2,24 +2,21 @@
 //! several token-service instances on one PostgreSQL database, emergency revocation, purge,
 //! master-key rotation, the runbook's recovery from a lost master key, and RS256 keys.
 
-mod common;
+use crate::common;
 
+use crate::common::system;
 use common::kid_of;
-#[path = "common/system.rs"]
-mod system;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Backend, TestAuth, force_rotate, http, spawn_auth_with, test_db};
 use keys::{Algorithm, MasterKey};
 use reqwest::StatusCode;
 use serde_json::Value;
-use system::{access_token, spawn_resource_api};
+use system::spawn_resource_api;
 
 on_both_backends!(a_lost_master_key_is_recovered_as_the_runbook_says);
 
@@ -62,11 +59,8 @@ async fn a_lost_master_key_is_recovered_as_the_runbook_says(backend: Backend) {
     api.wait_ready().await;
     let (client, secret) = auth.client("acme", "orders:read").await;
     let id = client.client_id.as_str();
-    let before = access_token(&auth, id, secret.expose()).await;
-    let me = |token: String| {
-        let request = http().get(api.url("/v1/me")).bearer_auth(token);
-        async move { request.send().await.unwrap().status() }
-    };
+    let before = common::token(&auth, id, secret.expose()).await;
+    let me = async |token: String| common::get(&api, "/v1/me", &token).await.status();
     assert_eq!(me(before.clone()).await, StatusCode::OK);
 
     // The master key is lost.
@@ -99,7 +93,7 @@ async fn a_lost_master_key_is_recovered_as_the_runbook_says(backend: Backend) {
 
     // The running server re-reads the file and signs with the new key, and the partner API
     // accepts its tokens; the token signed before the loss keeps working until it expires.
-    let after = system::token_signed_by(&auth, id, secret.expose(), &new_active).await;
+    let after = common::token_signed_by(&auth, id, secret.expose(), &new_active).await;
     assert_eq!(me(after).await, StatusCode::OK);
     assert_eq!(me(before.clone()).await, StatusCode::OK);
 
@@ -112,7 +106,7 @@ async fn a_lost_master_key_is_recovered_as_the_runbook_says(backend: Backend) {
     // A restart with the new file works.
     let db = auth.stop().await;
     let restarted = spawn_auth_with(db, settings).await;
-    let token = access_token(&restarted, id, secret.expose()).await;
+    let token = common::token(&restarted, id, secret.expose()).await;
     assert_eq!(me(token).await, StatusCode::OK);
 
     // The old keys can never be opened again; a master-key rotation leaves those (retired) as
@@ -216,7 +210,7 @@ async fn three_rotations_under_load_fail_no_request() {
                 let response = http
                     .post(&token_url)
                     .basic_auth(client.client_id.as_str(), Some(secret.expose()))
-                    .form(&[("grant_type", "client_credentials")])
+                    .form(common::CLIENT_CREDENTIALS)
                     .send()
                     .await;
                 let token = match response {
@@ -303,16 +297,10 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
     api.wait_ready().await;
     let (client, secret) = auth.client("acme", "orders:read").await;
     let id = client.client_id.as_str();
-    let old_token = access_token(&auth, id, secret.expose()).await;
+    let old_token = common::token(&auth, id, secret.expose()).await;
     let compromised = kid_of(&old_token);
     assert_eq!(
-        http()
-            .get(api.url("/v1/me"))
-            .bearer_auth(&old_token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        common::get(&api, "/v1/me", &old_token).await.status(),
         StatusCode::OK
     );
 
@@ -325,7 +313,7 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
 
     // The token service signs with the promoted key within its reload interval, and the partner
     // API accepts those tokens at once: the promoted key was published (and cached) as pending.
-    let token = system::token_signed_by(&auth, id, secret.expose(), &promoted).await;
+    let token = common::token_signed_by(&auth, id, secret.expose(), &promoted).await;
     assert_eq!(kid_of(&token), promoted);
     // Judged by the cache's content, not by a count of fetches: with max-age 1 s its periodic
     // refresh may run at any moment, and more often on a slow machine.
@@ -334,13 +322,7 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
         "the promoted key was cached before its first token arrived"
     );
     assert_eq!(
-        http()
-            .get(api.url("/v1/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        common::get(&api, "/v1/me", &token).await.status(),
         StatusCode::OK
     );
 
@@ -366,9 +348,9 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
         Duration::from_secs(30),
         "the revoked key still verifies",
         || {
-            let request = http().get(api.url("/v1/me")).bearer_auth(&old_token);
+            let (api, old_token) = (&api, &old_token);
             async move {
-                let status = request.send().await.unwrap().status();
+                let status = common::get(api, "/v1/me", old_token).await.status();
                 (status == StatusCode::UNAUTHORIZED).then_some(())
             }
         },
@@ -476,14 +458,14 @@ async fn a_rewrapped_key_store_opens_only_with_the_new_master_key() {
 
     // The running server goes on signing with the key it opened at start.
     assert!(
-        !access_token(&auth, client.client_id.as_str(), secret.expose())
+        !common::token(&auth, client.client_id.as_str(), secret.expose())
             .await
             .is_empty()
     );
     // Replacing the file in place: the running server re-reads it at the next key change.
     std::fs::copy(&new_path, auth.db.master_key_path()).unwrap();
     let rotation = force_rotate(&auth, Algorithm::ES256).await;
-    let token = system::token_signed_by(
+    let token = common::token_signed_by(
         &auth,
         client.client_id.as_str(),
         secret.expose(),
@@ -512,7 +494,7 @@ async fn a_rewrapped_key_store_opens_only_with_the_new_master_key() {
     std::fs::copy(&new_path, db.master_key_path()).unwrap();
     let restarted = spawn_auth_with(db, settings).await;
     assert!(
-        !access_token(&restarted, client.client_id.as_str(), secret.expose())
+        !common::token(&restarted, client.client_id.as_str(), secret.expose())
             .await
             .is_empty()
     );
@@ -527,7 +509,7 @@ async fn an_imported_rsa_key_signs_rs256_tokens_the_partner_api_accepts() {
         .unwrap();
     api.wait_ready().await;
     let master = MasterKey::load(&auth.db.master_key_path()).unwrap();
-    let pem = include_str!("../testdata/rsa-2048-test-only.pem");
+    let pem = include_str!("../../testdata/rsa-2048-test-only.pem");
     let kid = auth_server::signing::import_key(&auth.state.db, &master, Algorithm::RS256, pem)
         .await
         .unwrap();
@@ -535,22 +517,11 @@ async fn an_imported_rsa_key_signs_rs256_tokens_the_partner_api_accepts() {
     assert_eq!(rotation.active, kid, "the imported key was the pending key");
     let (client, secret) = auth.client("globex", "catalog:read").await;
     let token =
-        system::token_signed_by(&auth, client.client_id.as_str(), secret.expose(), &kid).await;
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+        common::token_signed_by(&auth, client.client_id.as_str(), secret.expose(), &kid).await;
+    let header: Value = common::header_of(&token);
     assert_eq!(header["alg"], "RS256");
     assert_eq!(
-        http()
-            .get(api.url("/v1/products"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        common::get(&api, "/v1/products", &token).await.status(),
         StatusCode::OK
     );
     let jwks: Value = http()
@@ -608,8 +579,11 @@ async fn a_cli_rotation_reaches_every_instance_on_one_postgres_database() {
     };
     let (client, secret) = a.client("acme", "orders:read").await;
     let id = client.client_id.as_str();
-    let before = kid_of(&access_token(&b, id, secret.expose()).await);
-    assert_eq!(before, kid_of(&access_token(&a, id, secret.expose()).await));
+    let before = kid_of(&common::token(&b, id, secret.expose()).await);
+    assert_eq!(
+        before,
+        kid_of(&common::token(&a, id, secret.expose()).await)
+    );
     let rotation = force_rotate(&a, Algorithm::ES256).await;
     let began = std::time::Instant::now();
     for instance in [&a, &b] {
@@ -619,7 +593,7 @@ async fn a_cli_rotation_reaches_every_instance_on_one_postgres_database() {
             || {
                 let (active, secret) = (&rotation.active, &secret);
                 async move {
-                    let token = access_token(instance, id, secret.expose()).await;
+                    let token = common::token(instance, id, secret.expose()).await;
                     (kid_of(&token) == *active).then_some(())
                 }
             },
@@ -642,7 +616,7 @@ async fn scheduled_rotation_happens_exactly_once_across_instances() {
     };
     let (client, secret) = a.client("acme", "orders:read").await;
     let id = client.client_id.as_str();
-    let first = kid_of(&access_token(&a, id, secret.expose()).await);
+    let first = kid_of(&common::token(&a, id, secret.expose()).await);
     // The first rotation is due after 3 s, and safe once the pending key has been published for
     // the max-age plus the reload interval (about 4 s): wait for it.
     let began = std::time::Instant::now();
@@ -686,7 +660,7 @@ async fn scheduled_rotation_happens_exactly_once_across_instances() {
                         .unwrap()
                         .0
                         .clone();
-                    let token = access_token(instance, id, secret).await;
+                    let token = common::token(instance, id, secret).await;
                     (kid_of(&token) == active).then_some(())
                 }
             },

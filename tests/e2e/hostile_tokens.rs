@@ -1,8 +1,7 @@
 //! Hostile and broken tokens: every one answers 401 `invalid_token`, never 500, never 200.
 
-mod common;
-#[path = "common/system.rs"]
-mod system;
+use crate::common;
+use crate::common::system;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,7 +11,7 @@ use reqwest::StatusCode;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
-use system::{access_token, spawn_system};
+use system::spawn_system;
 
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -65,21 +64,12 @@ fn public_jwk(pair: &EcdsaKeyPair, kid: &str) -> Value {
     json!({ "kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..]), "kid": kid, "alg": "ES256" })
 }
 
-fn payload(token: &str) -> Value {
-    serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_tokens_all_answer_401_invalid_token() {
     let (auth, api) = spawn_system(Backend::Sqlite).await.unwrap();
     let (client, secret) = auth.client("acme", "orders:read catalog:read").await;
-    let good = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
-    let claims = payload(&good);
+    let good = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let claims = common::claims_of(&good);
     let (kid, real) = real_key(&auth).await;
     let attacker = attacker_key();
     let header = json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid });
@@ -103,22 +93,11 @@ async fn hostile_tokens_all_answer_401_invalid_token() {
         es256(&real),
     );
     for accepted in [&control, &long_typ] {
-        let response = http()
-            .get(api.url("/v1/me"))
-            .bearer_auth(accepted)
-            .send()
-            .await
-            .unwrap();
+        let response = common::get(&api, "/v1/me", accepted).await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     assert_eq!(
-        http()
-            .get(api.url("/v1/me"))
-            .bearer_auth(&control)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        common::get(&api, "/v1/me", &control).await.status(),
         StatusCode::OK
     );
 
@@ -442,13 +421,7 @@ async fn hostile_tokens_all_answer_401_invalid_token() {
     }
     // The server is fine afterwards.
     assert_eq!(
-        http()
-            .get(api.url("/v1/me"))
-            .bearer_auth(&good)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        common::get(&api, "/v1/me", &good).await.status(),
         StatusCode::OK
     );
     api.stop().await;

@@ -1,15 +1,15 @@
 //! The admin CLI, run as the real `auth-server` binary against a database that a running token
 //! service shares.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+#[macro_use]
+mod support;
 
 use std::process::Command;
 
 use clap::CommandFactory;
-use common::{Backend, TestAuth, http, spawn_auth_server};
 use reqwest::StatusCode;
 use serde_json::Value;
+use support::{Backend, TestAuth, http, spawn_auth_server};
 
 on_both_backends!(
     the_cli_round_trip_creates_uses_disables_and_audits_a_client,

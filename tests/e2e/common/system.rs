@@ -1,12 +1,10 @@
-//! Helpers that start the partner API beside the token service (for the root package's tests; the
-//! token service's own tests include only `common/mod.rs`).
-#![allow(dead_code)]
+//! Helpers that start the partner API beside the token service.
 
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::common::{Backend, ISSUER, TestAuth, TestDb, http, spawn_auth_server, test_db};
+use crate::common::{Backend, ISSUER, TestAuth, TestDb, spawn_auth_server, test_db};
 
 /// A partner API running in-process on a loopback port, trusting `auth`'s keys.
 pub struct TestApi {
@@ -99,36 +97,4 @@ pub async fn spawn_system(backend: Backend) -> Option<(TestAuth, TestApi)> {
     let api = spawn_resource_api(backend, &auth, |_| {}).await?;
     api.wait_ready().await;
     Some((auth, api))
-}
-
-/// Fetches an access token with HTTP Basic.
-pub async fn access_token(auth: &TestAuth, client_id: &str, secret: &str) -> String {
-    let body: serde_json::Value = http()
-        .post(auth.url("/oauth2/token"))
-        .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("token request")
-        .json()
-        .await
-        .expect("token response");
-    body["access_token"]
-        .as_str()
-        .expect("an access token")
-        .to_owned()
-}
-
-/// An access token signed by `kid`, fetching again until the token service has picked the key up
-/// (it reloads keys every 200 ms in tests).
-pub async fn token_signed_by(auth: &TestAuth, client_id: &str, secret: &str, kid: &str) -> String {
-    crate::common::eventually(
-        Duration::from_secs(30),
-        &format!("a token signed by {kid}"),
-        || async {
-            let token = access_token(auth, client_id, secret).await;
-            (crate::common::kid_of(&token) == kid).then_some(token)
-        },
-    )
-    .await
 }

@@ -1,14 +1,13 @@
 //! Oversized, slow and flooding requests get 413, 408, 431 or 503 — never a hang — and the
 //! servers keep answering normal clients during a flood from other addresses.
 
-mod common;
-#[path = "common/system.rs"]
-mod system;
+use crate::common;
+use crate::common::system;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestAuth, http, spawn_auth_with, test_db};
+use common::{Backend, ClientAuth, TestAuth, http, spawn_auth_with, test_db};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -58,31 +57,6 @@ async fn connect_from(from: &str, server: &str) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::new(from, 0)).unwrap();
     socket.connect(server).await.unwrap()
-}
-
-fn client_from(address: &str) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .local_address(address.parse::<IpAddr>().unwrap())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-/// The status of a client-credentials token request made with `http`.
-async fn token_status(
-    http: &reqwest::Client,
-    auth: &TestAuth,
-    id: &str,
-    secret: &str,
-) -> StatusCode {
-    http.post(auth.url("/oauth2/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .status()
 }
 
 /// Whether the server has closed `stream` (end of file or reset) within `wait`; `false` if the
@@ -275,10 +249,19 @@ async fn a_flood_of_slow_requests_from_one_address_leaves_others_served() {
 
     // While the flood holds its slots, a partner on another address gets tokens: all five are
     // answered before the flood's requests time out, so none waited for a flooded slot.
-    let partner = client_from("127.0.0.2");
+    let partner = common::http_from("127.0.0.2");
     for _ in 0..5 {
         assert_eq!(
-            token_status(&partner, &auth, client.client_id.as_str(), secret.expose()).await,
+            common::token_response_via(
+                &partner,
+                &auth,
+                ClientAuth::Basic,
+                client.client_id.as_str(),
+                secret.expose(),
+                common::CLIENT_CREDENTIALS
+            )
+            .await
+            .status(),
             StatusCode::OK
         );
     }
@@ -333,15 +316,24 @@ async fn a_flood_of_silent_connections_is_capped_and_timed_out_on_both_servers()
     .await
     .unwrap();
     api.wait_ready().await;
-    let token = system::access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let token = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
 
     let began = Instant::now();
     let auth_flood = silent_connection_flood(&auth.base_url, "127.0.0.3").await;
     let api_flood = silent_connection_flood(&api.base_url, "127.0.0.3").await;
     // Both servers answer a partner on another address while the flood holds its connections.
-    let partner = client_from("127.0.0.2");
+    let partner = common::http_from("127.0.0.2");
     assert_eq!(
-        token_status(&partner, &auth, client.client_id.as_str(), secret.expose()).await,
+        common::token_response_via(
+            &partner,
+            &auth,
+            ClientAuth::Basic,
+            client.client_id.as_str(),
+            secret.expose(),
+            common::CLIENT_CREDENTIALS
+        )
+        .await
+        .status(),
         StatusCode::OK
     );
     let response = partner
@@ -364,7 +356,7 @@ async fn a_flood_of_silent_connections_is_capped_and_timed_out_on_both_servers()
     .await;
     // The flooding address may connect again once its connections are gone.
     assert_eq!(
-        client_from("127.0.0.3")
+        common::http_from("127.0.0.3")
             .get(auth.url("/healthz"))
             .send()
             .await

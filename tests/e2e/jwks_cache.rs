@@ -1,11 +1,10 @@
 //! The partner API's key cache: it survives a token-service outage, picks up new keys on first use,
 //! cannot be made to hammer the token service, and starts before the token service is reachable.
 
-mod common;
+use crate::common;
 
+use crate::common::system;
 use common::kid_of;
-#[path = "common/system.rs"]
-mod system;
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -16,35 +15,26 @@ use common::{Backend, TestAuth, http, spawn_auth_server, spawn_auth_with, test_d
 use futures::StreamExt;
 use keys::Algorithm;
 use reqwest::StatusCode;
-use system::{access_token, spawn_resource_api, spawn_system};
-
-async fn me_status(api: &system::TestApi, token: &str) -> StatusCode {
-    http()
-        .get(api.url("/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
+use system::{spawn_resource_api, spawn_system};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_tokens_keep_working_while_the_token_service_is_down() {
     let (auth, api) = spawn_system(Backend::Sqlite).await.unwrap();
     let (client, secret) = auth.client("acme", "orders:read").await;
-    let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
-    assert_eq!(me_status(&api, &token).await, StatusCode::OK);
+    let token = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
+    assert_eq!(
+        common::get(&api, "/v1/me", &token).await.status(),
+        StatusCode::OK
+    );
     auth.stop().await;
     // The token service is gone: no JWKS, no introspection; the cached keys still verify.
     for _ in 0..20 {
-        assert_eq!(me_status(&api, &token).await, StatusCode::OK);
+        assert_eq!(
+            common::get(&api, "/v1/me", &token).await.status(),
+            StatusCode::OK
+        );
     }
-    let orders = http()
-        .get(api.url("/v1/orders"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let orders = common::get(&api, "/v1/orders", &token).await;
     assert_eq!(orders.status(), StatusCode::OK);
     api.stop().await;
 }
@@ -54,14 +44,17 @@ async fn a_new_signing_key_is_picked_up_on_the_first_token_that_uses_it() {
     let (auth, api) = spawn_system(Backend::Sqlite).await.unwrap();
     let (client, secret) = auth.client("globex", "catalog:read").await;
     let id = client.client_id.as_str();
-    let old = access_token(&auth, id, secret.expose()).await;
-    assert_eq!(me_status(&api, &old).await, StatusCode::OK);
+    let old = common::token(&auth, id, secret.expose()).await;
+    assert_eq!(
+        common::get(&api, "/v1/me", &old).await.status(),
+        StatusCode::OK
+    );
 
     // Two forced rotations in a row make active a key created after the API last fetched the
     // JWKS: a key it has never seen (routine rotations avoid exactly this with the pending stage).
     common::force_rotate(&auth, Algorithm::EdDSA).await;
     let new_key = common::force_rotate(&auth, Algorithm::ES256).await;
-    let token = system::token_signed_by(&auth, id, secret.expose(), &new_key.active).await;
+    let token = common::token_signed_by(&auth, id, secret.expose(), &new_key.active).await;
     assert_eq!(
         kid_of(&token),
         new_key.active,
@@ -69,13 +62,16 @@ async fn a_new_signing_key_is_picked_up_on_the_first_token_that_uses_it() {
     );
     let fetches = api.jwks_fetches();
     assert_eq!(
-        me_status(&api, &token).await,
+        common::get(&api, "/v1/me", &token).await.status(),
         StatusCode::OK,
         "accepted on first use"
     );
     assert_eq!(api.jwks_fetches(), fetches + 1, "exactly one refetch");
     // The retired key stays published, so tokens it signed still verify.
-    assert_eq!(me_status(&api, &old).await, StatusCode::OK);
+    assert_eq!(
+        common::get(&api, "/v1/me", &old).await.status(),
+        StatusCode::OK
+    );
     api.stop().await;
     auth.stop().await;
 }
@@ -92,7 +88,7 @@ async fn a_flood_of_unknown_key_ids_causes_at_most_a_couple_of_jwks_fetches() {
     .unwrap();
     api.wait_ready().await;
     let (client, secret) = auth.client("initech", "catalog:read").await;
-    let good = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let good = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
     let (_, rest) = good.split_once('.').unwrap();
     let before = api.jwks_fetches();
     let began = std::time::Instant::now();
@@ -115,7 +111,10 @@ async fn a_flood_of_unknown_key_ids_causes_at_most_a_couple_of_jwks_fetches() {
         "{fetches} JWKS fetches for 1000 unknown kids in {took:?}"
     );
     // Real tokens are unaffected.
-    assert_eq!(me_status(&api, &good).await, StatusCode::OK);
+    assert_eq!(
+        common::get(&api, "/v1/me", &good).await.status(),
+        StatusCode::OK
+    );
     api.stop().await;
     auth.stop().await;
 }
@@ -166,8 +165,11 @@ async fn the_api_starts_without_the_token_service_and_becomes_ready_when_it_appe
         StatusCode::OK
     );
     let (client, secret) = auth.client("acme", "orders:read").await;
-    let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
-    assert_eq!(me_status(&api, &token).await, StatusCode::OK);
+    let token = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
+    assert_eq!(
+        common::get(&api, "/v1/me", &token).await.status(),
+        StatusCode::OK
+    );
     api.stop().await;
     auth.stop().await;
 }
@@ -183,12 +185,15 @@ async fn the_jwks_is_refreshed_about_once_per_max_age() {
         .unwrap();
     api.wait_ready().await;
     let (client, secret) = auth.client("acme", "orders:read").await;
-    let token = access_token(&auth, client.client_id.as_str(), secret.expose()).await;
+    let token = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
     let start = api.jwks_fetches();
     let began = tokio::time::Instant::now();
     let mut requests = 0;
     while began.elapsed() < Duration::from_millis(3500) {
-        assert_eq!(me_status(&api, &token).await, StatusCode::OK);
+        assert_eq!(
+            common::get(&api, "/v1/me", &token).await.status(),
+            StatusCode::OK
+        );
         requests += 1;
     }
     let fetches = api.jwks_fetches() - start;
@@ -217,8 +222,8 @@ async fn the_rate_limit_answers_429_per_client_without_affecting_others() {
     api.wait_ready().await;
     let (noisy, noisy_secret) = auth.client("acme", "catalog:read").await;
     let (quiet, quiet_secret) = auth.client("globex", "catalog:read").await;
-    let noisy_token = access_token(&auth, noisy.client_id.as_str(), noisy_secret.expose()).await;
-    let quiet_token = access_token(&auth, quiet.client_id.as_str(), quiet_secret.expose()).await;
+    let noisy_token = common::token(&auth, noisy.client_id.as_str(), noisy_secret.expose()).await;
+    let quiet_token = common::token(&auth, quiet.client_id.as_str(), quiet_secret.expose()).await;
 
     // Burst 5, then one more per second. The noisy client asks until it is refused; how many
     // requests get through depends on the time that passed (one refill per second), so it is
@@ -226,12 +231,7 @@ async fn the_rate_limit_answers_429_per_client_without_affecting_others() {
     let began = std::time::Instant::now();
     let mut remaining = Vec::new();
     let limited = loop {
-        let response = http()
-            .get(api.url("/v1/products"))
-            .bearer_auth(&noisy_token)
-            .send()
-            .await
-            .unwrap();
+        let response = common::get(&api, "/v1/products", &noisy_token).await;
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             break response;
         }
@@ -272,22 +272,12 @@ async fn the_rate_limit_answers_429_per_client_without_affecting_others() {
     );
     // Another client is not slowed by the first one's burst.
     for _ in 0..5 {
-        let response = http()
-            .get(api.url("/v1/products"))
-            .bearer_auth(&quiet_token)
-            .send()
-            .await
-            .unwrap();
+        let response = common::get(&api, "/v1/products", &quiet_token).await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     // After the advertised delay the first client may go on.
     tokio::time::sleep(Duration::from_secs(retry)).await;
-    let again = http()
-        .get(api.url("/v1/products"))
-        .bearer_auth(&noisy_token)
-        .send()
-        .await
-        .unwrap();
+    let again = common::get(&api, "/v1/products", &noisy_token).await;
     assert_eq!(again.status(), StatusCode::OK);
     api.stop().await;
     auth.stop().await;

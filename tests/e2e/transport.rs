@@ -1,7 +1,7 @@
 //! Transport security: no plaintext on a non-loopback address unless a TLS-terminating proxy is
 //! declared; TLS served end to end; X-Forwarded-For believed only from declared proxies.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 
@@ -62,7 +62,7 @@ async fn tls_is_served_end_to_end_with_a_generated_certificate() {
     let response = https
         .post(format!("{base}/oauth2/token"))
         .basic_auth(client.client_id.as_str(), Some(secret.expose()))
-        .form(&[("grant_type", "client_credentials")])
+        .form(common::CLIENT_CREDENTIALS)
         .send()
         .await
         .unwrap();
@@ -90,7 +90,7 @@ async fn failed_attempt_source(trusted: Vec<IpAddr>) -> Option<String> {
         .post(auth.url("/oauth2/token"))
         .basic_auth(client.client_id.as_str(), Some("pcs_wrong"))
         .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
-        .form(&[("grant_type", "client_credentials")])
+        .form(common::CLIENT_CREDENTIALS)
         .send()
         .await
         .unwrap();

@@ -1,7 +1,7 @@
 //! Secrets and private keys never sit in the database in plaintext; the master key guards the keys;
 //! key changes made by an admin reach a running server within seconds.
 
-mod common;
+use crate::common;
 
 use common::kid_of;
 
@@ -17,23 +17,6 @@ on_both_backends!(
     a_cli_key_rotation_reaches_the_running_server_within_seconds,
     a_wrong_master_key_stops_the_start_with_a_clear_error,
 );
-
-async fn token(app: &TestAuth, id: &str, secret: &str) -> String {
-    let body: Value = http()
-        .post(app.url("/oauth2/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"]
-        .as_str()
-        .expect("token issued")
-        .to_owned()
-}
 
 /// Every byte the SQLite database holds on disk: the main file and its write-ahead log.
 fn database_bytes(path: &std::path::Path) -> Vec<u8> {
@@ -56,7 +39,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 async fn no_client_secret_or_private_key_is_stored_in_plaintext() {
     let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
     let (client, secret) = app.client("acme", "orders:read").await;
-    let issued = token(&app, client.client_id.as_str(), secret.expose()).await;
+    let issued = common::token(&app, client.client_id.as_str(), secret.expose()).await;
     assert!(!issued.is_empty());
     common::force_rotate(&app, Algorithm::EdDSA).await;
     app.state.audit.flush().await;
@@ -131,7 +114,7 @@ async fn a_cli_key_rotation_reaches_the_running_server_within_seconds(backend: B
     };
     let (client, secret) = app.client("acme", "orders:read").await;
     let id = client.client_id.as_str();
-    let first = kid_of(&token(&app, id, secret.expose()).await);
+    let first = kid_of(&common::token(&app, id, secret.expose()).await);
 
     // The rotation happens outside the server, as `auth-server keys rotate` would do it.
     // Two rotations: the first promotes the bootstrap pending key and queues an EdDSA key, the
@@ -142,7 +125,7 @@ async fn a_cli_key_rotation_reaches_the_running_server_within_seconds(backend: B
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let kid = kid_of(&token(&app, id, secret.expose()).await);
+        let kid = kid_of(&common::token(&app, id, secret.expose()).await);
         if kid == row.active {
             break;
         }
@@ -158,13 +141,8 @@ async fn a_cli_key_rotation_reaches_the_running_server_within_seconds(backend: B
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let issued = token(&app, id, secret.expose()).await;
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(issued.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let issued = common::token(&app, id, secret.expose()).await;
+    let header: Value = common::header_of(&issued);
     assert_eq!(header["alg"], "EdDSA");
     // The retired key stays published so tokens it signed keep verifying until they expire.
     let jwks: Value = http()

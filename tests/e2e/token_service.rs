@@ -1,12 +1,12 @@
 //! End-to-end tests of the token service over real HTTP, each on SQLite and on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Backend, ISSUER, TestAuth, http, spawn_auth_server};
+use base64::engine::general_purpose::STANDARD;
+use common::{Backend, CLIENT_CREDENTIALS, ClientAuth, ISSUER, TestAuth, http, spawn_auth_server};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use reqwest::StatusCode;
@@ -23,30 +23,6 @@ on_both_backends!(
     failed_authentications_and_issued_tokens_are_audited,
     a_burst_of_audit_events_is_stored_whole_and_in_order,
 );
-
-async fn fetch_token(
-    app: &TestAuth,
-    client_id: &str,
-    secret: &str,
-    basic: bool,
-    extra: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut form = vec![("grant_type", "client_credentials")];
-    form.extend_from_slice(extra);
-    let request = http().post(app.url("/oauth2/token"));
-    let request = if basic {
-        request.basic_auth(form_encode(client_id), Some(form_encode(secret)))
-    } else {
-        form.push(("client_id", client_id));
-        form.push(("client_secret", secret));
-        request
-    };
-    request.form(&form).send().await.expect("token request")
-}
-
-fn form_encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 async fn jwks(app: &TestAuth) -> JwkSet {
     http()
@@ -82,9 +58,15 @@ async fn a_token_from_each_auth_method_verifies_against_the_served_jwks(backend:
         return;
     };
     let (client, secret) = app.client("acme", "orders:read catalog:read").await;
-    for basic in [true, false] {
-        let response =
-            fetch_token(&app, client.client_id.as_str(), secret.expose(), basic, &[]).await;
+    for method in [ClientAuth::Basic, ClientAuth::Post] {
+        let response = common::token_response_as(
+            &app,
+            method,
+            client.client_id.as_str(),
+            secret.expose(),
+            CLIENT_CREDENTIALS,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["cache-control"], "no-store");
         let body: Value = response.json().await.unwrap();
@@ -100,12 +82,7 @@ async fn a_token_from_each_auth_method_verifies_against_the_served_jwks(backend:
             app.state.keys.get().active().map(|k| k.kid())
         );
         // The raw header carries exactly alg, typ and kid: nothing a verifier could be tricked by.
-        let raw_header: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(token.split('.').next().unwrap())
-                .unwrap(),
-        )
-        .unwrap();
+        let raw_header: Value = common::header_of(token);
         let names: BTreeSet<&str> = raw_header
             .as_object()
             .unwrap()
@@ -159,11 +136,17 @@ async fn lifetime_honours_the_default_and_the_per_client_override(backend: Backe
         (&default_client, &default_secret, 600),
         (&short, &short_secret, 120),
     ] {
-        let body: Value = fetch_token(&app, client.client_id.as_str(), secret.expose(), true, &[])
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body: Value = common::token_response_as(
+            &app,
+            ClientAuth::Basic,
+            client.client_id.as_str(),
+            secret.expose(),
+            CLIENT_CREDENTIALS,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
         assert_eq!(body["expires_in"], ttl);
         let (_, claims) = verify(&app, body["access_token"].as_str().unwrap()).await;
         assert_eq!(
@@ -184,54 +167,53 @@ async fn requested_scope_narrows_and_resource_picks_the_audience(backend: Backen
         })
         .await;
     let id = client.client_id.as_str();
-    let response = fetch_token(
+    let response = common::token_response_as(
         &app,
+        ClientAuth::Basic,
         id,
         secret.expose(),
-        true,
-        &[("scope", "invoices:read")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "invoices:read"),
+        ],
     )
     .await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["scope"], "invoices:read");
     let token = body["access_token"].as_str().unwrap();
-    let claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let claims: Value = common::claims_of(token);
     assert_eq!(
         claims["aud"], "partner-api",
         "no resource: the first audience"
     );
 
-    let body: Value = fetch_token(
+    let body: Value = common::token_response_as(
         &app,
+        ClientAuth::Post,
         id,
         secret.expose(),
-        false,
-        &[("resource", "https://reports.example")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://reports.example"),
+        ],
     )
     .await
     .json()
     .await
     .unwrap();
     let token = body["access_token"].as_str().unwrap();
-    let claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let claims: Value = common::claims_of(token);
     assert_eq!(claims["aud"], "https://reports.example");
 
-    let response = fetch_token(
+    let response = common::token_response_as(
         &app,
+        ClientAuth::Basic,
         id,
         secret.expose(),
-        true,
-        &[("resource", "https://evil.example")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://evil.example"),
+        ],
     )
     .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -242,46 +224,290 @@ async fn requested_scope_narrows_and_resource_picks_the_audience(backend: Backen
     app.stop().await;
 }
 
-/// Sends a raw token request and checks status, `error` and the Basic challenge.
-async fn expect_error(
-    what: &str,
-    request: reqwest::RequestBuilder,
+/// A request the token endpoint must refuse, and how. `{id}` and `{secret}` in the body and in
+/// the credentials stand for a real client's id and secret, `{pad}` for 64 KiB of padding.
+struct Mistake {
+    what: &'static str,
+    content_type: Option<&'static str>,
+    body: &'static str,
+    authorization: Authorization,
     status: StatusCode,
-    error: &str,
+    error: &'static str,
     basic_challenge: bool,
-) {
-    let response = request
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_eq!(response.status(), status, "{what}");
-    assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
-    assert_eq!(
-        response.headers().get("www-authenticate").is_some(),
-        basic_challenge,
-        "{what}: WWW-Authenticate presence"
-    );
-    if basic_challenge {
+}
+
+/// The `Authorization` header of a [`Mistake`].
+enum Authorization {
+    None,
+    /// HTTP Basic over `user:password` as written.
+    Basic(&'static str),
+    /// HTTP Basic over raw bytes (which need not be UTF-8).
+    BasicBytes(&'static [u8]),
+    /// The header value as written.
+    Raw(&'static str),
+}
+
+const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+/// Every client mistake and its RFC 6749 §5.2 answer. Failed client authentication carries a
+/// Basic challenge exactly when the client tried HTTP Basic.
+const MISTAKES: &[Mistake] = &[
+    Mistake {
+        what: "unknown client (basic)",
+        content_type: FORM,
+        body: "grant_type=client_credentials",
+        authorization: Authorization::Basic("cl_nobody:{secret}"),
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: true,
+    },
+    Mistake {
+        what: "unknown client (post)",
+        content_type: FORM,
+        body: "grant_type=client_credentials&client_id=cl_nobody&client_secret={secret}",
+        authorization: Authorization::None,
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "wrong secret (basic)",
+        content_type: FORM,
+        body: "grant_type=client_credentials",
+        authorization: Authorization::Basic("{id}:pcs_wrong"),
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: true,
+    },
+    Mistake {
+        what: "wrong secret (post)",
+        content_type: FORM,
+        body: "grant_type=client_credentials&client_id={id}&client_secret=pcs_wrong",
+        authorization: Authorization::None,
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "no credentials",
+        content_type: FORM,
+        body: "grant_type=client_credentials",
+        authorization: Authorization::None,
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "client id without secret",
+        content_type: FORM,
+        body: "grant_type=client_credentials&client_id={id}",
+        authorization: Authorization::None,
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "missing grant type",
+        content_type: FORM,
+        body: "client_id={id}&client_secret={secret}",
+        authorization: Authorization::None,
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_request",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "unsupported grant type",
+        content_type: FORM,
+        body: "grant_type=password&client_id={id}&client_secret={secret}",
+        authorization: Authorization::None,
+        status: StatusCode::BAD_REQUEST,
+        error: "unsupported_grant_type",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "scope outside the allowed set",
+        content_type: FORM,
+        body: "grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=orders:read+admin",
+        authorization: Authorization::None,
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_scope",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "malformed scope",
+        content_type: FORM,
+        body: "grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=orders:read++catalog:read",
+        authorization: Authorization::None,
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_scope",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "scope with a forbidden character",
+        content_type: FORM,
+        body: "grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=%22orders%22",
+        authorization: Authorization::None,
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_scope",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "duplicated grant_type",
+        content_type: FORM,
+        body: "grant_type=client_credentials&grant_type=client_credentials&client_id={id}&client_secret={secret}",
+        authorization: Authorization::None,
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_request",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "duplicated scope",
+        content_type: FORM,
+        body: "grant_type=client_credentials&scope=orders:read&scope=catalog:read&client_id={id}&client_secret={secret}",
+        authorization: Authorization::None,
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_request",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "both auth methods",
+        content_type: FORM,
+        body: "grant_type=client_credentials&client_secret={secret}",
+        authorization: Authorization::Basic("{id}:{secret}"),
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_request",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "basic: not base64",
+        content_type: FORM,
+        body: "grant_type=client_credentials",
+        authorization: Authorization::Raw("Basic %%%not-base64%%%"),
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: true,
+    },
+    Mistake {
+        what: "basic: no colon",
+        content_type: FORM,
+        body: "grant_type=client_credentials",
+        authorization: Authorization::Basic("{id}"),
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: true,
+    },
+    Mistake {
+        what: "basic: not utf-8",
+        content_type: FORM,
+        body: "grant_type=client_credentials",
+        authorization: Authorization::BasicBytes(&[0xff, 0xfe, b':', b'x']),
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: true,
+    },
+    Mistake {
+        what: "other authorization scheme",
+        content_type: FORM,
+        body: "grant_type=client_credentials",
+        authorization: Authorization::Raw("Bearer abc"),
+        status: StatusCode::UNAUTHORIZED,
+        error: "invalid_client",
+        basic_challenge: true,
+    },
+    Mistake {
+        what: "wrong content type (json)",
+        content_type: Some("application/json"),
+        body: r#"{"grant_type":"client_credentials"}"#,
+        authorization: Authorization::Basic("{id}:{secret}"),
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_request",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "no content type",
+        content_type: None,
+        body: "grant_type=client_credentials",
+        authorization: Authorization::Basic("{id}:{secret}"),
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_request",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "empty body",
+        content_type: FORM,
+        body: "",
+        authorization: Authorization::Basic("{id}:{secret}"),
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid_request",
+        basic_challenge: false,
+    },
+    Mistake {
+        what: "oversized body",
+        content_type: FORM,
+        body: "grant_type=client_credentials&pad={pad}",
+        authorization: Authorization::Basic("{id}:{secret}"),
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        error: "invalid_request",
+        basic_challenge: false,
+    },
+];
+
+impl Mistake {
+    /// Sends this mistake's request for the client `id` with `secret`.
+    async fn send(&self, app: &TestAuth, id: &str, secret: &str) -> reqwest::Response {
+        let fill = |text: &str| {
+            text.replace("{id}", id)
+                .replace("{secret}", secret)
+                .replace("{pad}", &"a".repeat(64 * 1024))
+        };
+        let mut request = http().post(app.url("/oauth2/token")).body(fill(self.body));
+        if let Some(content_type) = self.content_type {
+            request = request.header("content-type", content_type);
+        }
+        let authorization = match self.authorization {
+            Authorization::None => None,
+            Authorization::Basic(credentials) => {
+                Some(format!("Basic {}", STANDARD.encode(fill(credentials))))
+            }
+            Authorization::BasicBytes(bytes) => Some(format!("Basic {}", STANDARD.encode(bytes))),
+            Authorization::Raw(value) => Some(value.to_owned()),
+        };
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.what))
+    }
+
+    /// Checks status, `Cache-Control`, the Basic challenge, the content type and `error`.
+    async fn check(&self, response: reqwest::Response) {
+        let what = self.what;
+        assert_eq!(response.status(), self.status, "{what}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+        let challenge = response.headers().get("www-authenticate");
+        assert_eq!(
+            challenge.is_some(),
+            self.basic_challenge,
+            "{what}: WWW-Authenticate presence"
+        );
+        if let Some(challenge) = challenge {
+            assert!(challenge.to_str().unwrap().starts_with("Basic"), "{what}");
+        }
         assert!(
-            response.headers()["www-authenticate"]
+            response.headers()["content-type"]
                 .to_str()
                 .unwrap()
-                .starts_with("Basic"),
+                .starts_with("application/json"),
             "{what}"
         );
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
+        assert_eq!(body["error"], self.error, "{what}: {body}");
     }
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json"),
-        "{what}"
-    );
-    let body: Value = response
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
-    assert_eq!(body["error"], error, "{what}: {body}");
 }
 
 async fn every_client_mistake_gets_its_rfc_6749_error(backend: Backend) {
@@ -291,207 +517,22 @@ async fn every_client_mistake_gets_its_rfc_6749_error(backend: Backend) {
     let (client, secret) = app.client("acme", "orders:read catalog:read").await;
     let id = client.client_id.as_str();
     let s = secret.expose();
+    for mistake in MISTAKES {
+        mistake.check(mistake.send(&app, id, s).await).await;
+    }
     let url = app.url("/oauth2/token");
-    let form = |body: &str| {
-        http()
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.to_owned())
-    };
-    let basic = |raw: &str| format!("Basic {}", STANDARD.encode(raw));
     use StatusCode as S;
-
-    expect_error(
-        "unknown client (basic)",
-        http()
-            .post(&url)
-            .basic_auth("cl_nobody", Some(s))
-            .form(&[("grant_type", "client_credentials")]),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        true,
-    )
-    .await;
-    expect_error(
-        "unknown client (post)",
-        form(&format!(
-            "grant_type=client_credentials&client_id=cl_nobody&client_secret={s}"
-        )),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        false,
-    )
-    .await;
-    expect_error(
-        "wrong secret (basic)",
-        http()
-            .post(&url)
-            .basic_auth(id, Some("pcs_wrong"))
-            .form(&[("grant_type", "client_credentials")]),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        true,
-    )
-    .await;
-    expect_error(
-        "wrong secret (post)",
-        form(&format!(
-            "grant_type=client_credentials&client_id={id}&client_secret=pcs_wrong"
-        )),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        false,
-    )
-    .await;
-    expect_error(
-        "no credentials",
-        form("grant_type=client_credentials"),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        false,
-    )
-    .await;
-    expect_error(
-        "client id without secret",
-        form(&format!("grant_type=client_credentials&client_id={id}")),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        false,
-    )
-    .await;
-    expect_error(
-        "missing grant type",
-        form(&format!("client_id={id}&client_secret={s}")),
-        S::BAD_REQUEST,
-        "invalid_request",
-        false,
-    )
-    .await;
-    expect_error(
-        "unsupported grant type",
-        form(&format!(
-            "grant_type=password&client_id={id}&client_secret={s}"
-        )),
-        S::BAD_REQUEST,
-        "unsupported_grant_type",
-        false,
-    )
-    .await;
-    expect_error(
-        "scope outside the allowed set",
-        form(&format!(
-            "grant_type=client_credentials&client_id={id}&client_secret={s}&scope=orders:read+admin"
-        )),
-        S::BAD_REQUEST,
-        "invalid_scope",
-        false,
-    )
-    .await;
-    expect_error("malformed scope", form(&format!("grant_type=client_credentials&client_id={id}&client_secret={s}&scope=orders:read++catalog:read")), S::BAD_REQUEST, "invalid_scope", false).await;
-    expect_error(
-        "scope with a forbidden character",
-        form(&format!(
-            "grant_type=client_credentials&client_id={id}&client_secret={s}&scope=%22orders%22"
-        )),
-        S::BAD_REQUEST,
-        "invalid_scope",
-        false,
-    )
-    .await;
-    expect_error("duplicated grant_type", form(&format!("grant_type=client_credentials&grant_type=client_credentials&client_id={id}&client_secret={s}")), S::BAD_REQUEST, "invalid_request", false).await;
-    expect_error("duplicated scope", form(&format!("grant_type=client_credentials&scope=orders:read&scope=catalog:read&client_id={id}&client_secret={s}")), S::BAD_REQUEST, "invalid_request", false).await;
-    expect_error(
-        "both auth methods",
-        form(&format!("grant_type=client_credentials&client_secret={s}"))
-            .header("authorization", basic(&format!("{id}:{s}"))),
-        S::BAD_REQUEST,
-        "invalid_request",
-        false,
-    )
-    .await;
-    expect_error(
-        "basic: not base64",
-        form("grant_type=client_credentials").header("authorization", "Basic %%%not-base64%%%"),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        true,
-    )
-    .await;
-    expect_error(
-        "basic: no colon",
-        form("grant_type=client_credentials").header("authorization", basic(id)),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        true,
-    )
-    .await;
-    expect_error(
-        "basic: not utf-8",
-        form("grant_type=client_credentials").header(
-            "authorization",
-            format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':', b'x'])),
-        ),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        true,
-    )
-    .await;
-    expect_error(
-        "other authorization scheme",
-        form("grant_type=client_credentials").header("authorization", "Bearer abc"),
-        S::UNAUTHORIZED,
-        "invalid_client",
-        true,
-    )
-    .await;
-    expect_error(
-        "wrong content type (json)",
-        http()
-            .post(&url)
-            .basic_auth(id, Some(s))
-            .json(&serde_json::json!({"grant_type": "client_credentials"})),
-        S::BAD_REQUEST,
-        "invalid_request",
-        false,
-    )
-    .await;
-    expect_error(
-        "no content type",
-        http()
-            .post(&url)
-            .basic_auth(id, Some(s))
-            .body("grant_type=client_credentials"),
-        S::BAD_REQUEST,
-        "invalid_request",
-        false,
-    )
-    .await;
-    expect_error(
-        "empty body",
-        form("").basic_auth(id, Some(s)),
-        S::BAD_REQUEST,
-        "invalid_request",
-        false,
-    )
-    .await;
-    let huge = format!(
-        "grant_type=client_credentials&pad={}",
-        "a".repeat(64 * 1024)
-    );
-    expect_error(
-        "oversized body",
-        form(&huge).basic_auth(id, Some(s)),
-        S::PAYLOAD_TOO_LARGE,
-        "invalid_request",
-        false,
-    )
-    .await;
 
     // A GET is not a token request.
     let response = http().get(&url).send().await.unwrap();
     assert_eq!(response.status(), S::METHOD_NOT_ALLOWED);
     // After all that, the real credentials still work.
-    assert_eq!(fetch_token(&app, id, s, true, &[]).await.status(), S::OK);
+    assert_eq!(
+        common::token_response_as(&app, ClientAuth::Basic, id, s, CLIENT_CREDENTIALS)
+            .await
+            .status(),
+        S::OK
+    );
     app.stop().await;
 }
 
@@ -518,7 +559,14 @@ async fn a_right_secret_with_url_encoded_special_characters_is_accepted(backend:
         .await
         .unwrap();
     for basic in [true, false] {
-        let response = fetch_token(&app, client.client_id.as_str(), special, basic, &[]).await;
+        let response = common::token_response_as(
+            &app,
+            ClientAuth::Post,
+            client.client_id.as_str(),
+            special,
+            CLIENT_CREDENTIALS,
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK, "basic = {basic}");
     }
     // Sent without form-encoding inside Basic, '+' would mean a space: that secret is wrong.
@@ -529,7 +577,7 @@ async fn a_right_secret_with_url_encoded_special_characters_is_accepted(backend:
     let response = http()
         .post(app.url("/oauth2/token"))
         .header("authorization", raw)
-        .form(&[("grant_type", "client_credentials")])
+        .form(CLIENT_CREDENTIALS)
         .send()
         .await
         .unwrap();
@@ -547,7 +595,14 @@ async fn a_disabled_client_is_refused_and_enabled_again(backend: Backend) {
         .await
         .unwrap();
     app.sync_clients().await;
-    let response = fetch_token(&app, id, secret.expose(), true, &[]).await;
+    let response = common::token_response_as(
+        &app,
+        ClientAuth::Basic,
+        id,
+        secret.expose(),
+        CLIENT_CREDENTIALS,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         response.json::<Value>().await.unwrap()["error"],
@@ -557,9 +612,15 @@ async fn a_disabled_client_is_refused_and_enabled_again(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        fetch_token(&app, id, secret.expose(), true, &[])
-            .await
-            .status(),
+        common::token_response_as(
+            &app,
+            ClientAuth::Basic,
+            id,
+            secret.expose(),
+            CLIENT_CREDENTIALS
+        )
+        .await
+        .status(),
         StatusCode::OK
     );
     app.stop().await;
@@ -648,14 +709,22 @@ async fn failed_authentications_and_issued_tokens_are_audited(backend: Backend) 
     let (client, secret) = app.client("acme", "orders:read").await;
     let id = client.client_id.as_str();
     assert_eq!(
-        fetch_token(&app, id, "pcs_wrong", true, &[]).await.status(),
+        common::token_response_as(&app, ClientAuth::Basic, id, "pcs_wrong", CLIENT_CREDENTIALS)
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED
     );
-    let body: Value = fetch_token(&app, id, secret.expose(), true, &[])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = common::token_response_as(
+        &app,
+        ClientAuth::Basic,
+        id,
+        secret.expose(),
+        CLIENT_CREDENTIALS,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     app.state.audit.flush().await;
     let trail = app.state.db.list_audit(Some(id), 10).await.unwrap();
     let actions: Vec<&str> = trail.iter().map(|r| r.action.as_str()).collect();

@@ -1,9 +1,7 @@
 //! Helpers for end-to-end tests: a fresh database per test (a SQLite file in a temporary folder,
 //! or a private schema on the PostgreSQL server), and servers started in-process on port 0.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use auth_server::admin::{self, ClientSpec};
@@ -13,6 +11,11 @@ use auth_server::store::Client;
 use auth_server::{Application, Settings};
 use shared_claims::{PartnerId, ScopeSet};
 use tokio::sync::oneshot;
+
+mod requests;
+pub mod system;
+
+pub use requests::*;
 
 pub const ISSUER: &str = "http://auth.test";
 
@@ -245,32 +248,6 @@ pub async fn spawn_auth_with(db: TestDb, settings: Settings) -> TestAuth {
     }
 }
 
-/// The test binary's one HTTP client (a cheap handle: cloning shares its connection pool).
-///
-/// Building a client loads the system's root certificates, tens of milliseconds in a debug build;
-/// a helper that built one per request made a loop of 50 requests outlive a 2-second token on a
-/// slower machine. Sharing one client across the tests' runtimes is sound: it holds no
-/// connection between requests (below), so nothing made under one test's runtime outlives it.
-///
-/// It keeps no idle connections: every request opens its own (a fraction of a millisecond on
-/// loopback), as the tests always did. Reusing connections made one test's request fail with
-/// `IncompleteMessage` on a connection the server had closed after answering an oversized body
-/// early; the tests are about answers, not connection reuse.
-///
-/// reqwest is built without a default TLS provider, so ring's is installed first (as the servers
-/// do). The timeout only bounds a hang; no assertion depends on it.
-pub fn http() -> reqwest::Client {
-    static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("http client")
-    });
-    CLIENT.clone()
-}
-
 /// Rotates the signing keys at once, as `auth-server keys rotate --force` does: the pending key
 /// becomes active and a new pending key of `alg` is made.
 pub async fn force_rotate(auth: &TestAuth, alg: keys::Algorithm) -> auth_server::signing::Rotation {
@@ -279,25 +256,6 @@ pub async fn force_rotate(auth: &TestAuth, alg: keys::Algorithm) -> auth_server:
     auth_server::signing::rotate_key(&auth.state.db, &master, &policy, alg, true)
         .await
         .expect("forced rotation")
-}
-
-/// The `kid` in a token's header.
-pub fn kid_of(token: &str) -> String {
-    use base64::Engine;
-    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.split('.').next().unwrap_or(""))
-        .expect("base64url header");
-    let header: serde_json::Value = serde_json::from_slice(&header).expect("JSON header");
-    header["kid"].as_str().expect("a kid").to_owned()
-}
-
-/// A token's claims, decoded without verification (the tests read what the server put there).
-pub fn claims_of(token: &str) -> serde_json::Value {
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.split('.').nth(1).unwrap_or(""))
-        .expect("base64url claims");
-    serde_json::from_slice(&payload).expect("JSON claims")
 }
 
 /// The wall clock in seconds since the Unix epoch, with fractions. The servers compare times in
