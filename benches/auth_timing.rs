@@ -47,8 +47,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let (known, _) = admin::create_client(&state.db, spec).await?;
     let unknown = "cl_00000000000000000000";
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
+    let http = edge::http_client(Duration::from_secs(10), Duration::from_secs(30)).build()?;
     let attempt = |id: String| {
         let request = http
             .post(&url)

@@ -208,9 +208,7 @@ pub fn cli(env: &HashMap<String, String>, args: &[&str]) -> anyhow::Result<serde
 /// JWKS proxy would otherwise pay on every fetch it forwards.
 pub fn http() -> reqwest::Client {
     static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+        edge::http_client(Duration::from_secs(10), Duration::from_secs(10))
             .build()
             .expect("an HTTP client")
     });

@@ -52,12 +52,14 @@ async fn tls_is_served_end_to_end_with_a_generated_certificate() {
     let auth = spawn_auth_with(db, settings).await;
     let (client, secret) = auth.client("acme", "orders:read").await;
 
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let root = reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap();
-    let https = reqwest::Client::builder()
-        .tls_certs_only([root])
-        .build()
-        .unwrap();
+    let https = edge::http_client(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(30),
+    )
+    .tls_certs_only([root])
+    .build()
+    .unwrap();
     let base = auth.base_url.replace("http://", "https://");
     let response = https
         .post(format!("{base}/oauth2/token"))

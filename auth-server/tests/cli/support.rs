@@ -178,13 +178,10 @@ pub async fn spawn_auth_server(backend: Backend) -> Option<TestAuth> {
 }
 
 /// The binary's one HTTP client, keeping no idle connections (as the end-to-end tests' client:
-/// every request opens its own). reqwest is built without a default TLS provider, so ring's is
-/// installed first.
+/// every request opens its own), from `edge::http_client` like the services' clients.
 pub fn http() -> reqwest::Client {
     static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+        edge::http_client(Duration::from_secs(10), Duration::from_secs(30))
             .pool_max_idle_per_host(0)
             .build()
             .expect("http client")

@@ -25,13 +25,11 @@ use super::system::TestApi;
 /// `IncompleteMessage` on a connection the server had closed after answering an oversized body
 /// early; the tests are about answers, not connection reuse.
 ///
-/// reqwest is built without a default TLS provider, so ring's is installed first (as the servers
-/// do). The timeout only bounds a hang; no assertion depends on it.
+/// It comes from `edge::http_client`, as the services' own clients do (ring as the TLS provider,
+/// no redirects). The timeouts only bound a hang; no assertion depends on them.
 pub fn http() -> reqwest::Client {
     static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+        edge::http_client(Duration::from_secs(10), Duration::from_secs(30))
             .pool_max_idle_per_host(0)
             .build()
             .expect("http client")
@@ -42,10 +40,8 @@ pub fn http() -> reqwest::Client {
 /// A client whose connections come from `address` (a loopback address such as `127.0.0.7`), for
 /// the tests about limits per source address. The timeout only bounds a hang.
 pub fn http_from(address: &str) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    edge::http_client(Duration::from_secs(10), Duration::from_secs(10))
         .local_address(address.parse::<IpAddr>().expect("an IP address"))
-        .timeout(Duration::from_secs(10))
         .build()
         .expect("http client")
 }
