@@ -454,23 +454,10 @@ async fn requests_without_a_bearer_token_get_a_bare_challenge() {
     }
     // Health and readiness need no token.
     assert_eq!(
-        http()
-            .get(api.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        common::get_status(api.url("/healthz")).await,
         StatusCode::OK
     );
-    assert_eq!(
-        http()
-            .get(api.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(common::get_status(api.url("/readyz")).await, StatusCode::OK);
     let missing = http().get(api.url("/v2/nothing")).send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_eq!(

@@ -144,26 +144,13 @@ async fn the_api_starts_without_the_token_service_and_becomes_ready_when_it_appe
         "not_loaded"
     );
     assert_eq!(
-        http()
-            .get(api.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        common::get_status(api.url("/healthz")).await,
         StatusCode::OK
     );
 
     let auth = spawn_auth_with(auth_db, auth_settings).await;
     api.wait_ready().await;
-    assert_eq!(
-        http()
-            .get(api.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(common::get_status(api.url("/readyz")).await, StatusCode::OK);
     let (client, secret) = auth.client("acme", "orders:read").await;
     let token = common::token(&auth, client.client_id.as_str(), secret.expose()).await;
     assert_eq!(

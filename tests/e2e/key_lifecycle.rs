@@ -328,14 +328,7 @@ async fn an_emergency_revocation_cuts_the_old_key_and_the_promoted_key_works_at_
 
     // The revoked key is gone from the JWKS at once, and the API refuses its tokens as soon as
     // its cached JWKS (max-age 1 s here) is refreshed.
-    let jwks: Value = http()
-        .get(auth.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = common::get_json(auth.url("/.well-known/jwks.json")).await;
     assert!(
         jwks["keys"]
             .as_array()
@@ -524,14 +517,7 @@ async fn an_imported_rsa_key_signs_rs256_tokens_the_partner_api_accepts() {
         common::get(&api, "/v1/products", &token).await.status(),
         StatusCode::OK
     );
-    let jwks: Value = http()
-        .get(auth.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = common::get_json(auth.url("/.well-known/jwks.json")).await;
     let rsa = jwks["keys"]
         .as_array()
         .unwrap()

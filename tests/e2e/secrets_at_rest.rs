@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Backend, TestAuth, http, spawn_auth_server, spawn_auth_with, test_db};
+use common::{Backend, TestAuth, spawn_auth_server, spawn_auth_with, test_db};
 use keys::{Algorithm, MasterKey};
 use serde_json::Value;
 
@@ -145,14 +145,7 @@ async fn a_cli_key_rotation_reaches_the_running_server_within_seconds(backend: B
     let header: Value = common::header_of(&issued);
     assert_eq!(header["alg"], "EdDSA");
     // The retired key stays published so tokens it signed keep verifying until they expire.
-    let jwks: Value = http()
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = common::get_json(app.url("/.well-known/jwks.json")).await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()

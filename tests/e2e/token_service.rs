@@ -25,14 +25,7 @@ on_both_backends!(
 );
 
 async fn jwks(app: &TestAuth) -> JwkSet {
-    http()
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    common::get_json(app.url("/.well-known/jwks.json")).await
 }
 
 /// Verifies `token` with jsonwebtoken against the served JWKS and returns its header and claims.
@@ -651,14 +644,7 @@ async fn discovery_and_health_endpoints_answer(backend: Backend) {
         "private part must never be published"
     );
 
-    let meta: Value = http()
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = common::get_json(app.url("/.well-known/oauth-authorization-server")).await;
     assert_eq!(meta["issuer"], ISSUER);
     assert_eq!(meta["token_endpoint"], format!("{ISSUER}/oauth2/token"));
     assert_eq!(meta["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));

@@ -154,6 +154,23 @@ pub async fn get(api: &TestApi, path: &str, token: &str) -> reqwest::Response {
         .expect("partner API request")
 }
 
+/// The status of a GET of `url` without credentials (health, readiness, public documents).
+pub async fn get_status(url: impl reqwest::IntoUrl) -> StatusCode {
+    http().get(url).send().await.expect("GET").status()
+}
+
+/// The JSON body of a GET of `url` without credentials (the JWKS, the metadata).
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: impl reqwest::IntoUrl) -> T {
+    http()
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// A token's header, decoded as it is sent (the tests read what the server put there).
 pub fn header_of(token: &str) -> Value {
     decode_part(token, 0, "header")
