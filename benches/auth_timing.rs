@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use auth_server::admin::{self, ClientSpec};
-use auth_server::oauth::lockout::LockoutPolicy;
 use auth_server::{Application, Settings};
 use shared_claims::{PartnerId, ScopeSet};
+use shared_limits::LockoutPolicy;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

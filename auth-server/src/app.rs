@@ -14,11 +14,11 @@ use tokio::net::TcpListener;
 use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
-use crate::oauth::lockout::Lockouts;
 use crate::signing::{self, KeyRing, MasterKeySource, SharedKeys};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::{oauth, wellknown};
+use shared_limits::{Lockouts, SharedStore};
 
 /// A token service bound to its port, ready to run.
 pub struct Application {
@@ -60,7 +60,11 @@ impl Application {
             settings.key_policy(),
             settings.key_rotation_interval,
         );
-        let lockouts = Arc::new(Lockouts::new(settings.lockout));
+        let shared = match &settings.redis {
+            Some(redis) => Some(SharedStore::connect(redis, "AUTH_REDIS_URL").await?),
+            None => None,
+        };
+        let lockouts = Arc::new(Lockouts::new(settings.lockout, shared));
         crate::housekeeping::spawn(db.clone(), lockouts.clone());
         let state = AppState::new(Shared {
             lockouts,

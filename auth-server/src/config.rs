@@ -105,6 +105,27 @@ pub struct ServeArgs {
     #[arg(id = "auth-max-header-list-bytes", long = "auth-max-header-list-bytes", env = "AUTH_MAX_HEADER_LIST_BYTES",
           default_value_t = 32_768, value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_SETTING))]
     pub max_header_list_bytes: u64,
+    /// Redis (or Valkey) URL, redis:// or rediss://: the lockouts then hold across every
+    /// instance using it. Unset, each instance counts for itself.
+    #[arg(
+        id = "auth-redis-url",
+        long = "auth-redis-url",
+        env = "AUTH_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// Milliseconds one decision waits for Redis before it is made in this process instead.
+    #[arg(id = "auth-redis-timeout-ms", long = "auth-redis-timeout-ms", env = "AUTH_REDIS_TIMEOUT_MS",
+          default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub redis_timeout_ms: u64,
+    /// Put before every Redis key, so several deployments can share one Redis.
+    #[arg(
+        id = "auth-redis-key-prefix",
+        long = "auth-redis-key-prefix",
+        env = "AUTH_REDIS_KEY_PREFIX",
+        default_value = shared_limits::RedisSettings::DEFAULT_KEY_PREFIX
+    )]
+    pub redis_key_prefix: String,
 }
 
 /// The upper bound of the header size settings (16 MiB): far above any real request, and low
@@ -126,7 +147,10 @@ pub struct Settings {
     pub key_reload_interval: Duration,
     pub key_rotation_interval: Option<Duration>,
     /// Failed-authentication budgets (not a command-line setting; tests tighten them).
-    pub lockout: crate::oauth::lockout::LockoutPolicy,
+    pub lockout: shared_limits::LockoutPolicy,
+    /// Where the lockout counters are shared with other instances (`AUTH_REDIS_URL`); `None`:
+    /// in this process.
+    pub redis: Option<shared_limits::RedisSettings>,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
     /// Requests handled at once; more are shed with 503 rather than queued without bound.
@@ -155,6 +179,11 @@ impl Settings {
             key_reload_interval: Duration::from_secs(store.key_reload_interval),
             key_rotation_interval: serve.key_rotation_interval.map(Duration::from_secs),
             lockout: Default::default(),
+            redis: shared_limits::RedisSettings::from_options(
+                serve.redis_url,
+                serve.redis_timeout_ms,
+                serve.redis_key_prefix,
+            ),
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             transport,
@@ -178,6 +207,7 @@ impl Settings {
             key_reload_interval: Duration::from_secs(5),
             key_rotation_interval: None,
             lockout: Default::default(),
+            redis: None,
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             transport: edge::Transport::default(),

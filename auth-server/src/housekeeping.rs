@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::oauth::lockout::Lockouts;
 use crate::store::Store;
+use shared_limits::Lockouts;
 
 const EVERY: Duration = Duration::from_secs(60);
 

@@ -10,9 +10,9 @@ use axum::http::request::Parts;
 use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
-use crate::oauth::lockout::Lockouts;
 use crate::signing::SharedKeys;
 use crate::store::Store;
+use shared_limits::Lockouts;
 
 /// Cloned for every request (axum's `State`), so it is one `Arc`: one reference count to move,
 /// not one per field (shared counts bounce between cores; see BENCHMARKS.md).

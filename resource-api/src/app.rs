@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use shared_limits::{Rate, RateLimiter, SharedStore};
 use tokio::net::TcpListener;
 
 use crate::auth::UnknownOnlineRoute;
@@ -18,7 +19,6 @@ use crate::config::Settings;
 use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
 use crate::problem;
-use crate::ratelimit::ClientRateLimit;
 use crate::routes;
 use crate::state::{AppState, Introspection, Shared};
 use crate::store::Store;
@@ -51,8 +51,14 @@ impl Application {
             settings.leeway_secs,
             settings.token_cache_size,
         );
-        let rate_limit =
-            ClientRateLimit::new(settings.rate_limit_per_second, settings.rate_limit_burst);
+        let shared = match &settings.redis {
+            Some(redis) => Some(SharedStore::connect(redis, "RESOURCE_REDIS_URL").await?),
+            None => None,
+        };
+        let rate_limit = RateLimiter::new(
+            Rate::per_second(settings.rate_limit_per_second, settings.rate_limit_burst),
+            shared,
+        );
         let introspection = match settings.introspection {
             Some(config) => Some(Arc::new(Introspection {
                 routes: config.routes,

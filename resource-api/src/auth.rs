@@ -16,9 +16,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use shared_claims::AccessTokenClaims;
+use shared_limits::Verdict;
 
 use crate::problem::ApiError;
-use crate::ratelimit::Decision;
 use crate::state::{AppState, Introspection};
 
 /// What a route requires of a verified token.
@@ -176,9 +176,10 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         },
         Err(err) => return err.into_response(),
     };
-    let (remaining, limit) = match state.rate_limit.check(claims.client_id.as_str()) {
-        Decision::Allowed { remaining, limit } => (remaining, limit),
-        Decision::Limited { retry_after, limit } => {
+    let limit = state.rate_limit.rate().burst.get();
+    let remaining = match state.rate_limit.check(claims.client_id.as_str()).await {
+        Verdict::Allowed { remaining } => remaining,
+        Verdict::Denied { retry_after } => {
             tracing::info!(client_id = %claims.client_id, "rate limited");
             return ApiError::RateLimited { retry_after, limit }.into_response();
         }

@@ -136,6 +136,27 @@ pub struct ResourceArgs {
     #[arg(id = "resource-max-header-list-bytes", long = "resource-max-header-list-bytes", env = "RESOURCE_MAX_HEADER_LIST_BYTES",
           default_value_t = 32_768, value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_SETTING))]
     pub max_header_list_bytes: u64,
+    /// Redis (or Valkey) URL, redis:// or rediss://: the per-client rate limit then holds across
+    /// every instance using it. Unset, each instance counts for itself.
+    #[arg(
+        id = "resource-redis-url",
+        long = "resource-redis-url",
+        env = "RESOURCE_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// Milliseconds one decision waits for Redis before it is made in this process instead.
+    #[arg(id = "resource-redis-timeout-ms", long = "resource-redis-timeout-ms", env = "RESOURCE_REDIS_TIMEOUT_MS",
+          default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub redis_timeout_ms: u64,
+    /// Put before every Redis key, so several deployments can share one Redis.
+    #[arg(
+        id = "resource-redis-key-prefix",
+        long = "resource-redis-key-prefix",
+        env = "RESOURCE_REDIS_KEY_PREFIX",
+        default_value = shared_limits::RedisSettings::DEFAULT_KEY_PREFIX
+    )]
+    pub redis_key_prefix: String,
 }
 
 /// The upper bound of the header size settings (16 MiB): far above any real request, and low
@@ -170,6 +191,9 @@ pub struct Settings {
     pub token_cache_size: usize,
     /// Online checks for some routes; `None` (the default) keeps every route purely local.
     pub introspection: Option<IntrospectionSettings>,
+    /// Where the rate limit is shared with other instances (`RESOURCE_REDIS_URL`); `None`: in
+    /// this process.
+    pub redis: Option<shared_limits::RedisSettings>,
     /// Longest a request may take before it is answered 408.
     pub request_timeout: Duration,
     /// Requests handled at once; more are shed with 503 rather than queued without bound.
@@ -234,6 +258,11 @@ impl Settings {
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
             token_cache_size: args.token_cache_size,
             introspection,
+            redis: shared_limits::RedisSettings::from_options(
+                args.redis_url,
+                args.redis_timeout_ms,
+                args.redis_key_prefix,
+            ),
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             transport,
@@ -255,6 +284,7 @@ impl Settings {
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
             token_cache_size: crate::verify::DEFAULT_TOKEN_CACHE_SIZE,
             introspection: None,
+            redis: None,
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             transport: edge::Transport::default(),

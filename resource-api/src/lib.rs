@@ -8,7 +8,6 @@ pub mod config;
 pub mod introspection;
 pub mod jwks;
 pub mod problem;
-pub mod ratelimit;
 pub mod routes;
 pub mod state;
 pub mod store;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use crate::introspection::Introspector;
-use crate::ratelimit::ClientRateLimit;
 use crate::store::Store;
 use crate::verify::Verifier;
 
@@ -32,7 +31,8 @@ pub struct Shared {
     pub envelope: edge::Envelope,
     pub store: Store,
     pub verifier: Verifier,
-    pub rate_limit: ClientRateLimit,
+    /// The per-client rate limit (shared through Redis when `RESOURCE_REDIS_URL` is set).
+    pub rate_limit: shared_limits::RateLimiter,
     /// Set when some routes check tokens online; see `RESOURCE_INTROSPECT_ROUTES`.
     pub introspection: Option<Arc<Introspection>>,
 }

@@ -18,5 +18,6 @@ mod partner_api;
 mod refresh_tokens;
 mod request_limits;
 mod secrets_at_rest;
+mod shared_limits;
 mod token_service;
 mod transport;

@@ -12,10 +12,10 @@ use zeroize::Zeroizing;
 
 use super::error::OAuthError;
 use super::form::FormParams;
-use super::lockout::LockKey;
 use crate::secret::{self, ClientSecret};
 use crate::state::AppState;
 use crate::store::{AuditEvent, Client, DECOY_CLIENT_ID};
+use shared_limits::LockKey;
 
 /// How the client presented its credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +172,7 @@ pub async fn authenticate(
     // The lockout key uses the id as sent (bounded), so guesses at unknown ids count too.
     let attempted: String = creds.client_id.chars().take(ClientId::MAX_LEN).collect();
     if let Some(ip) = source
-        && let Some(wait) = state.lockouts.check(&attempted, ip)
+        && let Some(wait) = state.lockouts.check(&attempted, ip).await
     {
         return Err(OAuthError::TooManyAttempts { retry_after: wait });
     }
@@ -230,7 +230,7 @@ async fn record_failure(
     now: i64,
 ) {
     if let Some(ip) = source {
-        for (key, wait) in state.lockouts.record_failure(attempted, ip) {
+        for (key, wait) in state.lockouts.record_failure(attempted, ip).await {
             let (scope, locked_client) = match &key {
                 LockKey::Source(_) => ("source", None),
                 LockKey::ClientAtSource(id, _) => ("client_at_source", Some(id.as_str())),

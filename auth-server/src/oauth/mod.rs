@@ -4,7 +4,6 @@ pub mod client_auth;
 pub mod error;
 pub mod form;
 pub mod introspect;
-pub mod lockout;
 pub mod own_token;
 pub mod request;
 pub mod revoke;

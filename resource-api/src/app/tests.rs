@@ -17,7 +17,6 @@ use tower::ServiceExt;
 use super::router;
 use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
-use crate::ratelimit::ClientRateLimit;
 use crate::state::{AppState, Introspection, Shared};
 use crate::store::Store;
 use crate::verify::Verifier;
@@ -77,7 +76,10 @@ impl TestApi {
             .no_store_by_default(),
             store,
             verifier,
-            rate_limit: ClientRateLimit::new(unlimited, unlimited),
+            rate_limit: shared_limits::RateLimiter::new(
+                shared_limits::Rate::per_second(unlimited, unlimited),
+                None,
+            ),
             introspection,
         });
         TestApi {

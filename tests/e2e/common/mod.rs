@@ -12,6 +12,7 @@ use auth_server::{Application, Settings};
 use shared_claims::{PartnerId, ScopeSet};
 use tokio::sync::oneshot;
 
+pub mod redis;
 mod requests;
 pub mod system;
 
