@@ -98,10 +98,17 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
             .await
             .unwrap();
     }
-    // The partner API sees the tokens too: accepted, refused for scope, and tampered with.
-    let api = system::spawn_resource_api(Backend::Sqlite, &app, |_| {})
-        .await
-        .unwrap();
+    // The partner API sees the tokens too: accepted, refused for scope, and tampered with. Its
+    // Redis URL carries a password the machine's Redis does not expect, so the connection fails
+    // and that failure is logged.
+    let redis_password = "redis-password-that-must-not-be-logged";
+    let redis_url =
+        common::redis::redis_url().replacen("://", &format!("://:{redis_password}@"), 1);
+    let api = system::spawn_resource_api(Backend::Sqlite, &app, |s| {
+        s.redis = Some(shared_limits::RedisSettings::new(redis_url.clone()));
+    })
+    .await
+    .unwrap();
     api.wait_ready().await;
     for token in &tokens {
         for path in ["/v1/me", "/v1/orders", "/v1/invoices"] {
@@ -130,11 +137,16 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
         logs.contains("bearer token refused"),
         "the partner API's logs are captured"
     );
+    assert!(
+        logs.contains("Redis is not answering"),
+        "the refused Redis connection is logged"
+    );
 
     let mut forbidden: Vec<(String, &str)> = vec![
         (secret.expose().to_owned(), "client secret"),
         (secret.expose()[4..].to_owned(), "client secret body"),
         (wrong.to_owned(), "wrong secret"),
+        (redis_password.to_owned(), "Redis password"),
         (
             STANDARD.encode(format!("{id}:{}", secret.expose())),
             "Basic credentials",

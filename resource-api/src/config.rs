@@ -323,6 +323,34 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_shared_only_when_a_redis_url_is_set() {
+        let w = Wrapper::try_parse_from(["x"]).unwrap();
+        assert!(Settings::new(w.args).unwrap().redis.is_none());
+        let w = Wrapper::try_parse_from(["x", "--resource-redis-url", ""]).unwrap();
+        assert!(Settings::new(w.args).unwrap().redis.is_none());
+        let w =
+            Wrapper::try_parse_from(["x", "--resource-redis-url", "redis://cache:6379"]).unwrap();
+        let redis = Settings::new(w.args).unwrap().redis.unwrap();
+        assert_eq!(redis.url, "redis://cache:6379");
+        assert_eq!(redis.timeout, Duration::from_millis(50));
+        assert_eq!(redis.key_prefix, "partner-platform:");
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--resource-redis-url",
+            "rediss://cache:6380",
+            "--resource-redis-timeout-ms",
+            "20",
+            "--resource-redis-key-prefix",
+            "staging:",
+        ])
+        .unwrap();
+        let redis = Settings::new(w.args).unwrap().redis.unwrap();
+        assert_eq!(redis.timeout, Duration::from_millis(20));
+        assert_eq!(redis.key_prefix, "staging:");
+        assert!(Wrapper::try_parse_from(["x", "--resource-redis-timeout-ms", "0"]).is_err());
+    }
+
+    #[test]
     fn header_limits_default_to_16_and_32_kib_and_can_be_set() {
         let w = Wrapper::try_parse_from(["x"]).unwrap();
         assert_eq!(
