@@ -96,19 +96,10 @@ async fn two_token_services_on_one_database_and_redis_check_no_more_secrets_than
         per_client_refill: Duration::from_secs(3600),
         ..Default::default()
     };
-    let mut settings = TestAuth::settings(&db);
-    settings.lockout = policy;
-    settings.redis = Some(redis.clone());
-    let a = spawn_auth_with(db, settings).await;
-    let b_db = common::TestDb::sharing(&a.db);
-    let mut settings = TestAuth::settings(&b_db);
-    settings.lockout = policy;
-    settings.redis = Some(redis);
-    let b = spawn_auth_with(b_db, settings).await;
+    let a = token_service(db, policy, Some(redis.clone())).await;
+    let b = token_service(common::TestDb::sharing(&a.db), policy, Some(redis)).await;
     let alone_db = common::test_db(Backend::Sqlite).await.unwrap();
-    let mut settings = TestAuth::settings(&alone_db);
-    settings.lockout = policy;
-    let alone = spawn_auth_with(alone_db, settings).await;
+    let alone = token_service(alone_db, policy, None).await;
 
     let (shared_client, shared_secret) = a.client("acme", "orders:read").await;
     let (alone_client, _) = alone.client("acme", "orders:read").await;
@@ -118,8 +109,8 @@ async fn two_token_services_on_one_database_and_redis_check_no_more_secrets_than
         let pair = if i % 2 == 0 { &a } else { &b };
         let guess = format!("pcs_guess_{i}");
         let (one, two) = tokio::join!(
-            wrong_secret(&attacker, &alone, alone_client.client_id.as_str(), &guess),
-            wrong_secret(&attacker, pair, shared_client.client_id.as_str(), &guess)
+            token_from(&attacker, &alone, alone_client.client_id.as_str(), &guess),
+            token_from(&attacker, pair, shared_client.client_id.as_str(), &guess)
         );
         for (response, checked) in [(one, &mut alone_checked), (two, &mut shared_checked)] {
             match response.status() {
@@ -139,32 +130,15 @@ async fn two_token_services_on_one_database_and_redis_check_no_more_secrets_than
         "two instances checked {shared_checked}, one instance {alone_checked}"
     );
 
-    // The attacker's address is locked out at both instances, even with the right secret...
-    for auth in [&a, &b] {
-        let response = common::token_response_via(
-            &attacker,
-            auth,
-            ClientAuth::Basic,
-            shared_client.client_id.as_str(),
-            shared_secret.expose(),
-            common::CLIENT_CREDENTIALS,
-        )
-        .await;
-        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    }
-    // ...while the partner's own machine, elsewhere, gets tokens from both.
+    // The attacker's address is locked out at both instances, even with the right secret,
+    // while the partner's own machine, elsewhere, gets tokens from both.
     let partner = common::http_from("127.0.0.2");
+    let id = shared_client.client_id.as_str();
     for auth in [&a, &b] {
-        let response = common::token_response_via(
-            &partner,
-            auth,
-            ClientAuth::Basic,
-            shared_client.client_id.as_str(),
-            shared_secret.expose(),
-            common::CLIENT_CREDENTIALS,
-        )
-        .await;
-        assert_eq!(response.status(), StatusCode::OK);
+        let from_attacker = token_from(&attacker, auth, id, shared_secret.expose()).await;
+        assert_eq!(from_attacker.status(), StatusCode::TOO_MANY_REQUESTS);
+        let from_partner = token_from(&partner, auth, id, shared_secret.expose()).await;
+        assert_eq!(from_partner.status(), StatusCode::OK);
     }
 
     // One lockout, audited once for both instances; every checked guess audited.
@@ -184,18 +158,31 @@ async fn two_token_services_on_one_database_and_redis_check_no_more_secrets_than
     a.stop().await;
 }
 
-async fn wrong_secret(
+/// A token service on `db` with the lockout `policy`, sharing it through `redis` when given.
+async fn token_service(
+    db: common::TestDb,
+    policy: shared_limits::LockoutPolicy,
+    redis: Option<shared_limits::RedisSettings>,
+) -> TestAuth {
+    let mut settings = TestAuth::settings(&db);
+    settings.lockout = policy;
+    settings.redis = redis;
+    spawn_auth_with(db, settings).await
+}
+
+/// A client-credentials request `from` an address, with HTTP Basic.
+async fn token_from(
     from: &reqwest::Client,
     auth: &TestAuth,
     id: &str,
-    guess: &str,
+    secret: &str,
 ) -> reqwest::Response {
     common::token_response_via(
         from,
         auth,
         ClientAuth::Basic,
         id,
-        guess,
+        secret,
         common::CLIENT_CREDENTIALS,
     )
     .await
@@ -229,8 +216,20 @@ fn most_of_one_budget(began: Instant) -> usize {
 /// loaded machine. Waiting for Redis would take seconds (it is dead, or blocked for seconds).
 const WITHIN_TIMEOUT: Duration = Duration::from_millis(50 + 450);
 
-/// Sends requests to both instances until both decide in Redis again.
-async fn wait_until_shared(apis: [&TestApi; 2], token: &str) -> Duration {
+/// Sends requests to both instances until both decide in Redis again, then shows that they share
+/// one budget again.
+async fn shared_again(auth: &TestAuth, apis: [&TestApi; 2], what: &str) {
+    let token = new_partner_token(auth, "probe").await;
+    let took = until_both_use_redis(apis, &token).await;
+    eprintln!("{what}: both instances use Redis again after {took:?}");
+    let token = new_partner_token(auth, "after").await;
+    let began = Instant::now();
+    let (allowed, _) = alternate(apis, &token, 30).await;
+    eprintln!("{what}: {allowed} of 30 allowed");
+    assert!((10..=most_of_one_budget(began)).contains(&allowed));
+}
+
+async fn until_both_use_redis(apis: [&TestApi; 2], token: &str) -> Duration {
     let began = Instant::now();
     common::eventually(
         Duration::from_secs(30),
@@ -251,12 +250,8 @@ async fn wait_until_shared(apis: [&TestApi; 2], token: &str) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_leaves_each_instance_its_own_limits_until_it_is_back() {
     let mut redis = OwnRedis::start().await;
-    let auth = {
-        let db = common::test_db(Backend::Sqlite).await.unwrap();
-        let mut settings = TestAuth::settings(&db);
-        settings.redis = Some(redis.settings());
-        spawn_auth_with(db, settings).await
-    };
+    let db = common::test_db(Backend::Sqlite).await.unwrap();
+    let auth = token_service(db, Default::default(), Some(redis.settings())).await;
     let a = api(&auth, 1, 10, Some(redis.settings())).await;
     let b = api(&auth, 1, 10, Some(redis.settings())).await;
     let apis = [&a, &b];
@@ -286,15 +281,8 @@ async fn a_killed_redis_leaves_each_instance_its_own_limits_until_it_is_back() {
     let began = Instant::now();
     let mut checked = 0;
     for i in 0..30 {
-        let response = common::token_response_via(
-            &guesser,
-            &auth,
-            ClientAuth::Basic,
-            client.client_id.as_str(),
-            &format!("pcs_wrong_{i}"),
-            common::CLIENT_CREDENTIALS,
-        )
-        .await;
+        let guess = format!("pcs_wrong_{i}");
+        let response = token_from(&guesser, &auth, client.client_id.as_str(), &guess).await;
         match response.status() {
             StatusCode::UNAUTHORIZED => checked += 1,
             StatusCode::TOO_MANY_REQUESTS => {}
@@ -308,14 +296,7 @@ async fn a_killed_redis_leaves_each_instance_its_own_limits_until_it_is_back() {
 
     // Back: both instances return to Redis by themselves, without a restart.
     redis.restart().await;
-    let token = new_partner_token(&auth, "probe").await;
-    let took = wait_until_shared(apis, &token).await;
-    eprintln!("Redis restarted: both instances share limits again after {took:?}");
-    let token = new_partner_token(&auth, "after").await;
-    let began = Instant::now();
-    let (allowed, _) = alternate(apis, &token, 30).await;
-    eprintln!("Redis back: {allowed} of 30 allowed");
-    assert!((10..=most_of_one_budget(began)).contains(&allowed));
+    shared_again(&auth, apis, "Redis restarted").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,11 +356,5 @@ async fn a_redis_slower_than_the_timeout_gives_the_same_fallback() {
     assert!(a.state.rate_limit.store().unwrap().is_degraded());
     blocked.await.unwrap().expect("the blocking script ends");
 
-    let probe_token = new_partner_token(&auth, "probe").await;
-    let took = wait_until_shared(apis, &probe_token).await;
-    eprintln!("Redis answering again: both instances share limits after {took:?}");
-    let token = new_partner_token(&auth, "after").await;
-    let began = Instant::now();
-    let (allowed, _) = alternate(apis, &token, 30).await;
-    assert!((10..=most_of_one_budget(began)).contains(&allowed));
+    shared_again(&auth, apis, "Redis unblocked").await;
 }
