@@ -12,12 +12,14 @@
 //! in-process limiter after a short timeout: never unlimited, never an error for the caller; see
 //! [`SharedStore`] for how the store degrades and recovers.
 
+mod budget;
 mod health;
 mod local;
 mod lockout;
 mod rate;
 mod store;
 
+pub use budget::{Rate, Verdict};
 pub use lockout::{LockKey, LockoutPolicy, Lockouts};
-pub use rate::{Rate, RateLimiter, Verdict};
+pub use rate::RateLimiter;
 pub use store::{RedisSettings, SharedStore};

@@ -16,8 +16,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::budget::{Rate, Verdict};
 use crate::local::LocalGcra;
-use crate::rate::{Rate, Verdict};
 use crate::store::SharedStore;
 
 /// Where a lockout applies.

@@ -14,8 +14,8 @@ use anyhow::Context;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Script, ScriptInvocation};
 
+use crate::budget::{Rate, Verdict};
 use crate::health::Health;
-use crate::rate::{Rate, Verdict};
 
 /// Where the shared limits live. Not `Debug`: the URL may carry a password.
 #[derive(Clone)]
