@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use keys::MasterKey;
 use tokio::net::TcpListener;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Durability};
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
 use crate::signing::{self, KeyRing, MasterKeySource, SharedKeys};
@@ -27,53 +27,28 @@ pub struct Application {
 }
 
 impl Application {
-    /// Prepares everything a first start needs: the master key file (created, with a warning, if
-    /// missing), the schema, and a first signing key. Fails with a clear message if the master
-    /// key cannot open the stored keys.
+    /// Prepares everything a first start needs (see [`prepare`]), binds the port and starts the
+    /// background work of a long-running server: the client and key reloads, scheduled rotation,
+    /// purges.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         // Refuse a plaintext public bind before touching the database or keys.
         settings.transport.check_bind(settings.bind, "AUTH")?;
-        keys::install_crypto_provider();
-        let master = load_master_key(&settings)?;
-        let db = Store::connect(&settings.database_url).await?;
-        db.migrate().await?;
-        let created = signing::bootstrap(&db, &master, crate::now()).await?;
-        if !created.is_empty() {
-            tracing::info!(?created, "created signing keys");
-        }
-        let ring = KeyRing::load(&db, &master).await?;
-        let clients = ClientDirectory::load(&db).await?;
-        clients.spawn_refresher(db.clone(), settings.key_reload_interval);
-        let master = Arc::new(MasterKeySource::new(
-            settings.master_key_file.clone(),
-            master,
-        ));
-        let listener = TcpListener::bind(settings.bind)
+        let state = prepare(settings, Durability::Queued).await?;
+        let config = &state.config;
+        let listener = TcpListener::bind(config.bind)
             .await
-            .with_context(|| format!("cannot listen on {}", settings.bind))?;
-        let (audit, _writer) = AuditLog::spawn(db.clone());
-        let keys = SharedKeys::new(ring);
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        state
+            .clients
+            .spawn_refresher(state.db.clone(), config.key_reload_interval);
         signing::maintenance::spawn(
-            keys.clone(),
-            db.clone(),
-            master,
-            settings.key_policy(),
-            settings.key_rotation_interval,
+            state.keys.clone(),
+            state.db.clone(),
+            state.master.clone(),
+            config.key_policy(),
+            config.key_rotation_interval,
         );
-        let shared = match &settings.redis {
-            Some(redis) => Some(SharedStore::connect(redis, "AUTH_REDIS_URL").await?),
-            None => None,
-        };
-        let lockouts = Arc::new(Lockouts::new(settings.lockout, shared));
-        crate::housekeeping::spawn(db.clone(), lockouts.clone());
-        let state = AppState::new(Shared {
-            lockouts,
-            clients,
-            db,
-            keys,
-            audit,
-            config: settings,
-        });
+        crate::housekeeping::spawn(state.db.clone(), state.lockouts.clone());
         Ok(Application { listener, state })
     }
 
@@ -110,7 +85,49 @@ impl Application {
     }
 }
 
+/// Everything a token service needs, with nothing running in the background: the master key
+/// (from `AUTH_MASTER_KEY`, or its file, created with a warning if missing), the schema, a first
+/// signing key, the key ring, the clients, the audit writer and the lockouts. Fails with a clear
+/// message if the master key cannot open the stored keys. A server adds its listener and timers
+/// ([`Application::build`]); a Lambda function adds neither (`crate::lambda`).
+pub(crate) async fn prepare(settings: Settings, audit: Durability) -> anyhow::Result<AppState> {
+    keys::install_crypto_provider();
+    let master = load_master_key(&settings)?;
+    let db = Store::connect(&settings.database_url).await?;
+    db.migrate().await?;
+    let created = signing::bootstrap(&db, &master, crate::now()).await?;
+    if !created.is_empty() {
+        tracing::info!(?created, "created signing keys");
+    }
+    let ring = KeyRing::load(&db, &master).await?;
+    let clients = ClientDirectory::load(&db).await?;
+    // A key given in the environment has no file to re-read.
+    let file = settings
+        .master_key
+        .is_none()
+        .then(|| settings.master_key_file.clone());
+    let master = Arc::new(MasterKeySource::new(file, master));
+    let (audit, _writer) = AuditLog::spawn(db.clone(), audit);
+    let shared = match &settings.redis {
+        Some(redis) => Some(SharedStore::connect(redis, "AUTH_REDIS_URL").await?),
+        None => None,
+    };
+    Ok(AppState::new(Shared {
+        lockouts: Arc::new(Lockouts::new(settings.lockout, shared)),
+        clients,
+        db,
+        keys: SharedKeys::new(ring),
+        master,
+        audit,
+        config: settings,
+    }))
+}
+
 fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
+    if let Some(text) = &settings.master_key {
+        // The parse error never quotes the value.
+        return MasterKey::from_file_contents(text).context("AUTH_MASTER_KEY");
+    }
     let loaded = MasterKey::load_or_create(&settings.master_key_file)
         .with_context(|| format!("master key file {}", settings.master_key_file.display()))?;
     if loaded.created {

@@ -1,5 +1,11 @@
 //! Audit events written off the request path: handlers hand events to a channel and one task
 //! stores them in batches, one transaction per batch, so issuing a token never waits for a write.
+//!
+//! Where a process may be frozen or reclaimed the moment it has answered (AWS Lambda), the log is
+//! durable instead: `record` returns only once the batch holding the event is committed, so every
+//! event of an invocation is stored before its response leaves. Events recorded while a batch is
+//! being written form the next batch (group commit), and a waiting event is written at once
+//! rather than after the linger.
 
 use std::time::Duration;
 
@@ -26,23 +32,37 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
+/// When `record` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Once the event is queued (a long-running server: a stop flushes the queue).
+    Queued,
+    /// Once the event is committed (AWS Lambda: nothing runs after the response).
+    Committed,
+}
+
 /// Handle for recording audit events; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Message>,
+    durability: Durability,
 }
 
 impl AuditLog {
     /// Starts the writer task. It ends, after writing what is queued, when every handle is dropped.
-    pub fn spawn(db: Store) -> (AuditLog, tokio::task::JoinHandle<()>) {
+    pub fn spawn(db: Store, durability: Durability) -> (AuditLog, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(write_loop(db, rx));
-        (AuditLog { tx }, task)
+        (AuditLog { tx, durability }, task)
     }
 
     pub async fn record(&self, event: AuditEvent) {
         if self.tx.send(Message::Event(event)).await.is_err() {
             tracing::error!("audit writer has stopped; an audit event was not recorded");
+            return;
+        }
+        if self.durability == Durability::Committed {
+            self.flush().await;
         }
     }
 

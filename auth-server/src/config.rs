@@ -28,6 +28,17 @@ pub struct StoreArgs {
         global = true
     )]
     pub master_key_file: PathBuf,
+    /// The master key itself, as the text of a master key file, instead of the file: for
+    /// platforms that keep secrets in encrypted environment variables (AWS Lambda). Prefer the
+    /// variable to the flag, which other users of the machine can see.
+    #[arg(
+        id = "auth-master-key",
+        long = "auth-master-key",
+        env = "AUTH_MASTER_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub master_key: Option<String>,
     /// The `aud` of clients created without --audience.
     #[arg(
         id = "auth-default-audience",
@@ -138,6 +149,8 @@ const MAX_HEADER_SETTING: u64 = 16 * 1024 * 1024;
 pub struct Settings {
     pub database_url: String,
     pub master_key_file: PathBuf,
+    /// `AUTH_MASTER_KEY`: the key itself, used instead of the file when set.
+    pub master_key: Option<zeroize::Zeroizing<String>>,
     pub default_audience: String,
     pub bind: SocketAddr,
     pub issuer: String,
@@ -170,6 +183,10 @@ impl Settings {
         Ok(Settings {
             database_url: store.database_url,
             master_key_file: store.master_key_file,
+            master_key: store
+                .master_key
+                .filter(|k| !k.trim().is_empty())
+                .map(zeroize::Zeroizing::new),
             default_audience: store.default_audience,
             bind: serve.bind,
             issuer: serve.issuer,
@@ -198,6 +215,7 @@ impl Settings {
         Settings {
             database_url: database_url.into(),
             master_key_file: master_key_file.into(),
+            master_key: None,
             default_audience: "partner-api".into(),
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: "http://127.0.0.1:8080".into(),

@@ -17,12 +17,23 @@ pub fn spawn(db: Store, lockouts: Arc<Lockouts>) -> tokio::task::JoinHandle<()> 
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match db.purge_expired_tokens(crate::now()).await {
-                Ok((0, 0)) => {}
-                Ok((refresh, access)) => tracing::info!(refresh, access, "purged expired tokens"),
-                Err(err) => tracing::warn!(error = %err, "expired-token purge failed"),
-            }
-            lockouts.shrink();
+            let _ = run_once(&db, &lockouts).await;
         }
     })
+}
+
+/// One round (a Lambda function runs it on a scheduled event).
+pub async fn run_once(db: &Store, lockouts: &Lockouts) -> anyhow::Result<()> {
+    lockouts.shrink();
+    match db.purge_expired_tokens(crate::now()).await {
+        Ok((0, 0)) => Ok(()),
+        Ok((refresh, access)) => {
+            tracing::info!(refresh, access, "purged expired tokens");
+            Ok(())
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "expired-token purge failed");
+            Err(err)
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod housekeeping;
+pub mod lambda;
 pub mod oauth;
 pub mod secret;
 pub mod signing;

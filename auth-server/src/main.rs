@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => {
                 let settings = serve_settings(cli.store, args)?;
+                if edge::lambda::is_lambda() {
+                    return auth_server::lambda::run(settings).await;
+                }
                 let app = auth_server::Application::build(settings).await?;
                 tracing::info!(addr = %app.local_addr(), "token service listening");
                 app.run_until_stopped().await

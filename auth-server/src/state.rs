@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
-use crate::signing::SharedKeys;
+use crate::signing::{MasterKeySource, SharedKeys};
 use crate::store::Store;
 use shared_limits::Lockouts;
 
@@ -36,6 +36,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub db: Store,
     pub keys: SharedKeys,
+    /// The master key, for the maintenance that seals new keys.
+    pub master: Arc<MasterKeySource>,
     pub audit: AuditLog,
     /// The settings, inside the one shared `Arc` like everything else here.
     pub config: Settings,

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 mod client;
 mod envelope;
 mod headers;
+pub mod lambda;
 mod limits;
 pub mod problem;
 

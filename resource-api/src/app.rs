@@ -41,53 +41,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         // Refuse a plaintext public bind before touching the database or keys.
         settings.transport.check_bind(settings.bind, "RESOURCE")?;
-        keys::install_crypto_provider();
-        let store = Store::open(&settings.database_url).await?;
-        let jwks = JwksCache::new(settings.jwks_url.clone(), settings.jwks_cooldown)?;
-        let verifier = Verifier::new(
-            jwks,
-            settings.issuer.clone(),
-            settings.audience.clone(),
-            settings.leeway_secs,
-            settings.token_cache_size,
-        );
-        let shared = match &settings.redis {
-            Some(redis) => Some(SharedStore::connect(redis, "RESOURCE_REDIS_URL").await?),
-            None => None,
-        };
-        let rate_limit = RateLimiter::new(
-            Rate::per_second(settings.rate_limit_per_second, settings.rate_limit_burst),
-            shared,
-        );
-        let introspection = match settings.introspection {
-            Some(config) => Some(Arc::new(Introspection {
-                routes: config.routes,
-                introspector: Introspector::new(
-                    config.url,
-                    config.client_id,
-                    config.client_secret,
-                    config.cache,
-                )?,
-            })),
-            None => None,
-        };
-        let state = AppState::new(Shared {
-            // Partner data is the caller's own: no response is cached unless it says so.
-            envelope: edge::Envelope::new(
-                &settings.transport,
-                settings.request_timeout,
-                settings.max_concurrent_requests,
-                MAX_REQUEST_BYTES,
-            )
-            .no_store_by_default(),
-            store,
-            verifier,
-            rate_limit,
-            introspection,
-        });
-        // Building the router checks the configured online routes against the declared ones, so
-        // a misspelt route stops the start here, before any background task or listener exists.
-        let router = router(state.clone())?;
+        let (state, router) = prepare(&settings).await?;
         state.verifier.jwks().spawn_refresher();
         state.rate_limit.spawn_cleanup();
         let listener = TcpListener::bind(settings.bind)
@@ -117,6 +71,59 @@ impl Application {
     ) -> anyhow::Result<()> {
         edge::serve(self.listener, self.router, &self.transport, shutdown).await
     }
+}
+
+/// The state and the router, with nothing running in the background: a server adds its
+/// listener and refreshers ([`Application::build`]); a Lambda function neither (`crate::lambda`).
+/// Building the router checks the configured online routes against the declared ones, so a
+/// misspelt route stops the start here.
+pub(crate) async fn prepare(settings: &Settings) -> anyhow::Result<(AppState, Router)> {
+    keys::install_crypto_provider();
+    let store = Store::open(&settings.database_url).await?;
+    let jwks = JwksCache::new(settings.jwks_url.clone(), settings.jwks_cooldown)?;
+    let verifier = Verifier::new(
+        jwks,
+        settings.issuer.clone(),
+        settings.audience.clone(),
+        settings.leeway_secs,
+        settings.token_cache_size,
+    );
+    let shared = match &settings.redis {
+        Some(redis) => Some(SharedStore::connect(redis, "RESOURCE_REDIS_URL").await?),
+        None => None,
+    };
+    let rate_limit = RateLimiter::new(
+        Rate::per_second(settings.rate_limit_per_second, settings.rate_limit_burst),
+        shared,
+    );
+    let introspection = match &settings.introspection {
+        Some(config) => Some(Arc::new(Introspection {
+            routes: config.routes.clone(),
+            introspector: Introspector::new(
+                config.url.clone(),
+                config.client_id.clone(),
+                config.client_secret.clone(),
+                config.cache,
+            )?,
+        })),
+        None => None,
+    };
+    let state = AppState::new(Shared {
+        // Partner data is the caller's own: no response is cached unless it says so.
+        envelope: edge::Envelope::new(
+            &settings.transport,
+            settings.request_timeout,
+            settings.max_concurrent_requests,
+            MAX_REQUEST_BYTES,
+        )
+        .no_store_by_default(),
+        store,
+        verifier,
+        rate_limit,
+        introspection,
+    });
+    let router = router(state.clone())?;
+    Ok((state, router))
 }
 
 /// The HTTP surface of the partner API: the `/v1` routes of [`routes::v1`] behind authentication,

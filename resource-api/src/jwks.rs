@@ -46,6 +46,11 @@ struct Inner {
     cooldown: Duration,
     fetches: AtomicU64,
     loaded: AtomicBool,
+    /// Set where no background refresher runs: requests refresh a stale set themselves.
+    on_demand: AtomicBool,
+    /// When a stale set may next be refetched on demand (after a failed refetch, not before the
+    /// cooldown), so an unreachable token service does not hold up every request.
+    stale_retry_at: Mutex<Option<Instant>>,
 }
 
 /// Cheap to clone; every clone shares the cache.
@@ -81,6 +86,8 @@ impl JwksCache {
                 cooldown,
                 fetches: AtomicU64::new(0),
                 loaded: AtomicBool::new(false),
+                on_demand: AtomicBool::new(false),
+                stale_retry_at: Mutex::new(None),
             }),
         })
     }
@@ -151,6 +158,48 @@ impl JwksCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         last.is_some_and(|at| at.elapsed() < self.inner.cooldown)
+    }
+
+    /// For where nothing runs between requests (AWS Lambda: a frozen instance runs no timer):
+    /// from now on, [`JwksCache::refresh_if_stale`] is what keeps the set fresh.
+    pub fn refresh_on_demand(&self) {
+        self.inner.on_demand.store(true, Ordering::Release);
+    }
+
+    /// With [`JwksCache::refresh_on_demand`], fetches when no set is loaded or the loaded one is
+    /// past its `max-age`, in a single flight (concurrent callers wait for the one fetch). A
+    /// failed fetch keeps the stale keys and is not tried again before the cooldown has passed.
+    /// Without it, does nothing: the refresher keeps the set fresh.
+    pub async fn refresh_if_stale(&self) {
+        if !self.inner.on_demand.load(Ordering::Acquire) || !self.is_stale() || self.retry_not_due()
+        {
+            return;
+        }
+        let _guard = self.inner.fetch_lock.lock().await;
+        if !self.is_stale() {
+            return;
+        }
+        if let Err(err) = self.fetch_locked().await {
+            tracing::warn!(error = %err, "JWKS refresh failed; keeping the cached keys");
+            *self
+                .inner
+                .stale_retry_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + self.inner.cooldown);
+        }
+    }
+
+    fn is_stale(&self) -> bool {
+        self.current()
+            .is_none_or(|set| set.fetched_at.elapsed() >= set.max_age)
+    }
+
+    fn retry_not_due(&self) -> bool {
+        self.inner
+            .stale_retry_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| Instant::now() < at)
     }
 
     /// Fetches now (used by the refresher). Concurrent calls share one fetch.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod introspection;
 pub mod jwks;
+pub mod lambda;
 pub mod problem;
 pub mod routes;
 pub mod state;

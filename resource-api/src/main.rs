@@ -23,7 +23,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let app = Application::build(Settings::new(args.resource)?).await?;
+    let settings = Settings::new(args.resource)?;
+    if edge::lambda::is_lambda() {
+        return resource_api::lambda::run(settings).await;
+    }
+    let app = Application::build(settings).await?;
     tracing::info!(addr = %app.local_addr(), "partner API listening");
     app.run_until(edge::shutdown_signal()).await
 }

@@ -75,6 +75,7 @@ impl Verifier {
     /// The token's claims if it is valid now. A token seen before is answered from the cache
     /// while it is unexpired and its key is still published; anything else is verified in full.
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessTokenClaims>, TokenError> {
+        self.inner.jwks.refresh_if_stale().await;
         let now = chrono::Utc::now().timestamp();
         let Some(cache) = self
             .inner

@@ -211,6 +211,9 @@ async fn import(
 
 /// Loads the master key for a command that opens or seals keys, warning about loose permissions.
 fn load_master(store: &StoreArgs) -> anyhow::Result<MasterKey> {
+    if let Some(text) = store.master_key.as_deref().filter(|k| !k.trim().is_empty()) {
+        return MasterKey::from_file_contents(text).context("AUTH_MASTER_KEY");
+    }
     let path = &store.master_key_file;
     let loaded = MasterKey::load_checked(path)
         .with_context(|| format!("master key file {}", path.display()))?;

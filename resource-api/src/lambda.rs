@@ -1,0 +1,34 @@
+//! The partner API as an AWS Lambda function: the same state, router and answers as the server,
+//! behind `edge::lambda` instead of a listener. A frozen instance runs no timer, so the JWKS is
+//! refreshed by the invocations themselves (when past its `max-age`, and on an unknown `kid`, in
+//! a single flight), and it is fetched once during initialization, so the first partner request
+//! does not wait for it. The verified-token cache lives as long as the instance.
+
+use std::time::Duration;
+
+use crate::app;
+use crate::config::Settings;
+
+/// The longest initialization waits for the JWKS; a slower token service is asked again by the
+/// first request.
+const PREFETCH: Duration = Duration::from_secs(2);
+
+/// Serves Lambda invocations until the runtime stops.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    if settings.redis.is_none() {
+        edge::lambda::warn_limits_per_instance("RESOURCE_REDIS_URL");
+    }
+    let (state, router) = app::prepare(&settings).await?;
+    let jwks = state.verifier.jwks();
+    jwks.refresh_on_demand();
+    match tokio::time::timeout(PREFETCH, jwks.refresh()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "JWKS not loaded at start; the first request will try again")
+        }
+        Err(_) => tracing::warn!(
+            "JWKS not loaded within {PREFETCH:?} at start; the first request will try again"
+        ),
+    }
+    edge::lambda::serve(router, None).await
+}

@@ -1,0 +1,9 @@
+//! Test support shared by the packages' integration tests (a dev-dependency only):
+//!
+//! - [`db`]: a database of its own per test: a SQLite file in a temporary folder, or a private
+//!   schema on the PostgreSQL server (`TEST_POSTGRES_URL`);
+//! - [`lambda`]: a fake AWS Lambda Runtime API served in-process, events shaped like AWS's
+//!   documented examples, and real function binaries started against it.
+
+pub mod db;
+pub mod lambda;
