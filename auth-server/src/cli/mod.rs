@@ -66,8 +66,16 @@ impl Cli {
     /// Parses the process's arguments like [`Parser::parse`], except that a usage error is
     /// printed as one line: every failure of this command line is one `error:` line. Help and
     /// the version print as clap writes them.
+    ///
+    /// On AWS Lambda the executable (`bootstrap`) is started without arguments; it then serves.
     pub fn parse_args() -> Cli {
-        Cli::try_parse().unwrap_or_else(|err| match err.kind() {
+        let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if args.len() <= 1 && edge::lambda::is_lambda() {
+            args.truncate(1);
+            args.resize(1, "auth-server".into());
+            args.push("serve".into());
+        }
+        Cli::try_parse_from(args).unwrap_or_else(|err| match err.kind() {
             ErrorKind::DisplayHelp
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),

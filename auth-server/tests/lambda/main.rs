@@ -29,7 +29,8 @@ fn function(runtime: &FakeRuntime, db: &TestDb, extra: &[(&str, String)]) -> Lam
         ("AUTH_ISSUER", "https://auth.example".to_owned()),
     ];
     env.extend(extra.iter().cloned());
-    LambdaProcess::start(BINARY, &["serve"], &runtime.runtime_api(), &env)
+    // No arguments, as Lambda starts `bootstrap`.
+    LambdaProcess::start(BINARY, &[], &runtime.runtime_api(), &env)
 }
 
 /// A client with a secret, created in the function's database as the CLI would.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -44,6 +44,8 @@ struct Shared {
     next: Arc<AsyncMutex<mpsc::UnboundedReceiver<Pending>>>,
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>,
     init_errors: Arc<Mutex<Vec<Value>>>,
+    /// When functions asked for their next invocation.
+    polls: Arc<Mutex<Vec<Instant>>>,
 }
 
 /// A fake Lambda Runtime API on a loopback port.
@@ -70,6 +72,7 @@ impl FakeRuntime {
             next: Arc::new(AsyncMutex::new(next)),
             waiting: Arc::default(),
             init_errors: Arc::default(),
+            polls: Arc::default(),
         };
         let api = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
@@ -138,6 +141,11 @@ impl FakeRuntime {
         self.invoke_within(event, Duration::from_secs(30)).await
     }
 
+    /// When a function first asked for an invocation: the end of its initialization.
+    pub fn first_poll(&self) -> Option<Instant> {
+        self.shared.polls.lock().unwrap().first().copied()
+    }
+
     /// Errors posted to `/runtime/init/error` by functions that failed to start.
     pub fn init_errors(&self) -> Vec<Value> {
         self.shared.init_errors.lock().unwrap().clone()
@@ -151,6 +159,7 @@ impl Drop for FakeRuntime {
 }
 
 async fn next_invocation(State(shared): State<Shared>) -> Response {
+    shared.polls.lock().unwrap().push(Instant::now());
     let pending = shared.next.lock().await.recv().await;
     let Some(Pending { id, event }) = pending else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();

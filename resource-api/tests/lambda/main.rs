@@ -1,0 +1,218 @@
+//! `resource-api` as an AWS Lambda function: the real binary, started with
+//! `AWS_LAMBDA_RUNTIME_API` pointing at a fake Runtime API served by the test, answering events
+//! shaped like AWS's documented examples, with tokens from a token service running in-process.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{JwksServer, TokenService};
+use test_support::lambda::events::{HttpAnswer, HttpRequest};
+use test_support::lambda::{FakeRuntime, LambdaProcess};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_resource-api");
+
+/// The partner API as a function trusting `jwks`, answering `runtime`'s invocations.
+fn function(
+    runtime: &FakeRuntime,
+    jwks: &JwksServer,
+    dir: &tempfile::TempDir,
+    extra: &[(&str, String)],
+) -> LambdaProcess {
+    let mut env = vec![
+        ("RESOURCE_ISSUER", support::ISSUER.to_owned()),
+        ("RESOURCE_JWKS_URL", jwks.url()),
+        (
+            "RESOURCE_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("resource.db").display()),
+        ),
+    ];
+    env.extend(extra.iter().cloned());
+    // No arguments, as Lambda starts `bootstrap`.
+    LambdaProcess::start(BINARY, &[], &runtime.runtime_api(), &env)
+}
+
+async fn answer(runtime: &FakeRuntime, event: Value) -> HttpAnswer {
+    HttpAnswer::from_response(&runtime.invoke(event).await.response())
+}
+
+/// The four ways an HTTP request reaches a function.
+fn event_kinds(request: &HttpRequest) -> [(&'static str, Value); 5] {
+    [
+        ("HTTP API", request.http_api()),
+        ("HTTP API, stage v1", request.clone().stage("v1").http_api()),
+        (
+            "REST API, stage prod",
+            request.clone().stage("prod").rest_api(),
+        ),
+        ("ALB", request.alb()),
+        ("function URL", request.function_url()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_partner_api_answers_every_kind_of_event_as_the_server_does() {
+    let auth = TokenService::start().await;
+    let jwks = JwksServer::start(&auth, 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = FakeRuntime::start().await;
+    let _function = function(
+        &runtime,
+        &jwks,
+        &dir,
+        &[
+            ("RESOURCE_RATE_LIMIT_PER_SECOND", "1".into()),
+            ("RESOURCE_RATE_LIMIT_BURST", "1000".into()),
+        ],
+    );
+    let (id, token) = auth.token("acme", "orders:read").await;
+
+    for (kind, event) in event_kinds(&HttpRequest::get("/v1/me").bearer(&token)) {
+        let answer = answer(&runtime, event).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{kind}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let me = answer.json();
+        assert_eq!(me["client_id"], id.as_str(), "{kind}");
+        assert_eq!(me["partner_id"], "acme", "{kind}");
+        assert!(answer.header("x-ratelimit-remaining").is_some(), "{kind}");
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{kind}");
+    }
+    for (kind, event) in event_kinds(&HttpRequest::get("/v1/orders?limit=2").bearer(&token)) {
+        let answer = answer(&runtime, event).await;
+        assert_eq!(answer.status, 200, "{kind}");
+        assert!(answer.json()["items"].is_array(), "{kind}");
+    }
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    let cases = [
+        (HttpRequest::get("/v1/me"), 401, None),
+        (
+            HttpRequest::get("/v1/me").bearer(&tampered),
+            401,
+            Some("error=\"invalid_token\""),
+        ),
+        (
+            HttpRequest::get("/v1/invoices").bearer(&token),
+            403,
+            Some("error=\"insufficient_scope\""),
+        ),
+    ];
+    for (request, status, challenge) in cases {
+        for (kind, event) in event_kinds(&request) {
+            let answer = answer(&runtime, event).await;
+            assert_eq!(answer.status, status, "{kind} {}", request.path);
+            let header = answer.header("www-authenticate").unwrap_or_default();
+            assert!(header.starts_with("Bearer"), "{kind}: {header}");
+            match challenge {
+                Some(error) => assert!(header.contains(error), "{kind}: {header}"),
+                None => assert!(!header.contains("error="), "{kind}: {header}"),
+            }
+        }
+    }
+    for (kind, event) in event_kinds(&HttpRequest::get("/v1/nothing-here").bearer(&token)) {
+        let answer = answer(&runtime, event).await;
+        assert_eq!(answer.status, 404, "{kind}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/problem+json"),
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_rate_limit_gets_429_with_retry_after() {
+    let auth = TokenService::start().await;
+    let jwks = JwksServer::start(&auth, 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = FakeRuntime::start().await;
+    let _function = function(
+        &runtime,
+        &jwks,
+        &dir,
+        &[
+            ("RESOURCE_RATE_LIMIT_PER_SECOND", "1".into()),
+            ("RESOURCE_RATE_LIMIT_BURST", "3".into()),
+        ],
+    );
+    let (_, token) = auth.token("acme", "orders:read").await;
+    let began = Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let answer = answer(
+            &runtime,
+            HttpRequest::get("/v1/me").bearer(&token).http_api(),
+        )
+        .await;
+        if answer.status == 429 {
+            assert!(answer.header("retry-after").is_some());
+            assert_eq!(
+                answer.header("content-type"),
+                Some("application/problem+json")
+            );
+        }
+        statuses.push(answer.status);
+    }
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    // The burst of three, and one more per second that passed.
+    let most = 3 + began.elapsed().as_secs() as usize + 1;
+    assert!((3..=most).contains(&allowed), "{statuses:?}");
+    assert!(statuses.contains(&429));
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jwks_is_fetched_during_initialization_and_refreshed_by_invocations() {
+    let auth = TokenService::start().await;
+    // max-age 1 s: a later invocation finds the set stale and refreshes it.
+    let jwks = JwksServer::start(&auth, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = FakeRuntime::start().await;
+    let _function = function(&runtime, &jwks, &dir, &[]);
+    let (_, token) = auth.token("acme", "orders:read").await;
+
+    let first = answer(
+        &runtime,
+        HttpRequest::get("/v1/me").bearer(&token).http_api(),
+    )
+    .await;
+    assert_eq!(first.status, 200);
+    let fetches = jwks.fetches();
+    assert_eq!(fetches.len(), 1, "one fetch for the first request");
+    let polled = runtime.first_poll().expect("the function asked for work");
+    assert!(
+        fetches[0] < polled,
+        "the JWKS was fetched during initialization, before the function asked for its first invocation"
+    );
+
+    // Past max-age, the next invocation refreshes (one fetch), with no timer having run.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let later = answer(
+        &runtime,
+        HttpRequest::get("/v1/me").bearer(&token).http_api(),
+    )
+    .await;
+    assert_eq!(later.status, 200);
+    assert_eq!(jwks.fetches().len(), 2, "refreshed once when stale");
+
+    // A token signed by a key the cached set does not have yet: one refetch on the unknown kid.
+    let kid = auth.rotate().await;
+    let (_, new_token) = auth.token_signed_by("globex", "orders:read", &kid).await;
+    let before = jwks.fetches().len();
+    let fresh = answer(
+        &runtime,
+        HttpRequest::get("/v1/me").bearer(&new_token).http_api(),
+    )
+    .await;
+    assert_eq!(
+        fresh.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&fresh.body)
+    );
+    assert_eq!(jwks.fetches().len(), before + 1);
+}
