@@ -11,11 +11,7 @@ use auth_server::state::AppState;
 use auth_server::{Application, Settings};
 use tokio::sync::oneshot;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use test_support::db::{Backend, TestDb, test_db};
 
 /// Generates one `#[tokio::test]` per backend from an `async fn(Backend)`.
 macro_rules! on_both_backends {
@@ -33,93 +29,6 @@ macro_rules! on_both_backends {
             }
         )*
     };
-}
-
-/// A database of its own for one test, and the folder of its master key. A PostgreSQL schema is
-/// dropped when this is dropped.
-pub struct TestDb {
-    pub url: String,
-    pub dir: tempfile::TempDir,
-    schema: Option<(String, String)>,
-}
-
-impl TestDb {
-    pub fn master_key_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("master.key")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some((base, schema)) = self.schema.take() {
-            // Tests cannot drop asynchronously; a short-lived runtime on its own thread can.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
-                rt.block_on(async {
-                    let pool = sqlx::PgPool::connect(&base).await.ok()?;
-                    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&pool)
-                        .await
-                        .ok()?;
-                    pool.close().await;
-                    Some(())
-                })
-            })
-            .join();
-        }
-    }
-}
-
-/// A fresh database, or `None` when PostgreSQL is wanted but absent outside CI (the test is then
-/// skipped with a loud notice). Under `CI=true` an absent PostgreSQL fails the test.
-async fn test_db(backend: Backend) -> Option<TestDb> {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    if backend == Backend::Sqlite {
-        let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-        return Some(TestDb {
-            url,
-            dir,
-            schema: None,
-        });
-    }
-    let base = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let connect = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect(&base);
-    let pool = match tokio::time::timeout(Duration::from_secs(5), connect).await {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(err)) => return postgres_missing(&base, &err.to_string()),
-        Err(_) => return postgres_missing(&base, "timed out"),
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&pool)
-        .await
-        .expect("create test schema");
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    Some(TestDb {
-        url,
-        dir,
-        schema: Some((base, schema)),
-    })
-}
-
-fn postgres_missing<T>(base: &str, why: &str) -> Option<T> {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("PostgreSQL at {base} is required under CI=true but is not answering: {why}");
-    }
-    eprintln!(
-        "\n*** SKIPPING a PostgreSQL test: no server at {base} ({why}). Set TEST_POSTGRES_URL or start PostgreSQL. ***\n"
-    );
-    None
 }
 
 /// A token service running in-process on a loopback port.

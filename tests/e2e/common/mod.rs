@@ -1,7 +1,6 @@
 //! Helpers for end-to-end tests: a fresh database per test (a SQLite file in a temporary folder,
 //! or a private schema on the PostgreSQL server), and servers started in-process on port 0.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use auth_server::admin::{self, ClientSpec};
@@ -20,11 +19,7 @@ pub use requests::*;
 
 pub const ISSUER: &str = "http://auth.test";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use test_support::db::{Backend, TestDb, test_db};
 
 /// Generates one `#[tokio::test]` per backend from an `async fn(Backend)`.
 #[macro_export]
@@ -43,114 +38,6 @@ macro_rules! on_both_backends {
             }
         )*
     };
-}
-
-/// A database of its own for one test. A PostgreSQL schema is dropped when this is dropped.
-pub struct TestDb {
-    pub url: String,
-    pub dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
-}
-
-impl TestDb {
-    /// A second handle on the same database (for a second server instance): same URL and master
-    /// key file; only the first handle drops a PostgreSQL schema.
-    pub fn sharing(other: &TestDb) -> TestDb {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        std::fs::copy(other.master_key_path(), dir.path().join("master.key")).ok();
-        TestDb {
-            url: other.url.clone(),
-            dir,
-            pg: None,
-        }
-    }
-
-    /// The SQLite file, when the backend is SQLite.
-    pub fn sqlite_path(&self) -> Option<PathBuf> {
-        self.pg.is_none().then(|| self.dir.path().join("auth.db"))
-    }
-
-    pub fn master_key_path(&self) -> PathBuf {
-        self.dir.path().join("master.key")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some((base, schema)) = self.pg.take() {
-            // Tests cannot drop asynchronously; a short-lived runtime on its own thread can.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
-                rt.block_on(async {
-                    let pool = sqlx::PgPool::connect(&base).await.ok()?;
-                    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&pool)
-                        .await
-                        .ok()?;
-                    pool.close().await;
-                    Some(())
-                })
-            })
-            .join();
-        }
-    }
-}
-
-pub fn postgres_base_url() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh database, or `None` when PostgreSQL is wanted but absent outside CI (the test is then
-/// skipped with a loud notice). Under `CI=true` an absent PostgreSQL fails the test.
-pub async fn test_db(backend: Backend) -> Option<TestDb> {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    match backend {
-        Backend::Sqlite => {
-            let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-            Some(TestDb { url, dir, pg: None })
-        }
-        Backend::Postgres => {
-            let base = postgres_base_url();
-            let connect = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(3))
-                .connect(&base);
-            let pool = match tokio::time::timeout(Duration::from_secs(5), connect).await {
-                Ok(Ok(pool)) => pool,
-                Ok(Err(err)) => return postgres_missing(&base, &err.to_string()),
-                Err(_) => return postgres_missing(&base, "timed out"),
-            };
-            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let sql = format!("CREATE SCHEMA {schema}");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&pool)
-                .await
-                .expect("create test schema");
-            pool.close().await;
-            let sep = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-            Some(TestDb {
-                url,
-                dir,
-                pg: Some((base, schema)),
-            })
-        }
-    }
-}
-
-fn postgres_missing<T>(base: &str, why: &str) -> Option<T> {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("PostgreSQL at {base} is required under CI=true but is not answering: {why}");
-    }
-    eprintln!(
-        "\n*** SKIPPING a PostgreSQL test: no server at {base} ({why}). Set TEST_POSTGRES_URL or start PostgreSQL. ***\n"
-    );
-    None
 }
 
 /// A token service running in-process on a loopback port.
