@@ -132,7 +132,7 @@ fn stage_of(context: &RequestContext) -> Option<String> {
 }
 
 /// `path` without its leading `/{stage}` segment, when it has one.
-fn strip_stage<'a>(path: &'a str, stage: &str) -> Option<&'a str> {
+pub fn strip_stage<'a>(path: &'a str, stage: &str) -> Option<&'a str> {
     let rest = path.strip_prefix('/')?.strip_prefix(stage)?;
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }

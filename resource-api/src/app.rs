@@ -80,22 +80,8 @@ impl Application {
 pub(crate) async fn prepare(settings: &Settings) -> anyhow::Result<(AppState, Router)> {
     keys::install_crypto_provider();
     let store = Store::open(&settings.database_url).await?;
-    let jwks = JwksCache::new(settings.jwks_url.clone(), settings.jwks_cooldown)?;
-    let verifier = Verifier::new(
-        jwks,
-        settings.issuer.clone(),
-        settings.audience.clone(),
-        settings.leeway_secs,
-        settings.token_cache_size,
-    );
-    let shared = match &settings.redis {
-        Some(redis) => Some(SharedStore::connect(redis, "RESOURCE_REDIS_URL").await?),
-        None => None,
-    };
-    let rate_limit = RateLimiter::new(
-        Rate::per_second(settings.rate_limit_per_second, settings.rate_limit_burst),
-        shared,
-    );
+    let verifier = verifier(settings)?;
+    let rate_limit = rate_limiter(settings).await?;
     let introspection = match &settings.introspection {
         Some(config) => Some(Arc::new(Introspection {
             routes: config.routes.clone(),
@@ -124,6 +110,33 @@ pub(crate) async fn prepare(settings: &Settings) -> anyhow::Result<(AppState, Ro
     });
     let router = router(state.clone())?;
     Ok((state, router))
+}
+
+/// The token verifier every entry point uses: strict checks against the JWKS of
+/// `RESOURCE_JWKS_URL`, for `RESOURCE_ISSUER` and `RESOURCE_AUDIENCE`, with the verified-token
+/// cache. Nothing is fetched yet: a server spawns the refresher, a Lambda function prefetches.
+pub(crate) fn verifier(settings: &Settings) -> anyhow::Result<Verifier> {
+    let jwks = JwksCache::new(settings.jwks_url.clone(), settings.jwks_cooldown)?;
+    Ok(Verifier::new(
+        jwks,
+        settings.issuer.clone(),
+        settings.audience.clone(),
+        settings.leeway_secs,
+        settings.token_cache_size,
+    ))
+}
+
+/// The per-client rate limit (`RESOURCE_RATE_LIMIT_*`), shared through Redis when
+/// `RESOURCE_REDIS_URL` is set and counted in this process otherwise.
+pub(crate) async fn rate_limiter(settings: &Settings) -> anyhow::Result<RateLimiter> {
+    let shared = match &settings.redis {
+        Some(redis) => Some(SharedStore::connect(redis, "RESOURCE_REDIS_URL").await?),
+        None => None,
+    };
+    Ok(RateLimiter::new(
+        Rate::per_second(settings.rate_limit_per_second, settings.rate_limit_burst),
+        shared,
+    ))
 }
 
 /// The HTTP surface of the partner API: the `/v1` routes of [`routes::v1`] behind authentication,

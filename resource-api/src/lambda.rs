@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::app;
 use crate::config::Settings;
+use crate::jwks::JwksCache;
 
 /// The longest initialization waits for the JWKS; a slower token service is asked again by the
 /// first request.
@@ -19,7 +20,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         edge::lambda::warn_limits_per_instance("RESOURCE_REDIS_URL");
     }
     let (state, router) = app::prepare(&settings).await?;
-    let jwks = state.verifier.jwks();
+    prefetch_jwks(state.verifier.jwks()).await;
+    edge::lambda::serve(router, None).await
+}
+
+/// Makes `jwks` refresh itself on demand (no timer runs in a frozen instance) and loads it once,
+/// waiting at most [`PREFETCH`]: a slower token service is asked again by the first invocation.
+pub(crate) async fn prefetch_jwks(jwks: &JwksCache) {
     jwks.refresh_on_demand();
     match tokio::time::timeout(PREFETCH, jwks.refresh()).await {
         Ok(Ok(())) => {}
@@ -30,5 +37,4 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "JWKS not loaded within {PREFETCH:?} at start; the first request will try again"
         ),
     }
-    edge::lambda::serve(router, None).await
 }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod authorizer;
 pub mod config;
 pub mod introspection;
 pub mod jwks;

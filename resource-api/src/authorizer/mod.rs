@@ -1,0 +1,159 @@
+//! `resource-api authorize`: an API Gateway Lambda authorizer that verifies our access tokens
+//! exactly as the partner API does ([`Verifier`] over the JWKS cache), applies the same per-client
+//! rate limit, and checks each route's scope from `RESOURCE_AUTHORIZER_ROUTES`, so an API behind
+//! API Gateway can trust the caller without verifying tokens itself. No database is opened.
+//!
+//! The answers (see `policy` for the cached-policy rule):
+//!
+//! | | REST `TOKEN` / `REQUEST` | HTTP API payload 2.0 |
+//! | --- | --- | --- |
+//! | no bearer token, or a token that fails verification | invocation error `Unauthorized` (401) | the same |
+//! | valid token, route allowed | Allow policy on every route the scopes allow | `isAuthorized: true` |
+//! | valid token, scope missing, route not listed, or rate limited | Deny policy (403) | `isAuthorized: false` (403) |
+//!
+//! `Unauthorized` is the answer AWS documents for REST authorizers (an invocation that fails with
+//! exactly that message becomes 401). The HTTP API documentation describes only `isAuthorized`
+//! for simple responses; the same `Unauthorized` error is used there so that a bad token is a 401
+//! on both, not a 403 like a missing scope.
+//!
+//! Caching by API Gateway: a REST policy is cached per token and reused on every route, which
+//! the policies are built for. An HTTP API simple response says nothing about routes, so with
+//! caching on, the authorizer's identity sources must include `$context.routeKey` (or the TTL
+//! be 0), or one route's `isAuthorized: true` would open the others. The rate limit counts
+//! invocations, that is cache misses: with caching on it bounds how often a client gets a fresh
+//! answer, not its requests, and a rate-limited answer (Deny of the called route, nothing
+//! allowed) is replayed for the whole TTL. Where the per-client limit matters, turn caching off.
+
+mod events;
+mod policy;
+mod routes;
+
+use std::sync::Arc;
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::Value;
+use shared_limits::{RateLimiter, Verdict as RateVerdict};
+
+pub use events::{Call, EventError, Kind, bearer, read};
+pub use policy::{AuthorizerContext, MethodArn, PolicyAnswer, Verdict};
+pub use routes::{Access, Route, RouteError, RouteTable};
+
+use crate::config::Settings;
+use crate::verify::Verifier;
+
+/// The exact error message API Gateway turns into 401 Unauthorized.
+pub const UNAUTHORIZED: &str = "Unauthorized";
+
+/// The arguments of `resource-api authorize` (the partner API's own settings apply too).
+#[derive(clap::Args, Clone, Debug)]
+pub struct AuthorizeArgs {
+    /// The routes this authorizer may allow and the scope each needs, comma-separated
+    /// `METHOD /path=scope` entries; `{name}` is one path segment and an empty scope (`GET /v1/me=`)
+    /// allows any valid token. Any other route is denied.
+    #[arg(
+        id = "resource-authorizer-routes",
+        long = "resource-authorizer-routes",
+        env = "RESOURCE_AUTHORIZER_ROUTES",
+        value_delimiter = ','
+    )]
+    pub routes: Vec<String>,
+}
+
+/// Everything an invocation needs, shared by all of them.
+#[derive(Clone)]
+pub struct Authorizer {
+    verifier: Verifier,
+    rate_limit: RateLimiter,
+    routes: Arc<RouteTable>,
+}
+
+impl Authorizer {
+    /// The verifier and the rate limit, built as the partner API builds them; nothing is fetched.
+    pub async fn build(settings: &Settings, routes: RouteTable) -> anyhow::Result<Authorizer> {
+        keys::install_crypto_provider();
+        Ok(Authorizer {
+            verifier: crate::app::verifier(settings)?,
+            rate_limit: crate::app::rate_limiter(settings).await?,
+            routes: Arc::new(routes),
+        })
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Answers one authorizer event: the policy or simple response, or the `Unauthorized` error
+    /// (or another error for an event that is no authorizer event: API Gateway answers 500).
+    pub async fn answer(&self, event: Value) -> Result<Value, Diagnostic> {
+        let call = read(event).map_err(|err| {
+            tracing::warn!(error = %err, "event refused");
+            Diagnostic {
+                error_type: "InvalidEvent".into(),
+                error_message: err.to_string(),
+            }
+        })?;
+        let Some(token) = call.token.as_deref() else {
+            tracing::info!(kind = ?call.kind, "no bearer token");
+            return Err(unauthorized());
+        };
+        let claims = match self.verifier.verify(token).await {
+            Ok(claims) => claims,
+            Err(err) => {
+                tracing::info!(reason = %err, "bearer token refused");
+                return Err(unauthorized());
+            }
+        };
+        let verdict = match self.rate_limit.check(claims.client_id.as_str()).await {
+            RateVerdict::Denied { .. } => {
+                tracing::info!(client_id = %claims.client_id, "rate limited");
+                Verdict::RateLimited
+            }
+            RateVerdict::Allowed { .. } => self
+                .routes
+                .access(&call.method, &call.path, &claims.scope)
+                .into(),
+        };
+        if verdict != Verdict::Allowed {
+            tracing::info!(client_id = %claims.client_id, method = %call.method, path = %call.path, ?verdict, "call denied");
+        }
+        let answer = match (&call.kind, &call.arn) {
+            (Kind::RestToken | Kind::RestRequest, Some(arn)) => serde_json::to_value(
+                policy::policy_answer(&claims, arn, self.routes.permitted(&claims.scope), verdict),
+            ),
+            _ => serde_json::to_value(policy::simple_answer(&claims, verdict)),
+        };
+        answer.map_err(|err| Diagnostic {
+            error_type: "InternalError".into(),
+            error_message: err.to_string(),
+        })
+    }
+}
+
+fn unauthorized() -> Diagnostic {
+    Diagnostic {
+        error_type: UNAUTHORIZED.into(),
+        error_message: UNAUTHORIZED.into(),
+    }
+}
+
+/// Runs the authorizer as a Lambda function until the runtime stops. Refuses to start outside
+/// Lambda, and on a route table it cannot use (naming the entry).
+pub async fn run(settings: Settings, args: AuthorizeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        edge::lambda::is_lambda(),
+        "`resource-api authorize` only runs as an AWS Lambda function (AWS_LAMBDA_RUNTIME_API is not set)"
+    );
+    let routes = RouteTable::parse(&args.routes)?;
+    if settings.redis.is_none() {
+        edge::lambda::warn_limits_per_instance("RESOURCE_REDIS_URL");
+    }
+    let authorizer = Authorizer::build(&settings, routes).await?;
+    crate::lambda::prefetch_jwks(authorizer.verifier().jwks()).await;
+    let handler = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+        let authorizer = authorizer.clone();
+        async move { authorizer.answer(event.payload).await }
+    });
+    lambda_runtime::run(handler)
+        .await
+        .map_err(|err| anyhow::anyhow!("the Lambda runtime stopped: {err}"))
+}

@@ -1,0 +1,563 @@
+//! `resource-api authorize` as an API Gateway Lambda authorizer: the real binary, started with
+//! `AWS_LAMBDA_RUNTIME_API` pointing at a fake Runtime API served by the test, answering REST
+//! `TOKEN`, REST `REQUEST` and HTTP API (payload 2.0) authorizer events shaped like AWS's
+//! examples, for real tokens of a token service running in-process (its JWKS, its clients).
+//!
+//! A REST answer is judged as API Gateway judges an IAM policy: a Deny that matches the method
+//! ARN wins (403), then an Allow that matches it (the call goes through), else 403; `*` in a
+//! resource matches any characters. The same judgement applied to other ARNs is what API Gateway
+//! does with a policy it cached for the token.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use auth_server::admin::{self, ClientSpec};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use serde_json::{Value, json};
+use shared_claims::{PartnerId, ScopeSet};
+use test_support::lambda::events::{self, HttpRequest};
+use test_support::lambda::{FakeRuntime, LambdaProcess, Outcome};
+use tokio::sync::oneshot;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_resource-api");
+const ISSUER: &str = "http://auth.test";
+const ROUTES: &str = "GET /v1/me=,GET /v1/orders=orders:read,GET /v1/orders/{id}=orders:read,\
+                      GET /v1/invoices=invoices:read,GET /v1/invoices/{id}=invoices:read";
+
+/// The token service, in-process on a loopback port, on a SQLite file of its own.
+struct TokenService {
+    base_url: String,
+    state: auth_server::state::AppState,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TokenService {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TokenService {
+    async fn start() -> TokenService {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+        let mut settings = auth_server::Settings::with_defaults(url, dir.path().join("master.key"));
+        settings.bind = "127.0.0.1:0".parse().unwrap();
+        settings.issuer = ISSUER.into();
+        let app = auth_server::Application::build(settings)
+            .await
+            .expect("token service builds");
+        let base_url = format!("http://{}", app.local_addr());
+        let state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        TokenService {
+            base_url,
+            state,
+            dir,
+            stop: Some(stop),
+        }
+    }
+
+    /// A client of `partner` with `scopes`, created as the admin CLI would: (id, secret).
+    async fn client(&self, partner: &str, scopes: &str) -> (String, String) {
+        let (client, secret) = admin::create_client(
+            &self.state.db,
+            ClientSpec {
+                name: format!("{partner} test client"),
+                partner_id: PartnerId::parse(partner).unwrap(),
+                scopes: ScopeSet::parse(scopes).unwrap(),
+                audiences: vec!["partner-api".into()],
+                access_token_ttl: None,
+                refresh_enabled: false,
+                introspect_allowed: false,
+            },
+        )
+        .await
+        .expect("create client");
+        (
+            client.client_id.as_str().to_owned(),
+            secret.expose().to_owned(),
+        )
+    }
+
+    /// An access token for the client, from the token endpoint.
+    async fn token(&self, id: &str, secret: &str) -> String {
+        let http = edge::http_client(Duration::from_secs(10), Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let response = http
+            .post(format!("{}/oauth2/token", self.base_url))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The active signing key, opened with the master key: only an insider can sign with it.
+    async fn signing_key(&self) -> (String, EcdsaKeyPair) {
+        let master = keys::MasterKey::load(&self.dir.path().join("master.key")).unwrap();
+        let row = self
+            .state
+            .db
+            .list_signing_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.state == keys::KeyState::Active)
+            .unwrap();
+        let der = keys::dangerous::reveal_pkcs8(&row.sealed(), &master).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new())
+                .expect("the default signing key is ES256");
+        (row.kid, pair)
+    }
+}
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn part(token: &str, index: usize) -> Value {
+    let text = token.split('.').nth(index).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).unwrap()).unwrap()
+}
+
+/// `token` with its claims changed by `change`, signed again by `key` (an insider's forgery), or
+/// with the old signature kept when `key` is `None` (a tampered token).
+fn reworked(token: &str, change: impl Fn(&mut Value), key: Option<&EcdsaKeyPair>) -> String {
+    let header = token.split('.').next().unwrap();
+    let mut claims = part(token, 1);
+    change(&mut claims);
+    let input = format!("{header}.{}", b64(claims.to_string()));
+    let signature = match key {
+        Some(pair) => b64(pair.sign(&SystemRandom::new(), input.as_bytes()).unwrap()),
+        None => token.split('.').nth(2).unwrap().to_owned(),
+    };
+    format!("{input}.{signature}")
+}
+
+/// The authorizer as a Lambda function against `runtime`, trusting `auth`'s tokens. Its database
+/// URL points nowhere: the authorizer must not need one.
+fn authorizer(
+    runtime: &FakeRuntime,
+    auth: &TokenService,
+    extra: &[(&str, String)],
+) -> LambdaProcess {
+    let mut env = vec![
+        ("RESOURCE_ISSUER", ISSUER.to_owned()),
+        (
+            "RESOURCE_JWKS_URL",
+            format!("{}/.well-known/jwks.json", auth.base_url),
+        ),
+        ("RESOURCE_AUDIENCE", "partner-api".to_owned()),
+        ("RESOURCE_AUTHORIZER_ROUTES", ROUTES.to_owned()),
+        (
+            "RESOURCE_DATABASE_URL",
+            "sqlite:///nonexistent/authorizer/resource.db".to_owned(),
+        ),
+    ];
+    env.extend(extra.iter().cloned());
+    LambdaProcess::start(BINARY, &["authorize"], &runtime.runtime_api(), &env)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventKind {
+    RestToken,
+    RestRequest,
+    HttpApi,
+}
+
+const KINDS: [EventKind; 3] = [
+    EventKind::RestToken,
+    EventKind::RestRequest,
+    EventKind::HttpApi,
+];
+
+/// The event of `kind` for `method path` with `authorization` (as the header would carry it).
+fn event(kind: EventKind, method: &str, path: &str, authorization: Option<&str>) -> Value {
+    let mut request = HttpRequest::new(method, path).stage("prod");
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    match kind {
+        EventKind::RestToken => events::token_authorizer(
+            authorization.unwrap_or(""),
+            &events::method_arn("prod", method, path),
+        ),
+        EventKind::RestRequest => events::rest_request_authorizer(&request),
+        EventKind::HttpApi => events::http_api_authorizer(&request),
+    }
+}
+
+/// What API Gateway makes of an answer for the call `arn`.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    /// The call goes through, with this context.
+    Allowed(Value),
+    /// 403.
+    Forbidden,
+    /// 401 (the invocation failed with exactly `Unauthorized`).
+    Unauthorized,
+}
+
+/// IAM's resource match: `*` is any run of characters, `?` one character.
+fn iam_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((b'*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some((b'?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// The resources of the policy's statements with `effect`.
+fn resources(answer: &Value, effect: &str) -> Vec<String> {
+    answer["policyDocument"]["Statement"]
+        .as_array()
+        .expect("a policy")
+        .iter()
+        .filter(|s| s["Effect"] == effect)
+        .flat_map(|s| {
+            assert_eq!(s["Action"], json!(["execute-api:Invoke"]));
+            s["Resource"].as_array().unwrap().clone()
+        })
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// API Gateway's evaluation of a policy for the call `arn`.
+fn judge_policy(answer: &Value, arn: &str) -> Seen {
+    assert_eq!(answer["policyDocument"]["Version"], "2012-10-17");
+    if resources(answer, "Deny").iter().any(|r| iam_match(r, arn)) {
+        return Seen::Forbidden;
+    }
+    if resources(answer, "Allow").iter().any(|r| iam_match(r, arn)) {
+        return Seen::Allowed(answer["context"].clone());
+    }
+    Seen::Forbidden
+}
+
+fn judge(kind: EventKind, method: &str, path: &str, outcome: Outcome) -> Seen {
+    match outcome {
+        Outcome::Error(error) => {
+            assert_eq!(error["errorMessage"], "Unauthorized", "{kind:?}: {error}");
+            Seen::Unauthorized
+        }
+        Outcome::Response(answer) => match kind {
+            EventKind::HttpApi => {
+                if answer["isAuthorized"] == json!(true) {
+                    Seen::Allowed(answer["context"].clone())
+                } else {
+                    assert_eq!(answer["isAuthorized"], json!(false), "{answer}");
+                    Seen::Forbidden
+                }
+            }
+            _ => judge_policy(&answer, &events::method_arn("prod", method, path)),
+        },
+    }
+}
+
+async fn call(
+    runtime: &FakeRuntime,
+    kind: EventKind,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> Seen {
+    let outcome = runtime
+        .invoke(event(kind, method, path, authorization))
+        .await;
+    judge(kind, method, path, outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_event_is_allowed_denied_or_unauthorized_as_documented() {
+    let auth = TokenService::start().await;
+    let (id, secret) = auth.client("acme", "orders:read catalog:read").await;
+    let token = auth.token(&id, &secret).await;
+    let (_, key) = auth.signing_key().await;
+    let now = chrono::Utc::now().timestamp();
+    let expired = reworked(
+        &token,
+        |c| {
+            c["exp"] = json!(now - 3600);
+            c["iat"] = json!(now - 4200);
+            c["nbf"] = json!(now - 4200);
+        },
+        Some(&key),
+    );
+    let tampered = reworked(
+        &token,
+        |c| c["scope"] = json!("catalog:read invoices:read orders:read"),
+        None,
+    );
+    // The forgery is perfect but for `exp`: the same claims with a fresh `exp` are accepted.
+    let resigned = reworked(&token, |c| c["jti"] = json!("resigned"), Some(&key));
+
+    let runtime = FakeRuntime::start().await;
+    let _function = authorizer(&runtime, &auth, &[]);
+    let bearer = format!("Bearer {token}");
+    let context =
+        json!({ "client_id": id, "partner_id": "acme", "scope": "catalog:read orders:read" });
+
+    for kind in KINDS {
+        for (method, path) in [
+            ("GET", "/v1/me"),
+            ("GET", "/v1/orders"),
+            ("GET", "/v1/orders/ord_1"),
+        ] {
+            assert_eq!(
+                call(&runtime, kind, method, path, Some(&bearer)).await,
+                Seen::Allowed(context.clone()),
+                "{kind:?} {method} {path}"
+            );
+        }
+        let lower = format!("bearer {token}");
+        assert!(matches!(
+            call(&runtime, kind, "GET", "/v1/me", Some(&lower)).await,
+            Seen::Allowed(_)
+        ));
+        assert!(matches!(
+            call(
+                &runtime,
+                kind,
+                "GET",
+                "/v1/me",
+                Some(&format!("Bearer {resigned}"))
+            )
+            .await,
+            Seen::Allowed(_)
+        ));
+        // A valid token without the route's scope, and routes that are not listed: 403.
+        for (method, path) in [
+            ("GET", "/v1/invoices"),
+            ("GET", "/v1/invoices/inv_1"),
+            ("GET", "/v1/products"),
+            ("DELETE", "/v1/orders/ord_1"),
+            ("GET", "/v1/orders/ord_1/lines"),
+            ("GET", "/v1/me/"),
+        ] {
+            assert_eq!(
+                call(&runtime, kind, method, path, Some(&bearer)).await,
+                Seen::Forbidden,
+                "{kind:?} {method} {path}"
+            );
+        }
+        // No token, another scheme, a broken, expired or tampered token: 401.
+        for (what, authorization) in [
+            ("missing", None),
+            ("empty bearer", Some("Bearer ".to_owned())),
+            (
+                "basic",
+                Some(format!("Basic {}", b64(format!("{id}:{secret}")))),
+            ),
+            ("bare token", Some(token.clone())),
+            ("garbage", Some("Bearer not-a-token".to_owned())),
+            ("expired", Some(format!("Bearer {expired}"))),
+            ("tampered", Some(format!("Bearer {tampered}"))),
+        ] {
+            assert_eq!(
+                call(&runtime, kind, "GET", "/v1/me", authorization.as_deref()).await,
+                Seen::Unauthorized,
+                "{kind:?}: {what}"
+            );
+        }
+    }
+
+    // The principal is the client, and a REST answer names the call's own API and stage.
+    let answer = runtime
+        .invoke(event(
+            EventKind::RestToken,
+            "GET",
+            "/v1/orders",
+            Some(&bearer),
+        ))
+        .await
+        .response();
+    assert_eq!(answer["principalId"], json!(id));
+    assert!(
+        resources(&answer, "Allow")
+            .iter()
+            .all(|r| r.starts_with(&format!(
+                "arn:aws:execute-api:{}:{}:{}/prod/GET/",
+                events::REGION,
+                events::ACCOUNT,
+                events::API_ID
+            ))),
+        "{answer}"
+    );
+    // An event that is no authorizer event is an error, not a 401.
+    let Outcome::Error(error) = runtime.invoke(HttpRequest::get("/v1/me").http_api()).await else {
+        panic!("an HTTP event is refused");
+    };
+    assert_ne!(error["errorMessage"], "Unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_rest_policy_allows_exactly_the_routes_of_the_tokens_scopes() {
+    let auth = TokenService::start().await;
+    let (id, secret) = auth.client("acme", "orders:read").await;
+    let bearer = format!("Bearer {}", auth.token(&id, &secret).await);
+    let runtime = FakeRuntime::start().await;
+    let _function = authorizer(&runtime, &auth, &[]);
+    let arn = |method: &str, path: &str| events::method_arn("prod", method, path);
+
+    for kind in [EventKind::RestToken, EventKind::RestRequest] {
+        // The policy answered for one call, then cached per token and applied by API Gateway to
+        // the token's next calls on other routes: first after an allowed call, then after a
+        // refused one.
+        for (first, allowed) in [("/v1/orders", true), ("/v1/invoices/inv_1", false)] {
+            let policy = runtime
+                .invoke(event(kind, "GET", first, Some(&bearer)))
+                .await
+                .response();
+            let context = json!({ "client_id": id, "partner_id": "acme", "scope": "orders:read" });
+            let expected_first = if allowed {
+                Seen::Allowed(context.clone())
+            } else {
+                Seen::Forbidden
+            };
+            assert_eq!(judge_policy(&policy, &arn("GET", first)), expected_first);
+            for path in [
+                "/v1/me",
+                "/v1/orders",
+                "/v1/orders/ord_1",
+                "/v1/orders/ord_2",
+            ] {
+                assert_eq!(
+                    judge_policy(&policy, &arn("GET", path)),
+                    Seen::Allowed(context.clone()),
+                    "{kind:?}, cached after {first}: {path}"
+                );
+            }
+            for (method, path) in [
+                ("GET", "/v1/invoices"),
+                ("GET", "/v1/invoices/inv_2"),
+                ("GET", "/v1/products"),
+                ("POST", "/v1/orders"),
+            ] {
+                assert_eq!(
+                    judge_policy(&policy, &arn(method, path)),
+                    Seen::Forbidden,
+                    "{kind:?}, cached after {first}: {method} {path}"
+                );
+            }
+            let mut allowed_resources = resources(&policy, "Allow");
+            allowed_resources.sort();
+            assert_eq!(
+                allowed_resources,
+                [
+                    arn("GET", "/v1/me"),
+                    arn("GET", "/v1/orders"),
+                    arn("GET", "/v1/orders/*"),
+                ],
+                "{kind:?}: every route orders:read allows, each as its own method ARN"
+            );
+            assert!(
+                !allowed_resources.iter().any(|r| r.contains("invoices")),
+                "{kind:?}: no invoices route is allowed"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_rate_limit_is_denied() {
+    let auth = TokenService::start().await;
+    let (id, secret) = auth.client("acme", "orders:read").await;
+    let bearer = format!("Bearer {}", auth.token(&id, &secret).await);
+    let runtime = FakeRuntime::start().await;
+    let _function = authorizer(
+        &runtime,
+        &auth,
+        &[
+            ("RESOURCE_RATE_LIMIT_PER_SECOND", "1".to_owned()),
+            ("RESOURCE_RATE_LIMIT_BURST", "1".to_owned()),
+        ],
+    );
+    for kind in KINDS {
+        // A second apart, each kind starts with a fresh budget; calls without a pause run out.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let outcome = runtime
+                .invoke(event(kind, "GET", "/v1/orders", Some(&bearer)))
+                .await;
+            if let (EventKind::RestToken | EventKind::RestRequest, Outcome::Response(answer)) =
+                (kind, &outcome)
+                && judge_policy(answer, &events::method_arn("prod", "GET", "/v1/orders"))
+                    == Seen::Forbidden
+            {
+                // Denied for the rate, not the route: nothing is allowed, the call is denied.
+                assert!(resources(answer, "Allow").is_empty(), "{answer}");
+            }
+            seen.push(judge(kind, "GET", "/v1/orders", outcome));
+        }
+        assert!(matches!(seen[0], Seen::Allowed(_)), "{kind:?}: {seen:?}");
+        assert!(seen.contains(&Seen::Forbidden), "{kind:?}: {seen:?}");
+        assert!(!seen.contains(&Seen::Unauthorized), "{kind:?}: {seen:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorizer_starts_only_under_lambda_and_with_a_usable_route_table() {
+    let run = |env: &[(&str, &str)]| {
+        let mut command = Command::new(BINARY);
+        command
+            .arg("authorize")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().expect("run resource-api authorize")
+    };
+    let outside = run(&[("RESOURCE_AUTHORIZER_ROUTES", ROUTES)]);
+    assert!(!outside.status.success());
+    let stderr = String::from_utf8_lossy(&outside.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("only runs as an AWS Lambda function"),
+        "{stderr}"
+    );
+
+    let runtime = FakeRuntime::start().await;
+    let api = runtime.runtime_api();
+    for (routes, named) in [
+        (
+            "GET /v1/me=,GET v1/orders=orders:read",
+            "\"GET v1/orders=orders:read\"",
+        ),
+        ("GET /v1/me=,GET /v1/orders", "\"GET /v1/orders\""),
+        ("", "RESOURCE_AUTHORIZER_ROUTES is empty"),
+        (
+            "GET /v1/orders/{id}=orders:read,GET /v1/orders/{id}/invoices=invoices:read",
+            "\"GET /v1/orders/{id}=orders:read\"",
+        ),
+    ] {
+        let refused = run(&[
+            ("AWS_LAMBDA_RUNTIME_API", api.as_str()),
+            ("RESOURCE_AUTHORIZER_ROUTES", routes),
+        ]);
+        assert!(!refused.status.success(), "{routes}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(named), "{routes}: {stderr}");
+    }
+}
