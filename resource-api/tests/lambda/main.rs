@@ -1,7 +1,9 @@
-//! `resource-api` as an AWS Lambda function: the real binary, started with
-//! `AWS_LAMBDA_RUNTIME_API` pointing at a fake Runtime API served by the test, answering events
-//! shaped like AWS's documented examples, with tokens from a token service running in-process.
+//! `resource-api` as AWS Lambda functions, the partner API (here) and the authorizer
+//! (`authorizer`): the real binary, started with `AWS_LAMBDA_RUNTIME_API` pointing at a fake
+//! Runtime API served by the test, answering events shaped like AWS's documented examples, with
+//! real tokens from a token service running in-process (`support`).
 
+mod authorizer;
 mod support;
 
 use std::time::{Duration, Instant};

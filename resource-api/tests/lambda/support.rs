@@ -8,6 +8,8 @@ use auth_server::admin::{self, ClientSpec};
 use auth_server::state::AppState;
 use axum::extract::State;
 use axum::response::IntoResponse;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use shared_claims::{PartnerId, ScopeSet};
 
 pub const ISSUER: &str = "http://auth.test";
@@ -41,7 +43,8 @@ impl TokenService {
         }
     }
 
-    async fn client(&self, partner: &str, scopes: &str) -> (String, String) {
+    /// A client of `partner` with `scopes`, created as the admin CLI would: (id, secret).
+    pub async fn client(&self, partner: &str, scopes: &str) -> (String, String) {
         let spec = ClientSpec {
             name: format!("{partner} test client"),
             partner_id: PartnerId::parse(partner).unwrap(),
@@ -58,7 +61,8 @@ impl TokenService {
         )
     }
 
-    async fn token_for(&self, id: &str, secret: &str) -> String {
+    /// An access token for the client, from the token endpoint.
+    pub async fn token_for(&self, id: &str, secret: &str) -> String {
         let body: serde_json::Value = http()
             .post(format!("{}/oauth2/token", self.base_url))
             .basic_auth(id, Some(secret))
@@ -120,6 +124,25 @@ impl TokenService {
             .active;
         }
         active
+    }
+
+    /// The active signing key, opened with the master key: only an insider can sign with it.
+    pub async fn signing_key(&self) -> (String, EcdsaKeyPair) {
+        let master = keys::MasterKey::load(&self.dir.path().join("master.key")).unwrap();
+        let row = self
+            .state
+            .db
+            .list_signing_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.state == keys::KeyState::Active)
+            .unwrap();
+        let der = keys::dangerous::reveal_pkcs8(&row.sealed(), &master).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new())
+                .expect("the default signing key is ES256");
+        (row.kid, pair)
     }
 }
 

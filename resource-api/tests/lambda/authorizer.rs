@@ -11,120 +11,18 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use auth_server::admin::{self, ClientSpec};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use ring::signature::EcdsaKeyPair;
 use serde_json::{Value, json};
-use shared_claims::{PartnerId, ScopeSet};
 use test_support::lambda::events::{self, HttpRequest};
 use test_support::lambda::{FakeRuntime, LambdaProcess, Outcome};
-use tokio::sync::oneshot;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_resource-api");
-const ISSUER: &str = "http://auth.test";
+use crate::BINARY;
+use crate::support::{ISSUER, TokenService};
 const ROUTES: &str = "GET /v1/me=,GET /v1/orders=orders:read,GET /v1/orders/{id}=orders:read,\
                       GET /v1/invoices=invoices:read,GET /v1/invoices/{id}=invoices:read";
-
-/// The token service, in-process on a loopback port, on a SQLite file of its own.
-struct TokenService {
-    base_url: String,
-    state: auth_server::state::AppState,
-    dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for TokenService {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-impl TokenService {
-    async fn start() -> TokenService {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-        let mut settings = auth_server::Settings::with_defaults(url, dir.path().join("master.key"));
-        settings.bind = "127.0.0.1:0".parse().unwrap();
-        settings.issuer = ISSUER.into();
-        let app = auth_server::Application::build(settings)
-            .await
-            .expect("token service builds");
-        let base_url = format!("http://{}", app.local_addr());
-        let state = app.state().clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async {
-            let _ = stopped.await;
-        }));
-        TokenService {
-            base_url,
-            state,
-            dir,
-            stop: Some(stop),
-        }
-    }
-
-    /// A client of `partner` with `scopes`, created as the admin CLI would: (id, secret).
-    async fn client(&self, partner: &str, scopes: &str) -> (String, String) {
-        let (client, secret) = admin::create_client(
-            &self.state.db,
-            ClientSpec {
-                name: format!("{partner} test client"),
-                partner_id: PartnerId::parse(partner).unwrap(),
-                scopes: ScopeSet::parse(scopes).unwrap(),
-                audiences: vec!["partner-api".into()],
-                access_token_ttl: None,
-                refresh_enabled: false,
-                introspect_allowed: false,
-            },
-        )
-        .await
-        .expect("create client");
-        (
-            client.client_id.as_str().to_owned(),
-            secret.expose().to_owned(),
-        )
-    }
-
-    /// An access token for the client, from the token endpoint.
-    async fn token(&self, id: &str, secret: &str) -> String {
-        let http = edge::http_client(Duration::from_secs(10), Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let response = http
-            .post(format!("{}/oauth2/token", self.base_url))
-            .basic_auth(id, Some(secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .expect("token request");
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    /// The active signing key, opened with the master key: only an insider can sign with it.
-    async fn signing_key(&self) -> (String, EcdsaKeyPair) {
-        let master = keys::MasterKey::load(&self.dir.path().join("master.key")).unwrap();
-        let row = self
-            .state
-            .db
-            .list_signing_keys()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|r| r.state == keys::KeyState::Active)
-            .unwrap();
-        let der = keys::dangerous::reveal_pkcs8(&row.sealed(), &master).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new())
-                .expect("the default signing key is ES256");
-        (row.kid, pair)
-    }
-}
 
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -290,7 +188,7 @@ async fn call(
 async fn each_kind_of_event_is_allowed_denied_or_unauthorized_as_documented() {
     let auth = TokenService::start().await;
     let (id, secret) = auth.client("acme", "orders:read catalog:read").await;
-    let token = auth.token(&id, &secret).await;
+    let token = auth.token_for(&id, &secret).await;
     let (_, key) = auth.signing_key().await;
     let now = chrono::Utc::now().timestamp();
     let expired = reworked(
@@ -413,7 +311,7 @@ async fn each_kind_of_event_is_allowed_denied_or_unauthorized_as_documented() {
 async fn a_cached_rest_policy_allows_exactly_the_routes_of_the_tokens_scopes() {
     let auth = TokenService::start().await;
     let (id, secret) = auth.client("acme", "orders:read").await;
-    let bearer = format!("Bearer {}", auth.token(&id, &secret).await);
+    let bearer = format!("Bearer {}", auth.token_for(&id, &secret).await);
     let runtime = FakeRuntime::start().await;
     let _function = authorizer(&runtime, &auth, &[]);
     let arn = |method: &str, path: &str| events::method_arn("prod", method, path);
@@ -481,7 +379,7 @@ async fn a_cached_rest_policy_allows_exactly_the_routes_of_the_tokens_scopes() {
 async fn a_client_over_its_rate_limit_is_denied() {
     let auth = TokenService::start().await;
     let (id, secret) = auth.client("acme", "orders:read").await;
-    let bearer = format!("Bearer {}", auth.token(&id, &secret).await);
+    let bearer = format!("Bearer {}", auth.token_for(&id, &secret).await);
     let runtime = FakeRuntime::start().await;
     let _function = authorizer(
         &runtime,
