@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
+    let args = Args::parse_from(command_line());
     let settings = Settings::new(args.resource)?;
     if let Some(Command::Authorize(authorize)) = args.command {
         return resource_api::authorizer::run(settings, authorize).await;
@@ -46,6 +46,18 @@ async fn main() -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     tracing::info!(addr = %app.local_addr(), "partner API listening");
     app.run_until(edge::shutdown_signal()).await
+}
+
+/// The command line. On AWS Lambda the executable (`bootstrap`) starts without arguments, and
+/// the function's handler setting arrives in `_HANDLER`: `authorize` runs the authorizer, any
+/// other value the partner API.
+fn command_line() -> Vec<std::ffi::OsString> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let authorizer = std::env::var("_HANDLER").is_ok_and(|handler| handler == "authorize");
+    if args.len() <= 1 && edge::lambda::is_lambda() && authorizer {
+        return vec!["resource-api".into(), "authorize".into()];
+    }
+    args
 }
 
 #[cfg(test)]

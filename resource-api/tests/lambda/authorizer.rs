@@ -62,13 +62,16 @@ fn authorizer(
         ),
         ("RESOURCE_AUDIENCE", "partner-api".to_owned()),
         ("RESOURCE_AUTHORIZER_ROUTES", ROUTES.to_owned()),
+        // As Lambda starts it: `bootstrap` without arguments, the handler setting naming the
+        // command.
+        ("_HANDLER", "authorize".to_owned()),
         (
             "RESOURCE_DATABASE_URL",
             "sqlite:///nonexistent/authorizer/resource.db".to_owned(),
         ),
     ];
     env.extend(extra.iter().cloned());
-    LambdaProcess::start(BINARY, &["authorize"], &runtime.runtime_api(), &env)
+    LambdaProcess::start(BINARY, &[], &runtime.runtime_api(), &env)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
