@@ -143,10 +143,14 @@ async fn rotate(
     alg: Algorithm,
     force: bool,
 ) -> anyhow::Result<Rotated> {
-    if force && !store.master_key_file.exists() {
+    let key_in_environment = store
+        .master_key
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty());
+    if force && !key_in_environment && !store.master_key_file.exists() {
         // The master key is lost: only a forced rotation may start over under a new one, and
         // only with a file that did not exist, so a mistyped or wrong existing file can never
-        // replace the keys.
+        // replace the keys. A key given in AUTH_MASTER_KEY is not lost, whatever the files.
         let created = MasterKey::load_or_create(&store.master_key_file)?;
         eprintln!(
             "warning: created a new master key file {}; back it up. No stored private key can be opened any more, so fresh keys replace them",

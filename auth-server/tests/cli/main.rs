@@ -554,3 +554,51 @@ fn keys_import_refuses_an_unknown_algorithm_and_names_the_known_ones() {
         "{refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_key_in_the_environment_is_used_and_never_replaced() {
+    let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let key = std::fs::read_to_string(app.db.master_key_path()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let missing_file = elsewhere.path().join("auth-master.key");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_auth-server"))
+            .args(args)
+            .env("AUTH_DATABASE_URL", &app.db.url)
+            .env("AUTH_MASTER_KEY", key.trim())
+            .env("AUTH_MASTER_KEY_FILE", &missing_file)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run auth-server")
+    };
+    // A forced rotation with the key in the environment and no key file is a rotation, not the
+    // recovery from a lost master key: the stored keys stay sealed under the same key.
+    let rotated = json_of(&run(&["keys", "rotate", "--force", "--json"]));
+    assert!(rotated["active"].is_string(), "{rotated}");
+    assert!(!missing_file.exists(), "no new master key file was made");
+    let listed = json_of(&run(&["keys", "list", "--json"]));
+    assert!(listed.as_array().is_some_and(|keys| keys.len() >= 2));
+    // The running server opens the new keys with the master key it has always had.
+    let reloaded = app
+        .state
+        .keys
+        .refresh(&app.state.db, &app.state.master)
+        .await
+        .expect("the new keys open with the same master key");
+    assert!(reloaded);
+    let active = app.state.keys.get();
+    assert_eq!(
+        active.active().map(|k| k.kid().to_owned()),
+        rotated["active"].as_str().map(str::to_owned)
+    );
+    // A value that is not a master key is refused without being repeated.
+    let bad = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(["keys", "list"])
+        .env("AUTH_DATABASE_URL", &app.db.url)
+        .env("AUTH_MASTER_KEY", "not-a-key-hunter2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    app.stop().await;
+}
