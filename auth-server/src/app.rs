@@ -163,6 +163,11 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/oauth-authorization-server",
             get(wellknown::metadata),
         )
+        // The same document where OpenID Connect discovery (API Gateway's JWT authorizer) looks.
+        .route(
+            "/.well-known/openid-configuration",
+            get(wellknown::metadata),
+        )
         .route("/healthz", get(wellknown::healthz))
         .route("/readyz", get(wellknown::readyz))
         .fallback(edge::problem::not_found)

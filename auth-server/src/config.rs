@@ -58,6 +58,14 @@ pub struct StoreArgs {
           global = true,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub jwks_max_age: u64,
+    /// The longest, in seconds, any verifier may cache the JWKS whatever its max-age (API
+    /// Gateway's JWT authorizer: up to 7200). A pending key starts signing only once it has been
+    /// published this long, and a retired key stays published this long after its last token
+    /// expires. Default: --auth-jwks-max-age.
+    #[arg(id = "auth-jwks-cache-horizon", long = "auth-jwks-cache-horizon", env = "AUTH_JWKS_CACHE_HORIZON",
+          global = true,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub jwks_cache_horizon: Option<u64>,
     /// How often, in seconds, a running server looks for signing-key changes made by the CLI.
     #[arg(id = "auth-key-reload-interval", long = "auth-key-reload-interval", env = "AUTH_KEY_RELOAD_INTERVAL", default_value_t = 5,
           global = true,
@@ -157,6 +165,8 @@ pub struct Settings {
     pub access_token_ttl: i64,
     pub refresh_token_ttl: i64,
     pub jwks_max_age: u64,
+    /// `AUTH_JWKS_CACHE_HORIZON`; `None`: the same as `jwks_max_age`.
+    pub jwks_cache_horizon: Option<u64>,
     pub key_reload_interval: Duration,
     pub key_rotation_interval: Option<Duration>,
     /// Failed-authentication budgets (not a command-line setting; tests tighten them).
@@ -174,6 +184,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn new(store: StoreArgs, serve: ServeArgs) -> anyhow::Result<Settings> {
+        store.check()?;
         let mut transport =
             edge::Transport::new(serve.tls_cert, serve.tls_key, serve.trusted_proxies, "AUTH")?;
         transport.headers = edge::HeaderLimits {
@@ -193,6 +204,7 @@ impl Settings {
             access_token_ttl: store.access_token_ttl,
             refresh_token_ttl: serve.refresh_token_ttl,
             jwks_max_age: store.jwks_max_age,
+            jwks_cache_horizon: store.jwks_cache_horizon,
             key_reload_interval: Duration::from_secs(store.key_reload_interval),
             key_rotation_interval: serve.key_rotation_interval.map(Duration::from_secs),
             lockout: Default::default(),
@@ -222,6 +234,7 @@ impl Settings {
             access_token_ttl: 600,
             refresh_token_ttl: 2_592_000,
             jwks_max_age: 300,
+            jwks_cache_horizon: None,
             key_reload_interval: Duration::from_secs(5),
             key_rotation_interval: None,
             lockout: Default::default(),
@@ -238,6 +251,7 @@ impl Settings {
     pub fn key_policy(&self) -> crate::signing::KeyPolicy {
         crate::signing::KeyPolicy {
             jwks_max_age: self.jwks_max_age,
+            jwks_cache_horizon: self.jwks_cache_horizon.unwrap_or(self.jwks_max_age),
             reload_interval: self.key_reload_interval,
             access_token_ttl: self.access_token_ttl,
         }
@@ -249,8 +263,24 @@ impl StoreArgs {
     pub fn key_policy(&self) -> crate::signing::KeyPolicy {
         crate::signing::KeyPolicy {
             jwks_max_age: self.jwks_max_age,
+            jwks_cache_horizon: self.jwks_cache_horizon.unwrap_or(self.jwks_max_age),
             reload_interval: Duration::from_secs(self.key_reload_interval),
             access_token_ttl: self.access_token_ttl,
         }
+    }
+
+    /// Refuses settings that contradict each other, before the servers or an admin command use
+    /// them: a cache horizon shorter than the max-age every verifier is told it may cache for.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(horizon) = self.jwks_cache_horizon
+            && horizon < self.jwks_max_age
+        {
+            anyhow::bail!(
+                "AUTH_JWKS_CACHE_HORIZON ({horizon} s) is shorter than AUTH_JWKS_MAX_AGE ({} s), \
+                 which every verifier is told it may cache the key set for: set it to at least that, or leave it unset",
+                self.jwks_max_age
+            );
+        }
+        Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! Discovery and health: JWKS (RFC 7517), authorization-server metadata (RFC 8414), probes.
+//! Discovery and health: JWKS (RFC 7517), authorization-server metadata (RFC 8414, also served
+//! where OpenID Connect discovery looks for it), probes.
 
 use axum::Json;
 use axum::extract::State;
@@ -24,6 +25,14 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     response
 }
 
+/// The authorization-server metadata, one document for both places discovery looks:
+/// `/.well-known/oauth-authorization-server` (RFC 8414) and `/.well-known/openid-configuration`
+/// (OpenID Connect Discovery, which is where API Gateway's JWT authorizer finds `jwks_uri` from
+/// the issuer). Both answer the same body with the same headers, from this one handler.
+///
+/// It names no OpenID-only member (`subject_types_supported`, `id_token_signing_alg_values_supported`,
+/// an authorization endpoint): this service issues no ID tokens, and verifiers of access tokens
+/// need only `issuer` and `jwks_uri`.
 pub async fn metadata(State(state): State<AppState>) -> Response {
     let issuer = state.config.issuer.trim_end_matches('/');
     let scopes = match state.db.granted_scopes().await {

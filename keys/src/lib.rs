@@ -3,6 +3,7 @@
 mod jwk;
 mod master_key;
 mod provider;
+mod rsa_keygen;
 mod sealed;
 mod signing_key;
 pub mod verify;
@@ -18,10 +19,9 @@ pub use sealed::SealedKey;
 pub use sealed::dangerous;
 pub use signing_key::SigningKey;
 
-/// The algorithms this service signs access tokens with.
-///
-/// RS256 keys cannot be generated here (ring has no RSA key generation); they are imported from a
-/// PKCS#8 PEM made by a tool such as openssl, see [`SealedKey::import_pem`].
+/// The algorithms this service signs access tokens with. Keys of every one of them can be
+/// generated ([`SealedKey::generate`]) or imported from a PKCS#8 PEM ([`SealedKey::import_pem`]);
+/// ring signs with all of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Algorithm {
     /// ECDSA over P-256 with SHA-256, the default.
@@ -172,11 +172,6 @@ pub enum KeyError {
     /// An algorithm name this service does not sign with.
     #[error("unsupported signing algorithm {0:?} (expected \"ES256\", \"EdDSA\" or \"RS256\")")]
     UnsupportedAlgorithm(String),
-    /// ring cannot generate RSA keys; they must be imported.
-    #[error(
-        "RS256 keys cannot be generated here: import a PKCS#8 PEM (for example from `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072`)"
-    )]
-    CannotGenerate,
     /// A PEM file that is not a PKCS#8 private key.
     #[error("not a PKCS#8 private key PEM: {0}")]
     Pem(&'static str),

@@ -17,7 +17,9 @@ pub struct SealedKey {
 }
 
 impl SealedKey {
-    /// A new key of `alg`, sealed under `master`, and the same key opened for signing.
+    /// A new key of `alg`, sealed under `master`, and the same key opened for signing. An RS256
+    /// key is generated as an imported one would be parsed: its PKCS#8 document goes through the
+    /// same [`SigningKey`] parsing (ring) before it is sealed.
     pub fn generate(
         alg: Algorithm,
         master: &MasterKey,
@@ -27,7 +29,8 @@ impl SealedKey {
     }
 
     /// A key imported from a PKCS#8 private key PEM (`-----BEGIN PRIVATE KEY-----`, as
-    /// `openssl genpkey` writes it), for keys this crate cannot generate (RSA).
+    /// `openssl genpkey` writes it): a key made elsewhere, such as an RSA key larger than the
+    /// ones generated here.
     pub fn import_pem(
         alg: Algorithm,
         pem: &str,
@@ -167,6 +170,32 @@ mod tests {
         assert_eq!(rewrapped.open(&new).unwrap().kid(), key.kid());
         assert!(rewrapped.open(&old).is_err());
         assert!(sealed.rewrap(&new, &old).is_err(), "the wrong current key");
+    }
+
+    #[test]
+    fn a_generated_rsa_key_is_sealed_opened_and_rewrapped_like_any_other() {
+        let (old, new) = (
+            MasterKey::generate().unwrap(),
+            MasterKey::generate().unwrap(),
+        );
+        let (key, sealed) = SealedKey::generate(Algorithm::RS256, &old).unwrap();
+        assert_eq!(key.alg(), Algorithm::RS256);
+        assert_eq!((sealed.kid(), sealed.alg()), (key.kid(), Algorithm::RS256));
+        let opened = sealed.open(&old).unwrap();
+        assert_eq!(opened.public_jwk(), key.public_jwk());
+        let rewrapped = sealed.rewrap(&old, &new).unwrap();
+        assert_eq!(rewrapped.open(&new).unwrap().kid(), key.kid());
+        assert!(matches!(sealed.open(&new), Err(KeyError::WrongMasterKey)));
+        // Stored under another algorithm, the document does not open as that algorithm's key.
+        let mislabelled = SealedKey::from_stored(
+            sealed.kid().to_owned(),
+            Algorithm::ES256,
+            sealed.ciphertext().to_vec(),
+        );
+        assert!(matches!(
+            mislabelled.open(&old),
+            Err(KeyError::MalformedPrivateKey(Algorithm::ES256))
+        ));
     }
 
     #[test]

@@ -53,13 +53,15 @@ struct JwsHeader<'a> {
     kid: &'a str,
 }
 
-/// A new PKCS#8 document for `alg` from ring's SystemRandom, for [`crate::SealedKey`] to seal.
+/// A new PKCS#8 document for `alg`, for [`crate::SealedKey`] to seal: EC and Ed25519 keys from
+/// ring with its SystemRandom, RSA keys from [`crate::rsa_keygen`] (ring cannot generate them).
+/// Whichever made it, ring parses the document into the key pair that signs.
 pub(crate) fn generate_pkcs8(alg: Algorithm) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let rng = SystemRandom::new();
     let document = match alg {
         Algorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng),
         Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng),
-        Algorithm::RS256 => return Err(KeyError::CannotGenerate),
+        Algorithm::RS256 => return crate::rsa_keygen::generate_rsa_pkcs8(),
     }
     .map_err(|_| KeyError::Generation)?;
     // ring's document is not zeroized when dropped; the copy handed on is, and the document is
@@ -206,7 +208,7 @@ impl SigningKey {
 }
 
 /// The DER of a PKCS#8 private key PEM (`-----BEGIN PRIVATE KEY-----`), as `openssl genpkey`
-/// writes it, for importing keys this crate cannot generate (RSA).
+/// writes it, for importing keys made elsewhere.
 pub(crate) fn pkcs8_from_pem(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let parsed = pem::parse(text.trim()).map_err(|_| KeyError::Pem("cannot parse PEM"))?;
     if parsed.tag() != "PRIVATE KEY" {
@@ -432,11 +434,52 @@ mod tests {
     }
 
     #[test]
-    fn rsa_keys_cannot_be_generated_and_bad_pem_is_refused() {
-        assert!(matches!(
-            SigningKey::generate(Algorithm::RS256),
-            Err(KeyError::CannotGenerate)
-        ));
+    fn a_generated_rsa_key_is_2048_bits_with_exponent_65537_and_signs_rs256_tokens() {
+        install_crypto_provider();
+        let der = generate_pkcs8(Algorithm::RS256).unwrap();
+        // The document is the one an import would carry: ring parses it like the test PEM's.
+        let key = SigningKey::from_pkcs8(Algorithm::RS256, &der).unwrap();
+        let json = serde_json::to_value(key.public_jwk()).unwrap();
+        assert_eq!(json["kty"], "RSA");
+        assert_eq!(json["alg"], "RS256");
+        assert_eq!(json["use"], "sig");
+        assert_eq!(json["e"], "AQAB");
+        assert!(json.get("d").is_none() && json.get("p").is_none());
+        let n = URL_SAFE_NO_PAD.decode(json["n"].as_str().unwrap()).unwrap();
+        assert_eq!(n.len() * 8, crate::rsa_keygen::GENERATED_RSA_BITS);
+        assert!(
+            n[0] & 0x80 != 0,
+            "the top bit is set: a full 2048-bit modulus"
+        );
+        assert_eq!(
+            key.kid(),
+            key.public_jwk()
+                .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+                .unwrap()
+        );
+        let token = key.sign_jwt(&claims()).unwrap();
+        let header = URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(header).unwrap(),
+            format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{}"}}"#, key.kid())
+        );
+        let decoding_key = DecodingKey::from_jwk(key.public_jwk()).unwrap();
+        let data = decode::<Claims>(&token, &decoding_key, &validation(Algorithm::RS256)).unwrap();
+        assert_eq!(data.claims.sub, "client-1");
+
+        // Every generation is a new key, and neither key verifies the other's tokens.
+        let other = SigningKey::generate(Algorithm::RS256).unwrap();
+        assert_ne!(other.kid(), key.kid());
+        let other_key = DecodingKey::from_jwk(other.public_jwk()).unwrap();
+        assert!(decode::<Claims>(&token, &other_key, &validation(Algorithm::RS256)).is_err());
+        let debug = format!("{key:?}");
+        assert!(!debug.contains(&URL_SAFE_NO_PAD.encode(&*der)) && debug.len() < 120);
+    }
+
+    #[test]
+    fn bad_pem_is_refused() {
         assert!(matches!(pkcs8_from_pem("garbage"), Err(KeyError::Pem(_))));
         let pkcs1 = RSA_PEM.replace("PRIVATE KEY", "RSA PRIVATE KEY");
         assert!(matches!(pkcs8_from_pem(&pkcs1), Err(KeyError::Pem(_))));

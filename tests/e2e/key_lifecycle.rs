@@ -1,6 +1,8 @@
 //! The signing-key lifecycle end to end: routine rotations under load with zero failed requests,
 //! several token-service instances on one PostgreSQL database, emergency revocation, purge,
-//! master-key rotation, the runbook's recovery from a lost master key, and RS256 keys.
+//! master-key rotation, the runbook's recovery from a lost master key, RS256 keys (imported, and
+//! generated for verifiers that accept only RSA, such as API Gateway's JWT authorizer), and the
+//! JWKS cache horizon.
 
 use crate::common;
 
@@ -166,7 +168,7 @@ async fn rotate_when_safe(auth: &TestAuth) -> auth_server::signing::Rotation {
                 &auth.state.db,
                 master,
                 policy,
-                Algorithm::ES256,
+                Some(Algorithm::ES256),
                 false,
             )
             .await;
@@ -393,8 +395,9 @@ async fn retired_keys_are_purged_only_after_their_tokens_expire() {
         "not before the access-token lifetime has passed"
     );
 
-    // Once the lifetime has passed, the server's own maintenance purges it.
-    age_retired_keys(&auth, 700).await;
+    // Once the lifetime, the leeway and the cache horizon (the max-age, 300 s, by default) have
+    // passed, the server's own maintenance purges it.
+    age_retired_keys(&auth, 1000).await;
     common::eventually(
         Duration::from_secs(30),
         "the retired key was not purged",
@@ -539,6 +542,255 @@ async fn an_imported_rsa_key_signs_rs256_tokens_the_partner_api_accepts() {
             .is_err()
     );
     api.stop().await;
+    auth.stop().await;
+}
+
+/// The public RSA modulus of a JWK, in bits (leading zero bits not counted).
+fn modulus_bits(jwk: &Value) -> usize {
+    use base64::Engine;
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwk["n"].as_str().expect("an RSA JWK has n"))
+        .unwrap();
+    let first = n.iter().position(|&b| b != 0).unwrap();
+    (n.len() - first) * 8 - n[first].leading_zeros() as usize
+}
+
+/// What API Gateway's JWT authorizer does with a token, as far as it can be done here: it knows
+/// only the issuer, reads `{issuer}/.well-known/openid-configuration` for `jwks_uri`, takes the
+/// RSA keys of that set (HTTP APIs accept no other), and checks the signature with the key the
+/// token's `kid` names. The issuer's host (`ISSUER`) is not where the test server listens, so the
+/// path of each URL is taken to the server.
+async fn verify_like_a_gateway(auth: &TestAuth, token: &str) -> Result<(), String> {
+    use jsonwebtoken::{DecodingKey, Validation, decode, jwk::JwkSet};
+    let discovery: Value = common::get_json(auth.url("/.well-known/openid-configuration")).await;
+    assert_eq!(discovery["issuer"], common::ISSUER);
+    let jwks_path = discovery["jwks_uri"]
+        .as_str()
+        .and_then(|uri| uri.strip_prefix(common::ISSUER))
+        .expect("jwks_uri under the issuer");
+    let set: JwkSet = common::get_json(auth.url(jwks_path)).await;
+    let kid = kid_of(token);
+    let jwk = set
+        .keys
+        .iter()
+        .filter(|k| matches!(k.algorithm, jsonwebtoken::jwk::AlgorithmParameters::RSA(_)))
+        .find(|k| k.common.key_id.as_deref() == Some(kid.as_str()))
+        .ok_or_else(|| format!("no RSA key {kid} in the set"))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[common::ISSUER]);
+    validation.set_audience(&["partner-api"]);
+    decode::<Value>(token, &key, &validation)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// `auth-server keys rotate --alg RS256`, as API Gateway needs it: the server generates the RSA
+/// key itself (no PEM), publishes it as pending, the next rotation (without --alg) makes it sign
+/// and keeps RS256 for its successor, and its tokens verify at the partner API and with nothing
+/// but the issuer's discovery document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_rsa_key_signs_tokens_the_partner_api_and_a_gateway_accept() {
+    keys::install_crypto_provider();
+    let auth = common::spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let api = spawn_resource_api(Backend::Sqlite, &auth, |_| {})
+        .await
+        .unwrap();
+    api.wait_ready().await;
+    let (client, secret) = auth.client("globex", "catalog:read").await;
+    let (id, secret) = (client.client_id.as_str(), secret.expose());
+    let es_token = common::token(&auth, id, secret).await;
+    assert_eq!(common::header_of(&es_token)["alg"], "ES256");
+    let master_file = auth.db.master_key_path();
+    let rotated = admin_cli(
+        &auth,
+        &master_file,
+        &["keys", "rotate", "--alg", "RS256", "--force"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rotated["alg"], "RS256");
+    let rsa_kid = rotated["pending"].as_str().unwrap().to_owned();
+    let jwk = common::eventually(Duration::from_secs(30), "the RSA key published", || {
+        let (auth, rsa_kid) = (&auth, &rsa_kid);
+        async move {
+            let jwks: Value = common::get_json(auth.url("/.well-known/jwks.json")).await;
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["kid"] == rsa_kid.as_str())
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(jwk["kty"], "RSA");
+    assert_eq!(jwk["alg"], "RS256");
+    assert_eq!(jwk["e"], "AQAB");
+    assert!(modulus_bits(&jwk) >= 2048, "{jwk}");
+    assert!(jwk.get("d").is_none() && jwk.get("p").is_none() && jwk.get("q").is_none());
+
+    // A routine rotation, with no --alg: the RSA key signs, and the next pending key is RSA too.
+    let rotated = admin_cli(&auth, &master_file, &["keys", "rotate", "--force"])
+        .await
+        .unwrap();
+    assert_eq!(rotated["active"], rsa_kid.as_str());
+    assert_eq!(rotated["alg"], "RS256");
+    let rows = auth.state.db.list_signing_keys().await.unwrap();
+    assert!(
+        rows.iter()
+            .filter(|r| r.state != keys::KeyState::Retired)
+            .all(|r| r.alg == Algorithm::RS256),
+        "{rows:?}"
+    );
+
+    let token = common::token_signed_by(&auth, id, secret, &rsa_kid).await;
+    assert_eq!(common::header_of(&token)["alg"], "RS256");
+    assert_eq!(
+        common::get(&api, "/v1/products", &token).await.status(),
+        StatusCode::OK
+    );
+    verify_like_a_gateway(&auth, &token).await.unwrap();
+    // The ES256 key that signed before is still published (retired), and the partner API still
+    // accepts its token; a gateway that knows only RSA keys would not.
+    assert_eq!(
+        common::get(&api, "/v1/products", &es_token).await.status(),
+        StatusCode::OK
+    );
+    let refused = verify_like_a_gateway(&auth, &es_token).await.unwrap_err();
+    assert!(refused.contains("no RSA key"), "{refused}");
+    api.stop().await;
+    auth.stop().await;
+}
+
+/// Scheduled rotation (`AUTH_KEY_ROTATION_INTERVAL`) keeps the algorithm of the pending key it
+/// promotes: once an RS256 key is pending, every key after it is RS256 too, so a deployment
+/// behind an RSA-only gateway stays on RSA without anyone passing --alg again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_rotation_keeps_an_rs256_deployment_on_rs256() {
+    let db = test_db(Backend::Sqlite).await.unwrap();
+    let mut settings = TestAuth::settings(&db);
+    settings.jwks_max_age = 1;
+    settings.key_rotation_interval = Some(Duration::from_secs(2));
+    let auth = spawn_auth_with(db, settings).await;
+    let rsa = force_rotate(&auth, Algorithm::RS256).await.pending;
+    let rows = common::eventually(
+        Duration::from_secs(60),
+        "no scheduled rotation promoted the RSA key",
+        || {
+            let (db, rsa) = (&auth.state.db, &rsa);
+            async move {
+                let rows = db.list_signing_keys().await.unwrap();
+                rows.iter()
+                    .any(|r| r.kid == *rsa && r.state != keys::KeyState::Pending)
+                    .then_some(rows)
+            }
+        },
+    )
+    .await;
+    let current: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state != keys::KeyState::Retired)
+        .collect();
+    assert_eq!(current.len(), 2, "{rows:?}");
+    assert!(
+        current.iter().all(|r| r.alg == Algorithm::RS256),
+        "{rows:?}"
+    );
+    let trail = auth.state.db.list_audit(None, 50).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.action == "key.rotate" && r.actor == "server (scheduled)"),
+        "{trail:?}"
+    );
+    auth.stop().await;
+}
+
+/// Pretends the pending key was published `seconds` ago (time travel in the test database).
+async fn age_pending_key(auth: &TestAuth, seconds: i64) {
+    let pool = sqlx::SqlitePool::connect(&auth.db.url).await.unwrap();
+    sqlx::query("UPDATE signing_keys SET created_at = created_at - $1 WHERE state = 'pending'")
+        .bind(seconds)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// With `--auth-jwks-cache-horizon 7200` (API Gateway may cache the key set for two hours), a
+/// pending key published longer than the max-age (300 s) but not the horizon is not promoted:
+/// the rotation is refused as too early and nothing changes. Without the horizon, the same
+/// rotation goes ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_is_refused_until_the_cache_horizon_has_passed() {
+    let auth = common::spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let master_file = auth.db.master_key_path();
+    age_pending_key(&auth, 900).await;
+    let before = auth.state.db.list_signing_keys().await.unwrap();
+    let pending = before
+        .iter()
+        .find(|r| r.state == keys::KeyState::Pending)
+        .unwrap()
+        .clone();
+    assert!(
+        pending.created_at + 300 < auth_server::now(),
+        "past the max-age"
+    );
+
+    let err = admin_cli(
+        &auth,
+        &master_file,
+        &["--auth-jwks-cache-horizon", "7200", "keys", "rotate"],
+    )
+    .await
+    .unwrap_err();
+    match err.downcast_ref::<auth_server::signing::RotationRefused>() {
+        Some(auth_server::signing::RotationRefused::TooEarly {
+            pending: kid, wait, ..
+        }) => {
+            assert_eq!(kid, &pending.kid);
+            // 7200 s, plus the CLI's reload interval (5 s) and slack, less the 900 s passed.
+            assert!((6290..=6310).contains(wait), "{err}");
+        }
+        other => panic!("expected TooEarly, got {other:?}: {err:#}"),
+    }
+    assert_eq!(auth.state.db.list_signing_keys().await.unwrap(), before);
+
+    // The horizon counts from publication, whatever the max-age: still too early at 2 hours less
+    // a minute, with a max-age of one second.
+    age_pending_key(&auth, 7200 - 900 - 60).await;
+    let err = admin_cli(
+        &auth,
+        &master_file,
+        &[
+            "keys",
+            "rotate",
+            "--auth-jwks-max-age",
+            "1",
+            "--auth-jwks-cache-horizon",
+            "7200",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<auth_server::signing::RotationRefused>(),
+            Some(auth_server::signing::RotationRefused::TooEarly { .. })
+        ),
+        "{err:#}"
+    );
+    // Once the horizon has passed, it goes ahead.
+    age_pending_key(&auth, 120).await;
+    let rotated = admin_cli(
+        &auth,
+        &master_file,
+        &["keys", "rotate", "--auth-jwks-cache-horizon", "7200"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rotated["active"], pending.kid.as_str());
     auth.stop().await;
 }
 

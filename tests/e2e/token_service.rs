@@ -668,6 +668,15 @@ async fn discovery_and_health_endpoints_answer(backend: Backend) {
         meta["scopes_supported"],
         serde_json::json!(["catalog:read", "orders:read"])
     );
+    // OpenID Connect discovery (API Gateway's JWT authorizer) finds the same document.
+    let openid = http()
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(openid.status(), StatusCode::OK);
+    assert!(openid.headers().get("cache-control").is_none());
+    assert_eq!(openid.json::<Value>().await.unwrap(), meta);
 
     let health = http().get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);

@@ -217,3 +217,45 @@ async fn the_metadata_names_the_issuer_and_its_endpoints() {
     assert_eq!(body["token_endpoint"], "http://auth.test/oauth2/token");
     assert_eq!(body["jwks_uri"], "http://auth.test/.well-known/jwks.json");
 }
+
+#[tokio::test]
+async fn openid_discovery_answers_the_rfc_8414_document_with_the_same_headers() {
+    let auth = TestAuth::new().await;
+    // A client makes `scopes_supported` non-empty, so the comparison covers a database read.
+    auth.client().await;
+    let rfc8414 = auth
+        .send(Request::get("/.well-known/oauth-authorization-server"), "")
+        .await;
+    let openid = auth
+        .send(Request::get("/.well-known/openid-configuration"), "")
+        .await;
+    assert_eq!(openid.status(), StatusCode::OK);
+    for name in ["cache-control", "content-type", "x-content-type-options"] {
+        assert_eq!(
+            header_of(&openid, name),
+            header_of(&rfc8414, name),
+            "{name}"
+        );
+    }
+    assert_eq!(header_of(&openid, "content-type"), Some("application/json"));
+    let (openid, rfc8414) = (json_body(openid).await, json_body(rfc8414).await);
+    assert_eq!(openid, rfc8414, "one document in both places");
+    // What API Gateway's JWT authorizer reads: the issuer it was configured with (the `iss` of
+    // every token) and where the keys are.
+    assert_eq!(openid["issuer"], "http://auth.test");
+    assert_eq!(openid["jwks_uri"], "http://auth.test/.well-known/jwks.json");
+    assert_eq!(openid["token_endpoint"], "http://auth.test/oauth2/token");
+    assert_eq!(
+        openid["scopes_supported"],
+        serde_json::json!(["orders:read"])
+    );
+    assert!(
+        openid["access_token_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"RS256".into())
+    );
+    // The JWKS it points to is served where it says.
+    let jwks = auth.send(Request::get("/.well-known/jwks.json"), "").await;
+    assert_eq!(jwks.status(), StatusCode::OK);
+}

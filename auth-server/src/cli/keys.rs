@@ -22,16 +22,18 @@ pub enum KeysCommand {
     /// Routine rotation: the pending key starts signing and a new pending key is made.
     ///
     /// The active key is retired: still published until its tokens expire. Refused while
-    /// resource servers may not have fetched the pending key yet, unless --force.
+    /// verifiers may not have fetched the pending key yet (AUTH_JWKS_CACHE_HORIZON), unless
+    /// --force.
     Rotate {
-        /// Algorithm of the new pending key (RS256 keys arrive by `keys import`).
+        /// Algorithm of the new pending key; RS256 makes a 2048-bit RSA key, for verifiers that
+        /// accept only RSA (API Gateway's JWT authorizer). Default: the algorithm of the current
+        /// pending key, so the keys keep their algorithm (ES256 on a first start).
         #[arg(
             long,
-            default_value = "ES256",
-            value_parser = EnumValueParser::<GeneratedAlg>::new().try_map(Algorithm::try_from)
+            value_parser = EnumValueParser::<KeyAlg>::new().map(Algorithm::from)
         )]
-        alg: Algorithm,
-        /// Rotate even though resource servers may not have fetched the pending key yet. If the
+        alg: Option<Algorithm>,
+        /// Rotate even though verifiers may not have fetched the pending key yet. If the
         /// master key file does not exist (the master key was lost), it is created and a fresh
         /// active and pending key are made under it.
         #[arg(long)]
@@ -50,7 +52,7 @@ pub enum KeysCommand {
         #[arg(long)]
         new_master_key_file: PathBuf,
     },
-    /// Import a PKCS#8 PEM private key as the pending key (how RS256 keys are added).
+    /// Import a PKCS#8 PEM private key made elsewhere as the pending key.
     Import {
         /// The key's algorithm.
         #[arg(
@@ -65,8 +67,9 @@ pub enum KeysCommand {
     },
 }
 
-/// `--alg` of `keys import`: every algorithm a signing key may have, spelled as in a JWK.
-/// The `keys` crate's [`Algorithm`] has no clap dependency, so the command line has its own.
+/// `--alg` of `keys rotate` and `keys import`: every algorithm a signing key may have, spelled as
+/// in a JWK. The `keys` crate's [`Algorithm`] has no clap dependency, so the command line has
+/// its own.
 #[derive(Clone, Copy, ValueEnum)]
 enum KeyAlg {
     /// ECDSA on P-256 with SHA-256.
@@ -86,35 +89,6 @@ impl From<KeyAlg> for Algorithm {
             KeyAlg::Es256 => Algorithm::ES256,
             KeyAlg::EdDsa => Algorithm::EdDSA,
             KeyAlg::Rs256 => Algorithm::RS256,
-        }
-    }
-}
-
-/// `--alg` of `keys rotate`: the algorithms of the keys this server generates itself.
-#[derive(Clone, Copy, ValueEnum)]
-enum GeneratedAlg {
-    /// ECDSA on P-256 with SHA-256.
-    #[value(name = "ES256")]
-    Es256,
-    /// Ed25519.
-    #[value(name = "EdDSA")]
-    EdDsa,
-    // Accepted but not offered: ring cannot generate RSA keys, and whoever asks for one should
-    // learn where they come from rather than only see the list of possible values.
-    #[value(name = "RS256", hide = true)]
-    Rs256,
-}
-
-impl TryFrom<GeneratedAlg> for Algorithm {
-    type Error = &'static str;
-
-    fn try_from(alg: GeneratedAlg) -> Result<Algorithm, Self::Error> {
-        match alg {
-            GeneratedAlg::Es256 => Ok(Algorithm::ES256),
-            GeneratedAlg::EdDsa => Ok(Algorithm::EdDSA),
-            GeneratedAlg::Rs256 => Err(
-                "must be ES256 or EdDSA; RS256 keys cannot be generated here, add one with `keys import --pem FILE`",
-            ),
         }
     }
 }
@@ -140,7 +114,7 @@ pub async fn run(
 async fn rotate(
     db: &Store,
     store: &StoreArgs,
-    alg: Algorithm,
+    alg: Option<Algorithm>,
     force: bool,
 ) -> anyhow::Result<Rotated> {
     let key_in_environment = store
@@ -177,6 +151,7 @@ async fn revoke(db: &Store, store: &StoreArgs, kid: &str) -> anyhow::Result<Revo
     Ok(Revoked {
         revocation: signing::revoke_key(db, &master, kid).await?,
         jwks_max_age: store.jwks_max_age,
+        cache_horizon: store.key_policy().cache_horizon_secs(),
     })
 }
 
@@ -265,7 +240,10 @@ impl Render for Vec<SigningKeyRow> {
 
 impl Render for Rotation {
     fn human(&self) -> String {
-        let mut text = format!("active:  {}\npending: {}\n", self.active, self.pending);
+        let mut text = format!(
+            "active:  {}\npending: {} ({})\n",
+            self.active, self.pending, self.alg
+        );
         if let Some(retired) = &self.retired {
             let _ = writeln!(
                 text,
@@ -329,19 +307,29 @@ impl Render for Revocation {
     }
 }
 
-/// `keys revoke`: the revocation, and how long resource APIs may go on trusting the key.
+/// `keys revoke`: the revocation, and how long verifiers may go on trusting the key.
 struct Revoked {
     revocation: Revocation,
     jwks_max_age: u64,
+    /// The longest any verifier may keep its cached JWKS (AUTH_JWKS_CACHE_HORIZON).
+    cache_horizon: i64,
 }
 
 impl Render for Revoked {
     fn human(&self) -> String {
-        format!(
+        let mut text = format!(
             "{}tokens it signed stop verifying at each resource API when it next refreshes its JWKS (within {} s)\n",
             self.revocation.human(),
             self.jwks_max_age
-        )
+        );
+        if self.cache_horizon > self.jwks_max_age as i64 {
+            let _ = writeln!(
+                text,
+                "verifiers that cache the JWKS longer (AUTH_JWKS_CACHE_HORIZON: API gateways) may accept them for up to {} s, or until they expire",
+                self.cache_horizon
+            );
+        }
+        text
     }
 
     fn json(&self) -> serde_json::Value {

@@ -93,6 +93,7 @@ pub async fn run_admin(
     command: Command,
     json_out: bool,
 ) -> anyhow::Result<String> {
+    store.check()?;
     let db = Store::connect(&store.database_url).await?;
     db.migrate().await?;
     let result: Box<dyn Render> = match command {
@@ -168,8 +169,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             one_line(&err),
-            "error: invalid value 'HS256' for '--alg <ALG>' [possible values: ES256, EdDSA]; \
-             tip: a similar value exists: 'ES256'"
+            "error: invalid value 'HS256' for '--alg <ALG>' [possible values: ES256, EdDSA, RS256]; \
+             tip: a similar value exists: 'RS256'"
         );
         let err = Cli::try_parse_from(["auth-server", "client", "create", "--name", "n"])
             .err()
@@ -211,6 +212,79 @@ mod tests {
         assert!(
             Cli::try_parse_from(["auth-server", "serve", "--auth-max-header-list-bytes", "0"])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn the_jwks_cache_horizon_defaults_to_the_max_age_and_the_cli_and_server_agree() {
+        let policies = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let admin = cli.store.key_policy();
+            let server = match cli.command {
+                Command::Serve(serve) => {
+                    Some(serve_settings(cli.store, serve).map(|s| s.key_policy()))
+                }
+                _ => None,
+            };
+            (admin, server)
+        };
+        let (admin, server) = policies(&["auth-server", "serve", "--auth-jwks-max-age", "120"]);
+        let server = server.unwrap().unwrap();
+        assert_eq!((admin.jwks_max_age, admin.jwks_cache_horizon), (120, 120));
+        assert_eq!((server.jwks_max_age, server.jwks_cache_horizon), (120, 120));
+        // API Gateway: a two-hour horizon over the default max-age. The flag is global: it may
+        // follow the subcommand, like the other store settings.
+        let (admin, server) =
+            policies(&["auth-server", "serve", "--auth-jwks-cache-horizon", "7200"]);
+        let server = server.unwrap().unwrap();
+        assert_eq!(
+            (admin.jwks_max_age, admin.cache_horizon_secs()),
+            (300, 7200)
+        );
+        assert_eq!(server.rotation_safe_at(0), admin.rotation_safe_at(0));
+        assert_eq!(server.purge_safe_at(0, 600), admin.purge_safe_at(0, 600));
+        let (admin, _) = policies(&[
+            "auth-server",
+            "keys",
+            "rotate",
+            "--auth-jwks-cache-horizon",
+            "7200",
+        ]);
+        assert_eq!(admin.jwks_cache_horizon, 7200);
+        // Shorter than the max-age every verifier is told: refused, by the server and the CLI.
+        let (_, server) = policies(&[
+            "auth-server",
+            "--auth-jwks-max-age",
+            "300",
+            "--auth-jwks-cache-horizon",
+            "60",
+            "serve",
+        ]);
+        let err = server.unwrap().err().unwrap().to_string();
+        assert!(
+            err.contains(
+                "AUTH_JWKS_CACHE_HORIZON (60 s) is shorter than AUTH_JWKS_MAX_AGE (300 s)"
+            ),
+            "{err}"
+        );
+        let cli = Cli::try_parse_from([
+            "auth-server",
+            "keys",
+            "list",
+            "--auth-jwks-cache-horizon",
+            "60",
+        ])
+        .unwrap();
+        assert!(cli.store.check().is_err());
+        assert!(
+            Cli::try_parse_from([
+                "auth-server",
+                "keys",
+                "list",
+                "--auth-jwks-cache-horizon",
+                "-1"
+            ])
+            .is_err()
         );
     }
 }

@@ -35,13 +35,14 @@ fn new_key(
     SigningKeyRow::new(&key, &sealed, state, now)
 }
 
-/// The algorithm of a replacement key: the same as the key it replaces, except that RSA keys
-/// cannot be generated here, so their replacements are ES256 (import an RSA key to go on with RSA).
-pub fn replacement_alg(alg: Algorithm) -> Algorithm {
-    match alg {
-        Algorithm::RS256 => Algorithm::ES256,
-        other => other,
-    }
+/// The algorithm a new key has when nobody asked for one: that of the pending key (the next to
+/// sign), else of the active key, else ES256 (a first start). So a deployment keeps its algorithm
+/// through every rotation, scheduled or not, until an admin asks for another: an RS256 one, for
+/// verifiers that accept only RSA, stays RS256.
+pub fn continued_alg(rows: &[SigningKeyRow]) -> Algorithm {
+    find(rows, KeyState::Pending)
+        .or_else(|| find(rows, KeyState::Active))
+        .map_or(Algorithm::ES256, |row| row.alg)
 }
 
 fn find(rows: &[SigningKeyRow], state: KeyState) -> Option<&SigningKeyRow> {
@@ -53,10 +54,11 @@ fn find(rows: &[SigningKeyRow], state: KeyState) -> Option<&SigningKeyRow> {
 /// once: the database lets exactly one of them store each key. Returns the kids created.
 pub async fn bootstrap(db: &Store, master: &MasterKey, now: i64) -> anyhow::Result<Vec<String>> {
     let rows = db.list_signing_keys().await?;
+    let alg = continued_alg(&rows);
     let mut created = Vec::new();
     if find(&rows, KeyState::Active).is_none() {
-        let active = new_key(Algorithm::ES256, KeyState::Active, master, now)?;
-        let pending = new_key(Algorithm::ES256, KeyState::Pending, master, now)?;
+        let active = new_key(alg, KeyState::Active, master, now)?;
+        let pending = new_key(alg, KeyState::Pending, master, now)?;
         let audit = AuditEvent::new(
             "server",
             "key.bootstrap",
@@ -73,7 +75,7 @@ pub async fn bootstrap(db: &Store, master: &MasterKey, now: i64) -> anyhow::Resu
             created = vec![active.kid, pending.kid];
         }
     } else if find(&rows, KeyState::Pending).is_none() {
-        let pending = new_key(Algorithm::ES256, KeyState::Pending, master, now)?;
+        let pending = new_key(alg, KeyState::Pending, master, now)?;
         let audit = AuditEvent::new(
             "server",
             "key.create",
@@ -94,8 +96,8 @@ pub async fn bootstrap(db: &Store, master: &MasterKey, now: i64) -> anyhow::Resu
 #[derive(Debug, thiserror::Error)]
 pub enum RotationRefused {
     #[error(
-        "too early: pending key {pending} was published at {published} and resource servers may not have it before {safe} \
-         (in {wait} s); rotate then, or use --force (tokens it signs may be refused until every resource API refreshes its JWKS)"
+        "too early: pending key {pending} was published at {published} and verifiers may not have it before {safe} \
+         (in {wait} s: AUTH_JWKS_CACHE_HORIZON after publication); rotate then, or use --force (tokens it signs may be refused until every verifier refreshes its JWKS)"
     )]
     TooEarly {
         pending: String,
@@ -117,6 +119,8 @@ pub struct Rotation {
     pub active: String,
     pub pending: String,
     pub retired: Option<String>,
+    /// The algorithm of the new pending key.
+    pub alg: Algorithm,
 }
 
 fn timestamp(unix: i64) -> String {
@@ -132,22 +136,23 @@ enum NextActive<'a> {
 }
 
 /// Rotates: the pending key becomes active, the active key is retired (still published), and a
-/// new pending key of `alg` is created. Refused while the pending key may be missing from resource
-/// servers' caches, unless `force`.
+/// new pending key of `alg` is created (`None`: [`continued_alg`]). Refused while the pending key
+/// may be missing from verifiers' caches, unless `force`.
 pub(crate) async fn rotate(
     db: &Store,
     master: &MasterKey,
     policy: &KeyPolicy,
-    alg: Algorithm,
+    alg: Option<Algorithm>,
     force: bool,
     actor: &str,
     now: i64,
 ) -> anyhow::Result<Result<Rotation, RotationRefused>> {
     let rows = db.list_signing_keys().await?;
+    let alg = alg.unwrap_or_else(|| continued_alg(&rows));
     let active = find(&rows, KeyState::Active);
-    let new_pending = new_key(alg, KeyState::Pending, master, now)?;
     // Either the pending key is promoted, or (forced, with no pending key) a fresh key is made
-    // active at once.
+    // active at once. Keys are generated only once the rotation is going ahead: an RSA key takes
+    // a noticeable moment.
     let next = match find(&rows, KeyState::Pending) {
         Some(pending) => {
             let safe = policy.rotation_safe_at(pending.created_at);
@@ -163,14 +168,10 @@ pub(crate) async fn rotate(
             open(pending, master)?;
             NextActive::Promote(pending)
         }
-        None if force => NextActive::Fresh(new_key(
-            replacement_alg(alg),
-            KeyState::Active,
-            master,
-            now,
-        )?),
+        None if force => NextActive::Fresh(new_key(alg, KeyState::Active, master, now)?),
         None => return Ok(Err(RotationRefused::NoPending)),
     };
+    let new_pending = new_key(alg, KeyState::Pending, master, now)?;
     let mut changes = Vec::new();
     if let Some(active) = active {
         changes.push(KeyChange::Retire(&active.kid));
@@ -190,6 +191,7 @@ pub(crate) async fn rotate(
         active: new_active,
         pending: new_pending.kid.clone(),
         retired: active.map(|a| a.kid.clone()),
+        alg,
     };
     let audit = AuditEvent::new(
         actor,
@@ -204,20 +206,22 @@ pub(crate) async fn rotate(
 }
 
 /// Routine rotation from the CLI: the pending key becomes active, the active key is retired
-/// (published until its tokens expire), and a new pending key of `alg` is made. Refused with a
-/// one-line explanation while resource servers may not have the pending key yet, unless `force`.
+/// (published until its tokens expire), and a new pending key of `alg` is made (`None`: the
+/// algorithm the keys have now, [`continued_alg`]). Refused with a one-line explanation while
+/// verifiers may not have the pending key yet, unless `force`.
 pub async fn rotate_key(
     db: &Store,
     master: &MasterKey,
     policy: &KeyPolicy,
-    alg: Algorithm,
+    alg: Option<Algorithm>,
     force: bool,
 ) -> anyhow::Result<Rotation> {
     Ok(rotate(db, master, policy, alg, force, CLI_ACTOR, crate::now()).await??)
 }
 
 /// Rotates if the active key has been active for `interval` and the pending key is safe to
-/// promote. Several instances may all decide to; the transaction lets exactly one succeed.
+/// promote, keeping the algorithm ([`continued_alg`]). Several instances may all decide to; the
+/// transaction lets exactly one succeed.
 pub(crate) async fn scheduled_rotation(
     db: &Store,
     master: &MasterKey,
@@ -231,8 +235,7 @@ pub(crate) async fn scheduled_rotation(
     if !due {
         return Ok(());
     }
-    let alg = find(&rows, KeyState::Pending).map_or(Algorithm::ES256, |p| replacement_alg(p.alg));
-    match rotate(db, master, policy, alg, false, "server (scheduled)", now).await? {
+    match rotate(db, master, policy, None, false, "server (scheduled)", now).await? {
         Ok(rotation) => tracing::info!(
             active = rotation.active,
             pending = rotation.pending,
@@ -259,16 +262,17 @@ pub struct Revocation {
 }
 
 /// Emergency revocation: the key is unpublished at once. If it was active, the pending key is
-/// promoted (or, if there is none, a new key made active) and a new pending key made; if it was
-/// pending, a new pending key replaces it. Tokens it signed stop verifying at every resource API
-/// when that API next refreshes its JWKS (at most the JWKS max-age).
+/// promoted (or, if there is none, a new key of its algorithm made active) and a new pending key
+/// of its algorithm made; if it was pending, a new pending key replaces it. Tokens it signed stop
+/// verifying at every verifier when it next refreshes its JWKS: within the max-age at our
+/// resource APIs, within the cache horizon at any verifier.
 pub async fn revoke_key(db: &Store, master: &MasterKey, kid: &str) -> anyhow::Result<Revocation> {
     let now = crate::now();
     let rows = db.list_signing_keys().await?;
     let target = rows.iter().find(|r| r.kid == kid).ok_or_else(|| {
         anyhow::anyhow!("no signing key with kid {kid} (see `auth-server keys list`)")
     })?;
-    let alg = replacement_alg(target.alg);
+    let alg = target.alg;
     let mut changes = vec![KeyChange::Delete(&target.kid)];
     let mut revocation = Revocation {
         revoked: target.kid.clone(),
@@ -415,8 +419,8 @@ pub async fn rewrap_keys(
 }
 
 /// Imports a private key (PKCS#8 PEM) as the pending key, replacing any pending key (which has
-/// never signed). It becomes active at the next rotation. This is how RS256 keys arrive: ring
-/// cannot generate RSA keys.
+/// never signed). It becomes active at the next rotation: how a key made elsewhere arrives (an
+/// RSA key larger than the 2048 bits `keys rotate --alg RS256` generates, for instance).
 pub async fn import_key(
     db: &Store,
     master: &MasterKey,
@@ -453,17 +457,18 @@ pub async fn import_key(
 
 /// The fresh start after the master key was lost (`keys rotate --force` with a master key file
 /// that had to be created): no stored private key can be opened any more, so a new active and a
-/// new pending key of `alg` are made under `master`. The old active key is retired, so the
+/// new pending key of `alg` (`None`: [`continued_alg`]) are made under `master`. The old active key is retired, so the
 /// tokens it signed keep verifying until they expire and it is purged; the old pending key,
 /// which never signed, is deleted. Refused if `master` opens the active or pending key: then the
 /// master key is not lost, and a routine or forced rotation is what is wanted.
 pub async fn recover_lost_master_key(
     db: &Store,
     master: &MasterKey,
-    alg: Algorithm,
+    alg: Option<Algorithm>,
 ) -> anyhow::Result<Rotation> {
     let now = crate::now();
     let rows = db.list_signing_keys().await?;
+    let alg = alg.unwrap_or_else(|| continued_alg(&rows));
     let active = find(&rows, KeyState::Active);
     let pending = find(&rows, KeyState::Pending);
     if let Some(opens) = [active, pending]
@@ -476,7 +481,7 @@ pub async fn recover_lost_master_key(
             opens.kid
         );
     }
-    let fresh_active = new_key(replacement_alg(alg), KeyState::Active, master, now)?;
+    let fresh_active = new_key(alg, KeyState::Active, master, now)?;
     let fresh_pending = new_key(alg, KeyState::Pending, master, now)?;
     let mut changes = Vec::new();
     if let Some(active) = active {
@@ -491,6 +496,7 @@ pub async fn recover_lost_master_key(
         active: fresh_active.kid.clone(),
         pending: fresh_pending.kid.clone(),
         retired: active.map(|a| a.kid.clone()),
+        alg,
     };
     let audit = AuditEvent::new(
         CLI_ACTOR,
@@ -513,10 +519,36 @@ pub async fn recover_lost_master_key(
 mod tests {
     use super::*;
 
+    fn row(kid: &str, alg: Algorithm, state: KeyState) -> SigningKeyRow {
+        SigningKeyRow {
+            kid: kid.to_owned(),
+            alg,
+            state,
+            public_jwk: String::new(),
+            private_key_sealed: Vec::new(),
+            created_at: 0,
+            activated_at: None,
+            retired_at: None,
+        }
+    }
+
     #[test]
-    fn rsa_keys_are_replaced_by_keys_that_can_be_generated() {
-        assert_eq!(replacement_alg(Algorithm::RS256), Algorithm::ES256);
-        assert_eq!(replacement_alg(Algorithm::EdDSA), Algorithm::EdDSA);
-        assert_eq!(replacement_alg(Algorithm::ES256), Algorithm::ES256);
+    fn new_keys_continue_the_algorithm_of_the_pending_then_the_active_key() {
+        use Algorithm::{ES256, EdDSA, RS256};
+        use KeyState::{Active, Pending, Retired};
+        assert_eq!(continued_alg(&[]), ES256, "a first start");
+        // An RS256 deployment stays RS256, whatever its retired keys were.
+        let rsa = [
+            row("old", ES256, Retired),
+            row("a", RS256, Active),
+            row("p", RS256, Pending),
+        ];
+        assert_eq!(continued_alg(&rsa), RS256);
+        // The pending key is the next to sign: its algorithm is the one being moved to.
+        let moving = [row("a", ES256, Active), row("p", RS256, Pending)];
+        assert_eq!(continued_alg(&moving), RS256);
+        // Without a pending key (it was revoked), the active key's.
+        assert_eq!(continued_alg(&[row("a", EdDSA, Active)]), EdDSA);
+        assert_eq!(continued_alg(&[row("r", RS256, Retired)]), ES256);
     }
 }

@@ -16,6 +16,7 @@ on_both_backends!(
     cli_errors_are_one_line_and_non_zero,
     key_commands_refuse_clearly_and_warn_about_loose_permissions,
     secret_rotation_and_token_revocation_from_the_cli,
+    keys_rotate_alg_rs256_publishes_a_2048_bit_rsa_key_and_later_rotations_keep_rsa,
 );
 
 /// Runs `auth-server ARGS` against the test's database and master key.
@@ -308,12 +309,6 @@ async fn key_commands_refuse_clearly_and_warn_about_loose_permissions(backend: B
         unknown.contains("no signing key with kid no-such-kid"),
         "{unknown}"
     );
-    let rsa = failure_line(&cli(&app, &["keys", "rotate", "--alg", "RS256", "--force"]));
-    assert!(
-        rsa.contains("keys import") || rsa.contains("import"),
-        "{rsa}"
-    );
-
     let nothing = cli(&app, &["keys", "purge"]);
     assert!(nothing.status.success());
     assert!(String::from_utf8_lossy(&nothing.stdout).contains("nothing to purge"));
@@ -348,7 +343,8 @@ async fn key_commands_refuse_clearly_and_warn_about_loose_permissions(backend: B
         "a retired key becomes purgeable later"
     );
 
-    // Import an RSA key (ring cannot generate one), then revoke the pending key it became.
+    // Import an RSA key made elsewhere, then revoke the pending key it became: its replacement is
+    // an RSA key too.
     let pem = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../testdata/rsa-2048-test-only.pem"
@@ -365,7 +361,15 @@ async fn key_commands_refuse_clearly_and_warn_about_loose_permissions(backend: B
     );
     let revoked = json_of(&cli(&app, &["keys", "revoke", &kid, "--json"]));
     assert_eq!(revoked["was"], "pending");
-    assert!(revoked["pending"].is_string());
+    let replacement = revoked["pending"].as_str().unwrap();
+    let listed = json_of(&cli(&app, &["keys", "list", "--json"]));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == replacement && k["alg"] == "RS256" && k["state"] == "pending")
+    );
 
     // Master-key rotation through the CLI: the new file opens everything, the old one nothing.
     let new_key = app.db.dir.path().join("rotated.key");
@@ -523,15 +527,15 @@ fn describes(help: &str, spec: &str) -> bool {
 }
 
 #[test]
-fn keys_rotate_refuses_rs256_in_one_line_before_creating_anything() {
+fn keys_rotate_refuses_an_unknown_algorithm_in_one_line_before_creating_anything() {
     // With --force and no master key file, an accepted algorithm would start over under a new
     // master key: the refusal must come first.
-    let (output, dir) = cli_without_data(&["keys", "rotate", "--alg", "RS256", "--force"]);
+    let (output, dir) = cli_without_data(&["keys", "rotate", "--alg", "HS256", "--force"]);
     let refused = failure_line(&output);
     assert!(
         refused.starts_with("error: ")
-            && refused.contains("ES256 or EdDSA")
-            && refused.contains("keys import"),
+            && refused.contains("'HS256'")
+            && refused.contains("[possible values: ES256, EdDSA, RS256]"),
         "{refused}"
     );
     assert!(
@@ -539,7 +543,221 @@ fn keys_rotate_refuses_rs256_in_one_line_before_creating_anything() {
         "a refused command creates nothing"
     );
     let (output, _dir) = cli_without_data(&["keys", "rotate", "--alg", "es256"]);
-    assert!(failure_line(&output).contains("[possible values: ES256, EdDSA]"));
+    assert!(failure_line(&output).contains("[possible values: ES256, EdDSA, RS256]"));
+}
+
+#[test]
+fn a_cache_horizon_shorter_than_the_max_age_is_refused_before_anything_is_created() {
+    let (output, dir) = cli_without_data(&[
+        "keys",
+        "list",
+        "--auth-jwks-max-age",
+        "300",
+        "--auth-jwks-cache-horizon",
+        "60",
+    ]);
+    let refused = failure_line(&output);
+    assert!(
+        refused.starts_with("error: ") && refused.contains("AUTH_JWKS_CACHE_HORIZON (60 s)"),
+        "{refused}"
+    );
+    assert!(!dir.path().join("auth.db").exists());
+}
+
+/// The public RSA modulus of a JWK, in bits (leading zero bits not counted).
+fn modulus_bits(jwk: &Value) -> usize {
+    use base64::Engine;
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwk["n"].as_str().expect("an RSA JWK has n"))
+        .unwrap();
+    let first = n.iter().position(|&b| b != 0).unwrap();
+    (n.len() - first) * 8 - n[first].leading_zeros() as usize
+}
+
+/// The server's JWKS entry for `kid`, once the server has reloaded its keys (every 200 ms).
+async fn published(app: &TestAuth, kid: &str) -> Value {
+    let began = std::time::Instant::now();
+    loop {
+        let jwks: Value = http()
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(jwk) = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+        {
+            return jwk.clone();
+        }
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(30),
+            "{kid} was never published: {jwks}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn keys_rotate_alg_rs256_publishes_a_2048_bit_rsa_key_and_later_rotations_keep_rsa(
+    backend: Backend,
+) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    // The server generates the RSA key itself: no PEM, no openssl.
+    let began = std::time::Instant::now();
+    let rotated = json_of(&cli(
+        &app,
+        &["keys", "rotate", "--alg", "RS256", "--force", "--json"],
+    ));
+    eprintln!("keys rotate --alg RS256 took {:?}", began.elapsed());
+    assert_eq!(rotated["alg"], "RS256");
+    let rsa_kid = rotated["pending"].as_str().unwrap().to_owned();
+    let jwk = published(&app, &rsa_kid).await;
+    assert_eq!(jwk["kty"], "RSA");
+    assert_eq!(jwk["alg"], "RS256");
+    assert_eq!(jwk["use"], "sig");
+    assert_eq!(jwk["e"], "AQAB");
+    assert!(modulus_bits(&jwk) >= 2048, "{jwk}");
+    assert_eq!(modulus_bits(&jwk), 2048);
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        assert!(jwk.get(private).is_none(), "{private} published");
+    }
+    let listed = json_of(&cli(&app, &["keys", "list", "--json"]));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == rsa_kid.as_str()
+                && k["alg"] == "RS256"
+                && k["state"] == "pending")
+    );
+
+    // The next rotation, without --alg, promotes the RSA key and keeps RSA for its successor.
+    let text = cli(&app, &["keys", "rotate", "--force"]);
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("active:  {rsa_kid}")), "{text}");
+    assert!(text.contains("(RS256)"), "{text}");
+    let listed = json_of(&cli(&app, &["keys", "list", "--json"]));
+    let states: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["state"] != "retired")
+        .map(|k| (k["state"].as_str().unwrap(), k["alg"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states.len(), 2, "{listed}");
+    assert!(states.iter().all(|(_, alg)| *alg == "RS256"), "{listed}");
+
+    // The running server signs RS256 tokens with it once it has reloaded.
+    let id_secret = json_of(&cli(
+        &app,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Gateway",
+            "--partner",
+            "acme",
+            "--scopes",
+            "orders:read",
+            "--json",
+        ],
+    ));
+    let (id, secret) = (
+        id_secret["client_id"].as_str().unwrap(),
+        id_secret["client_secret"].as_str().unwrap(),
+    );
+    let began = std::time::Instant::now();
+    let header = loop {
+        app.sync_clients().await;
+        let response: Value = http()
+            .post(app.url("/oauth2/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = response["access_token"].as_str().unwrap_or_default();
+        let header: Value = token
+            .split('.')
+            .next()
+            .and_then(|h| {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(h)
+                    .ok()
+            })
+            .and_then(|h| serde_json::from_slice(&h).ok())
+            .unwrap_or_default();
+        if header["kid"] == rsa_kid.as_str() {
+            break header;
+        }
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(30),
+            "{response}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(header["alg"], "RS256");
+    app.stop().await;
+}
+
+/// Pretends the pending key was published `seconds` ago (time travel in the test database).
+async fn age_pending_key(app: &TestAuth, seconds: i64) {
+    let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+    sqlx::query("UPDATE signing_keys SET created_at = created_at - $1 WHERE state = 'pending'")
+        .bind(seconds)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_waits_for_the_cache_horizon_not_only_the_max_age() {
+    let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    // The pending key has been published for 10 minutes: twice the default max-age (300 s).
+    age_pending_key(&app, 600).await;
+    let before = json_of(&cli(&app, &["keys", "list", "--json"]));
+    // API Gateway may cache the key set for two hours: the CLI, told so by the environment,
+    // refuses, and says how long is left.
+    let refused = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(["keys", "rotate"])
+        .env("AUTH_DATABASE_URL", &app.db.url)
+        .env("AUTH_MASTER_KEY_FILE", app.db.master_key_path())
+        .env("AUTH_JWKS_CACHE_HORIZON", "7200")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let refused = failure_line(&refused);
+    assert!(refused.contains("too early"), "{refused}");
+    let wait: i64 = refused
+        .split("(in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in {refused}"));
+    // 7200 s of horizon plus the CLI's reload interval and slack, less the 600 s already passed.
+    assert!((6590..=6610).contains(&wait), "{refused}");
+    assert_eq!(json_of(&cli(&app, &["keys", "list", "--json"])), before);
+    // With the horizon at its default (the max-age), the same rotation is safe now.
+    let rotated = json_of(&cli(&app, &["keys", "rotate", "--json"]));
+    assert!(rotated["active"].is_string() && rotated["retired"].is_string());
+    app.stop().await;
 }
 
 #[test]

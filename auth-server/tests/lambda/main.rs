@@ -318,6 +318,7 @@ async fn a_scheduled_event_at_two_instances_rotates_once_and_both_succeed() {
     let store = Store::connect(&db.url).await.unwrap();
     let policy = auth_server::signing::KeyPolicy {
         jwks_max_age: 0,
+        jwks_cache_horizon: 0,
         reload_interval: Duration::from_secs(1),
         access_token_ttl: 600,
     };

@@ -141,7 +141,7 @@ pub async fn spawn_auth_with(db: TestDb, settings: Settings) -> TestAuth {
 pub async fn force_rotate(auth: &TestAuth, alg: keys::Algorithm) -> auth_server::signing::Rotation {
     let master = keys::MasterKey::load(&auth.db.master_key_path()).unwrap();
     let policy = auth.state.config.key_policy();
-    auth_server::signing::rotate_key(&auth.state.db, &master, &policy, alg, true)
+    auth_server::signing::rotate_key(&auth.state.db, &master, &policy, Some(alg), true)
         .await
         .expect("forced rotation")
 }
