@@ -116,7 +116,7 @@ impl TokenService {
                 &self.state.db,
                 &master,
                 &policy,
-                keys::Algorithm::ES256,
+                Some(keys::Algorithm::ES256),
                 true,
             )
             .await
