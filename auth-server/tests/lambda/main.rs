@@ -252,8 +252,13 @@ async fn each_audit_event_is_stored_before_its_invocation_is_answered() {
 }
 
 fn claims(token: &str) -> Value {
+    claims_at(token, 1)
+}
+
+/// The JSON of a token's header (0) or claims (1).
+fn claims_at(token: &str, part: usize) -> Value {
     use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
+    let payload = token.split('.').nth(part).unwrap();
     serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(payload)
@@ -361,5 +366,30 @@ async fn a_scheduled_event_at_two_instances_rotates_once_and_both_succeed() {
         .find(|r| r.state == keys::KeyState::Active)
         .unwrap();
     assert_eq!(now_active.kid, pending.kid, "the pending key was promoted");
+
+    // A change made elsewhere (the CLI) reaches idle functions at their next invocation once
+    // their keys are older than the reload interval, with no timer having run in between.
+    let master = keys::MasterKey::load(&db.master_key_path()).unwrap();
+    let rotated = auth_server::signing::rotate_key(&store, &master, &policy, None, true)
+        .await
+        .unwrap();
+    let (id, secret) = client(&db).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..4 {
+        let event =
+            HttpRequest::post_form("/oauth2/token", &[("grant_type", "client_credentials")])
+                .basic(&id, &secret)
+                .http_api();
+        let token = answer(&runtime, event).await.json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let header = claims_at(&token, 0);
+        assert_eq!(
+            header["kid"],
+            rotated.active.as_str(),
+            "signed by the new key"
+        );
+    }
     store.close().await;
 }
