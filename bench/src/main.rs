@@ -2,6 +2,7 @@
 //! loopback with a closed-loop HTTP load generator and prints one table, each figure beside its
 //! baseline from the same run. `cargo run --release -p bench -- --help` lists the options.
 
+mod lambda;
 mod load;
 mod raw;
 mod servers;
@@ -47,7 +48,7 @@ struct Args {
     /// Largest client count in the cost-growth rows.
     #[arg(long, default_value_t = 100_000)]
     max_clients: u64,
-    /// Run only these sections (comma-separated: token, api, growth); all by default.
+    /// Run only these sections (comma-separated: token, api, growth, lambda); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -837,6 +838,9 @@ async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()>
     }
     if let Some(name) = postgres_db {
         drop_pg_database(&args.postgres_url, &name).await;
+    }
+    if args.wants("lambda") {
+        lambda::run(args, report, dir).await?;
     }
     result
 }
