@@ -15,24 +15,48 @@ use test_support::lambda::{FakeRuntime, LambdaProcess};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_resource-api");
 
-/// The partner API as a function trusting `jwks`, answering `runtime`'s invocations.
-fn function(
-    runtime: &FakeRuntime,
-    jwks: &JwksServer,
-    dir: &tempfile::TempDir,
-    extra: &[(&str, String)],
-) -> LambdaProcess {
-    let mut env = vec![
-        ("RESOURCE_ISSUER", support::ISSUER.to_owned()),
-        ("RESOURCE_JWKS_URL", jwks.url()),
-        (
-            "RESOURCE_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("resource.db").display()),
-        ),
-    ];
-    env.extend(extra.iter().cloned());
-    // No arguments, as Lambda starts `bootstrap`.
-    LambdaProcess::start(BINARY, &[], &runtime.runtime_api(), &env)
+/// A token service, its JWKS behind a counting proxy (served with `max_age`), and the partner
+/// API as a function trusting it, answering `runtime`'s invocations.
+struct Stack {
+    auth: TokenService,
+    jwks: JwksServer,
+    runtime: FakeRuntime,
+    _dir: tempfile::TempDir,
+    _function: LambdaProcess,
+}
+
+impl Stack {
+    async fn start(max_age: u64, extra: &[(&str, String)]) -> Stack {
+        let auth = TokenService::start().await;
+        let jwks = JwksServer::start(&auth, max_age).await;
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = FakeRuntime::start().await;
+        let mut env = vec![
+            ("RESOURCE_ISSUER", support::ISSUER.to_owned()),
+            ("RESOURCE_JWKS_URL", jwks.url()),
+            (
+                "RESOURCE_DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("resource.db").display()),
+            ),
+        ];
+        env.extend(extra.iter().cloned());
+        // No arguments, as Lambda starts `bootstrap`.
+        let function = LambdaProcess::start(BINARY, &[], &runtime.runtime_api(), &env);
+        Stack {
+            auth,
+            jwks,
+            runtime,
+            _dir: dir,
+            _function: function,
+        }
+    }
+}
+
+fn rate_limit(per_second: u32, burst: u32) -> [(&'static str, String); 2] {
+    [
+        ("RESOURCE_RATE_LIMIT_PER_SECOND", per_second.to_string()),
+        ("RESOURCE_RATE_LIMIT_BURST", burst.to_string()),
+    ]
 }
 
 async fn answer(runtime: &FakeRuntime, event: Value) -> HttpAnswer {
@@ -55,23 +79,11 @@ fn event_kinds(request: &HttpRequest) -> [(&'static str, Value); 5] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_partner_api_answers_every_kind_of_event_as_the_server_does() {
-    let auth = TokenService::start().await;
-    let jwks = JwksServer::start(&auth, 300).await;
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = FakeRuntime::start().await;
-    let _function = function(
-        &runtime,
-        &jwks,
-        &dir,
-        &[
-            ("RESOURCE_RATE_LIMIT_PER_SECOND", "1".into()),
-            ("RESOURCE_RATE_LIMIT_BURST", "1000".into()),
-        ],
-    );
+    let Stack { auth, runtime, .. } = &Stack::start(300, &rate_limit(1, 1000)).await;
     let (id, token) = auth.token("acme", "orders:read").await;
 
     for (kind, event) in event_kinds(&HttpRequest::get("/v1/me").bearer(&token)) {
-        let answer = answer(&runtime, event).await;
+        let answer = answer(runtime, event).await;
         assert_eq!(
             answer.status,
             200,
@@ -85,7 +97,7 @@ async fn the_partner_api_answers_every_kind_of_event_as_the_server_does() {
         assert_eq!(answer.header("cache-control"), Some("no-store"), "{kind}");
     }
     for (kind, event) in event_kinds(&HttpRequest::get("/v1/orders?limit=2").bearer(&token)) {
-        let answer = answer(&runtime, event).await;
+        let answer = answer(runtime, event).await;
         assert_eq!(answer.status, 200, "{kind}");
         assert!(answer.json()["items"].is_array(), "{kind}");
     }
@@ -105,7 +117,7 @@ async fn the_partner_api_answers_every_kind_of_event_as_the_server_does() {
     ];
     for (request, status, challenge) in cases {
         for (kind, event) in event_kinds(&request) {
-            let answer = answer(&runtime, event).await;
+            let answer = answer(runtime, event).await;
             assert_eq!(answer.status, status, "{kind} {}", request.path);
             let header = answer.header("www-authenticate").unwrap_or_default();
             assert!(header.starts_with("Bearer"), "{kind}: {header}");
@@ -116,7 +128,7 @@ async fn the_partner_api_answers_every_kind_of_event_as_the_server_does() {
         }
     }
     for (kind, event) in event_kinds(&HttpRequest::get("/v1/nothing-here").bearer(&token)) {
-        let answer = answer(&runtime, event).await;
+        let answer = answer(runtime, event).await;
         assert_eq!(answer.status, 404, "{kind}");
         assert_eq!(
             answer.header("content-type"),
@@ -128,25 +140,13 @@ async fn the_partner_api_answers_every_kind_of_event_as_the_server_does() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_over_its_rate_limit_gets_429_with_retry_after() {
-    let auth = TokenService::start().await;
-    let jwks = JwksServer::start(&auth, 300).await;
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = FakeRuntime::start().await;
-    let _function = function(
-        &runtime,
-        &jwks,
-        &dir,
-        &[
-            ("RESOURCE_RATE_LIMIT_PER_SECOND", "1".into()),
-            ("RESOURCE_RATE_LIMIT_BURST", "3".into()),
-        ],
-    );
+    let Stack { auth, runtime, .. } = &Stack::start(300, &rate_limit(1, 3)).await;
     let (_, token) = auth.token("acme", "orders:read").await;
     let began = Instant::now();
     let mut statuses = Vec::new();
     for _ in 0..10 {
         let answer = answer(
-            &runtime,
+            runtime,
             HttpRequest::get("/v1/me").bearer(&token).http_api(),
         )
         .await;
@@ -169,16 +169,17 @@ async fn a_client_over_its_rate_limit_gets_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jwks_is_fetched_during_initialization_and_refreshed_by_invocations() {
-    let auth = TokenService::start().await;
     // max-age 1 s: a later invocation finds the set stale and refreshes it.
-    let jwks = JwksServer::start(&auth, 1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = FakeRuntime::start().await;
-    let _function = function(&runtime, &jwks, &dir, &[]);
+    let Stack {
+        auth,
+        jwks,
+        runtime,
+        ..
+    } = &Stack::start(1, &[]).await;
     let (_, token) = auth.token("acme", "orders:read").await;
 
     let first = answer(
-        &runtime,
+        runtime,
         HttpRequest::get("/v1/me").bearer(&token).http_api(),
     )
     .await;
@@ -194,7 +195,7 @@ async fn the_jwks_is_fetched_during_initialization_and_refreshed_by_invocations(
     // Past max-age, the next invocation refreshes (one fetch), with no timer having run.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let later = answer(
-        &runtime,
+        runtime,
         HttpRequest::get("/v1/me").bearer(&token).http_api(),
     )
     .await;
@@ -206,7 +207,7 @@ async fn the_jwks_is_fetched_during_initialization_and_refreshed_by_invocations(
     let (_, new_token) = auth.token_signed_by("globex", "orders:read", &kid).await;
     let before = jwks.fetches().len();
     let fresh = answer(
-        &runtime,
+        runtime,
         HttpRequest::get("/v1/me").bearer(&new_token).http_api(),
     )
     .await;
