@@ -35,6 +35,18 @@ impl TestDb {
         self.dir.path().join("master.key")
     }
 
+    /// Pretends the token service's pending signing key was published `seconds` ago (time
+    /// travel in the test database, SQLite only), for tests of the rotation rules.
+    pub async fn age_pending_key(&self, seconds: i64) {
+        let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+        sqlx::query("UPDATE signing_keys SET created_at = created_at - $1 WHERE state = 'pending'")
+            .bind(seconds)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+
     /// The SQLite file, when the backend is SQLite.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         self.url

@@ -707,17 +707,6 @@ async fn scheduled_rotation_keeps_an_rs256_deployment_on_rs256() {
     auth.stop().await;
 }
 
-/// Pretends the pending key was published `seconds` ago (time travel in the test database).
-async fn age_pending_key(auth: &TestAuth, seconds: i64) {
-    let pool = sqlx::SqlitePool::connect(&auth.db.url).await.unwrap();
-    sqlx::query("UPDATE signing_keys SET created_at = created_at - $1 WHERE state = 'pending'")
-        .bind(seconds)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-}
-
 /// With `--auth-jwks-cache-horizon 7200` (API Gateway may cache the key set for two hours), a
 /// pending key published longer than the max-age (300 s) but not the horizon is not promoted:
 /// the rotation is refused as too early and nothing changes. Without the horizon, the same
@@ -726,7 +715,7 @@ async fn age_pending_key(auth: &TestAuth, seconds: i64) {
 async fn a_rotation_is_refused_until_the_cache_horizon_has_passed() {
     let auth = common::spawn_auth_server(Backend::Sqlite).await.unwrap();
     let master_file = auth.db.master_key_path();
-    age_pending_key(&auth, 900).await;
+    auth.db.age_pending_key(900).await;
     let before = auth.state.db.list_signing_keys().await.unwrap();
     let pending = before
         .iter()
@@ -759,7 +748,7 @@ async fn a_rotation_is_refused_until_the_cache_horizon_has_passed() {
 
     // The horizon counts from publication, whatever the max-age: still too early at 2 hours less
     // a minute, with a max-age of one second.
-    age_pending_key(&auth, 7200 - 900 - 60).await;
+    auth.db.age_pending_key(7200 - 900 - 60).await;
     let err = admin_cli(
         &auth,
         &master_file,
@@ -782,7 +771,7 @@ async fn a_rotation_is_refused_until_the_cache_horizon_has_passed() {
         "{err:#}"
     );
     // Once the horizon has passed, it goes ahead.
-    age_pending_key(&auth, 120).await;
+    auth.db.age_pending_key(120).await;
     let rotated = admin_cli(
         &auth,
         &master_file,

@@ -716,22 +716,11 @@ async fn keys_rotate_alg_rs256_publishes_a_2048_bit_rsa_key_and_later_rotations_
     app.stop().await;
 }
 
-/// Pretends the pending key was published `seconds` ago (time travel in the test database).
-async fn age_pending_key(app: &TestAuth, seconds: i64) {
-    let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-    sqlx::query("UPDATE signing_keys SET created_at = created_at - $1 WHERE state = 'pending'")
-        .bind(seconds)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_waits_for_the_cache_horizon_not_only_the_max_age() {
     let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
     // The pending key has been published for 10 minutes: twice the default max-age (300 s).
-    age_pending_key(&app, 600).await;
+    app.db.age_pending_key(600).await;
     let before = json_of(&cli(&app, &["keys", "list", "--json"]));
     // API Gateway may cache the key set for two hours: the CLI, told so by the environment,
     // refuses, and says how long is left.
