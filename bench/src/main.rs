@@ -45,10 +45,18 @@ struct Args {
     /// Leave PostgreSQL out.
     #[arg(long)]
     no_postgres: bool,
+    /// Redis for the shared-limit rows (keys under a prefix of their own, which expire).
+    #[arg(
+        long,
+        default_value = "redis://127.0.0.1:6379",
+        env = "BENCH_REDIS_URL"
+    )]
+    redis_url: String,
     /// Largest client count in the cost-growth rows.
     #[arg(long, default_value_t = 100_000)]
     max_clients: u64,
-    /// Run only these sections (comma-separated: token, api, growth, lambda); all by default.
+    /// Run only these sections (comma-separated: token, api, shared, growth, lambda); all by
+    /// default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -98,14 +106,16 @@ impl Report {
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
         // Sections are measured backend by backend but printed by their number, so the table
-        // reads 1, 1, 2, 3, 4, ... whatever order the measurements ran in (the sort is stable).
+        // reads 1, 1, 2, 2b, 3, 4, ... whatever order the measurements ran in (the sort is
+        // stable).
         let mut sections: Vec<_> = self.sections.iter().collect();
         sections.sort_by_key(|(title, _)| {
-            title
-                .split('.')
-                .next()
-                .and_then(|n| n.trim().parse::<u32>().ok())
-                .unwrap_or(u32::MAX)
+            let label = title.split('.').next().unwrap_or("").trim();
+            let digits = label.len() - label.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            (
+                label[..digits].parse::<u32>().unwrap_or(u32::MAX),
+                label[digits..].to_owned(),
+            )
         });
         for (title, rows) in sections {
             let _ = writeln!(out, "### {title}\n");
@@ -508,11 +518,14 @@ fn api_request(addr: SocketAddr, path: &'static str, tokens: Arc<Vec<String>>) -
     })
 }
 
+/// Starts the partner API on `addr` with its database and log in `dir`; `extra` adds to (or
+/// overrides) the environment.
 fn start_api(
     dir: &Path,
     auth: &Auth,
     jwks: SocketAddr,
     addr: SocketAddr,
+    extra: &[(&str, String)],
 ) -> anyhow::Result<Server> {
     let env: HashMap<String, String> = [
         ("RESOURCE_BIND", addr.to_string()),
@@ -530,6 +543,7 @@ fn start_api(
         ("RESOURCE_RATE_LIMIT_BURST", "1000000000".into()),
     ]
     .into_iter()
+    .chain(extra.iter().cloned())
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     Server::spawn(
@@ -552,11 +566,11 @@ async fn partner_api(
     let (jwks, fetches) = jwks_proxy(auth.server.addr).await?;
     let addr = free_addr()?;
     // First start: creates and seeds its database.
-    let mut api = start_api(dir, auth, jwks, addr)?;
+    let mut api = start_api(dir, auth, jwks, addr, &[])?;
     api.wait_ok("/readyz", Duration::from_secs(60)).await?;
     api.stop();
     // Second start: time to the first verified request.
-    let api = start_api(dir, auth, jwks, addr)?;
+    let api = start_api(dir, auth, jwks, addr, &[])?;
     let startup = first_verified(&api, &token).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = api.rss_mib()?;
@@ -645,6 +659,200 @@ async fn partner_api(
     );
     api.stop();
     Ok(())
+}
+
+/// Section 2b: `GET /v1/me` on two partner APIs side by side, one deciding its per-client limit
+/// in process, the other in Redis (one `EVALSHA` per request), measured in turn at 32
+/// connections and at one. Redis's own counts (`INFO commandstats`, `INFO cpu`), read around
+/// each shared run, give its round trips and its CPU per request.
+async fn shared_limit(
+    args: &Args,
+    report: &mut Report,
+    dir: &Path,
+    auth: &Auth,
+) -> anyhow::Result<()> {
+    let mut redis = redis_connect(&args.redis_url).with_context(|| {
+        format!(
+            "Redis at {} is not answering; the shared-limit rows need it \
+             (start redis-server, or pass --redis-url)",
+            args.redis_url
+        )
+    })?;
+    report.section(
+        "2b. Partner API: per-client limit in process vs shared in Redis \
+         (`GET /v1/me`, ES256, 1 token; baseline: the limit in process)",
+    );
+    let token = Arc::new(vec![use_algorithm(auth, "ES256").await?]);
+    // A prefix of this run's own, so no earlier budget (or other user of this Redis) counts.
+    let prefix = format!("bench-{}:", uuid::Uuid::new_v4().simple());
+    let shared_env = [
+        ("RESOURCE_REDIS_URL", args.redis_url.clone()),
+        ("RESOURCE_REDIS_KEY_PREFIX", prefix),
+    ];
+    let mut servers = Vec::new();
+    for (name, extra) in [("in-process", &[][..]), ("shared", &shared_env[..])] {
+        let dir = dir.join(format!("limit-{name}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut api = start_api(&dir, auth, auth.server.addr, free_addr()?, extra)?;
+        api.wait_ok("/readyz", Duration::from_secs(60)).await?;
+        servers.push(api);
+    }
+    let outcome = [32, 1].into_iter().try_for_each(|connections| {
+        let (local, shared) = (&servers[0], &servers[1]);
+        compare_limits(args, report, &mut redis, local, shared, &token, connections)
+    });
+    servers.into_iter().for_each(Server::stop);
+    outcome.context("2b. limit in process vs shared in Redis")
+}
+
+/// Rows of section 2b for one connection count: each server's load row, the difference, and
+/// the Redis round trips per request.
+fn compare_limits(
+    args: &Args,
+    report: &mut Report,
+    redis: &mut redis::Connection,
+    local: &Server,
+    shared: &Server,
+    token: &Arc<Vec<String>>,
+    connections: usize,
+) -> anyhow::Result<()> {
+    let conns = format!(
+        "{connections} conn{}",
+        if connections == 1 { "" } else { "s" }
+    );
+    let base = measure(
+        args,
+        local,
+        connections,
+        api_request(local.addr, "/v1/me", token.clone()),
+    )?;
+    // Counts the requests built, the warm-up's included: each is sent and answered.
+    let sent = Arc::new(AtomicU64::new(0));
+    let (make, counter) = (
+        api_request(shared.addr, "/v1/me", token.clone()),
+        sent.clone(),
+    );
+    let counting: MakeRequest = Arc::new(move |connection, n| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        make(connection, n)
+    });
+    let before = redis_stats(redis)?;
+    let summary = measure(args, shared, connections, counting)?;
+    let after = redis_stats(redis)?;
+    let requests = sent.load(Ordering::Relaxed).max(1) as f64;
+    let (trips, by_command) = after.round_trips(&before, requests);
+    anyhow::ensure!(
+        trips > 0.0,
+        "the partner API sent Redis nothing: its limit was not shared ({by_command})"
+    );
+    let redis_cpu_us = 1e6 * (after.cpu - before.cpu) / requests;
+    report.row(
+        format!("`GET /v1/me`, limit in process, {conns}"),
+        describe(&base),
+        "-".into(),
+        "100 %".into(),
+    );
+    report.row(
+        format!("`GET /v1/me`, limit shared in Redis, {conns}"),
+        format!("{}; Redis CPU {redis_cpu_us:.1} µs/req", describe(&summary)),
+        format!("in process: {:.0}/s", base.rps),
+        percent(summary.rps, base.rps),
+    );
+    report.row(
+        format!("added by the shared limit, {conns}"),
+        format!(
+            "p50 {:+.0} µs, p99 {:+.0} µs; server CPU {:+.1} µs/req, plus Redis {redis_cpu_us:.1} µs/req",
+            1000.0 * (summary.p50_ms - base.p50_ms),
+            1000.0 * (summary.p99_ms - base.p99_ms),
+            summary.server_cpu_us - base.server_cpu_us
+        ),
+        format!(
+            "in process: p50 {:.2} ms, p99 {:.2} ms",
+            base.p50_ms, base.p99_ms
+        ),
+        "-".into(),
+    );
+    report.row(
+        format!("Redis round trips per request, {conns}"),
+        format!("{trips:.3} ({by_command}; {requests:.0} requests)"),
+        "expected: 1".into(),
+        "-".into(),
+    );
+    Ok(())
+}
+
+/// A connection to Redis that has answered a `PING`.
+fn redis_connect(url: &str) -> redis::RedisResult<redis::Connection> {
+    let mut connection =
+        redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(2))?;
+    redis::cmd("PING").query::<String>(&mut connection)?;
+    Ok(connection)
+}
+
+/// Commands the rate script runs inside Redis: `INFO commandstats` counts them, but they are no
+/// round trip of their own.
+const SCRIPT_COMMANDS: [&str; 3] = ["time", "get", "set"];
+
+/// What Redis has done since it started: calls by command and its CPU seconds.
+struct RedisStats {
+    calls: std::collections::BTreeMap<String, u64>,
+    cpu: f64,
+}
+
+impl RedisStats {
+    /// Commands per request since `before` over `requests`: the round trips (every command but
+    /// the harness's own `INFO` and those the script runs inside Redis), and each command's
+    /// share.
+    fn round_trips(&self, before: &RedisStats, requests: f64) -> (f64, String) {
+        let (mut trips, mut sent, mut inside) = (0.0, Vec::new(), Vec::new());
+        for (name, &calls) in &self.calls {
+            let since = calls.saturating_sub(before.calls.get(name).copied().unwrap_or(0));
+            if since == 0 || name == "info" {
+                continue;
+            }
+            let per_request = since as f64 / requests;
+            if SCRIPT_COMMANDS.contains(&name.as_str()) {
+                inside.push(format!("{name} {per_request:.3}"));
+            } else {
+                trips += per_request;
+                sent.push(format!("{name} {per_request:.3}"));
+            }
+        }
+        let text = format!(
+            "{}; run inside the script: {}",
+            sent.join(", "),
+            inside.join(", ")
+        );
+        (trips, text)
+    }
+}
+
+fn redis_stats(redis: &mut redis::Connection) -> anyhow::Result<RedisStats> {
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .arg("commandstats")
+        .query(redis)
+        .context("Redis INFO cpu commandstats")?;
+    let mut stats = RedisStats {
+        calls: Default::default(),
+        cpu: 0.0,
+    };
+    for line in info.lines() {
+        // cmdstat_evalsha:calls=3705,usec=72656,...
+        if let Some((name, rest)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|line| line.split_once(":calls="))
+        {
+            let calls = rest.split(',').next().unwrap_or_default().parse()?;
+            stats.calls.insert(name.to_owned(), calls);
+        } else if let Some(seconds) = line
+            .strip_prefix("used_cpu_sys:")
+            .or_else(|| line.strip_prefix("used_cpu_user:"))
+        {
+            stats.cpu += seconds.trim().parse::<f64>()?;
+        }
+    }
+    Ok(stats)
 }
 
 /// Polls `GET /v1/me` from the moment the process was spawned until it answers 200.
@@ -821,6 +1029,9 @@ async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()>
             }
             if backend == Backend::Sqlite && args.wants("api") {
                 partner_api(args, report, &backend_dir, &auth).await?;
+            }
+            if backend == Backend::Sqlite && args.wants("shared") {
+                shared_limit(args, report, &backend_dir, &auth).await?;
             }
             if args.wants("growth") {
                 cost_growth(args, report, backend, &auth).await?;

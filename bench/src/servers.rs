@@ -31,7 +31,17 @@ pub fn build_servers() -> anyhow::Result<()> {
         return Ok(());
     };
     eprintln!("building auth-server and resource-api (release)...");
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // `cargo run` gives this process the bench package's CARGO_MANIFEST_* and CARGO_PKG_*
+    // variables. ring's build script declares those as inputs, so passed on they would make every
+    // run rebuild ring and all above it twice (here, then again in the next `cargo run`).
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("CARGO_MANIFEST_") || text.starts_with("CARGO_PKG_") {
+            command.env_remove(&name);
+        }
+    }
+    let status = command
         .args([
             "build",
             "--release",
@@ -137,6 +147,16 @@ impl Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A server left behind by a failed section is killed, not left running after the harness.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
