@@ -147,7 +147,7 @@ impl SharedStore {
 
     /// One rate decision for `key`, or `None` when Redis did not answer (decide in process).
     pub(crate) async fn gcra(&self, key: &str, rate: Rate) -> Option<Verdict> {
-        let mut invocation = self.0.rate.key(self.key(&format!("rate:{key}")));
+        let mut invocation = self.0.rate.key(format!("{}rate:{key}", self.0.prefix));
         invocation.arg(rate.interval_micros()).arg(rate.burst.get());
         let (allowed, n): (i64, i64) = self.run(&invocation).await?;
         Some(if allowed == 1 {

@@ -158,10 +158,16 @@ fn kid_of(token: &str) -> String {
     header["kid"].as_str().unwrap().to_owned()
 }
 
+/// The binary's one HTTP client (building one loads the root certificates), keeping no idle
+/// connections, as the other test binaries' clients.
 fn http() -> reqwest::Client {
-    edge::http_client(Duration::from_secs(10), Duration::from_secs(10))
-        .build()
-        .unwrap()
+    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+        edge::http_client(Duration::from_secs(10), Duration::from_secs(10))
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    });
+    CLIENT.clone()
 }
 
 /// The token service's JWKS, served with the given `max-age`, each fetch recorded.
