@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod cli;
+pub mod client_keys;
 pub mod config;
 pub mod directory;
 pub mod housekeeping;
