@@ -14,6 +14,7 @@ mod tests;
 
 pub use fetch::{FetchError, JwksUriError, check_jwks_uri};
 pub use jwks::{
-    ClientKey, JwksError, KeyKind, KeyProblem, MAX_JWKS_BYTES, MAX_KEYS, MIN_RSA_BITS, parse_jwks,
+    ClientKey, JwksError, KeyKind, KeyProblem, MAX_JWKS_BYTES, MAX_KEYS, MAX_KID_CHARS,
+    MIN_RSA_BITS, parse_jwks,
 };
 pub use registry::{ClientKeys, KeyFetchPolicy, KeyLookupError, KeySource};

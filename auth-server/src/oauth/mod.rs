@@ -1,5 +1,6 @@
 //! The OAuth 2.0 endpoints and their error model.
 
+pub mod assertion;
 pub mod client_auth;
 pub mod error;
 pub mod form;
