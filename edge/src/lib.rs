@@ -1,42 +1,51 @@
 //! The network edge both services share: TLS serving (rustls on ring), the refusal to serve
-//! plaintext on a non-loopback address unless a TLS-terminating proxy is declared, the client
-//! address as seen through those (and only those) proxies, the HTTP [`Envelope`] every request
-//! passes through, RFC 9457 [`problem`] answers, and the outgoing [`http_client`].
+//! plaintext on a non-loopback address unless a TLS-terminating proxy is declared, who the client
+//! is as seen through those (and only those) proxies (its address and its certificate, see
+//! [`mtls`]), the HTTP [`Envelope`] every request passes through, RFC 9457 [`problem`] answers,
+//! and the outgoing [`http_client`].
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use tokio::net::TcpListener;
 
 mod client;
 mod envelope;
 mod headers;
+mod identity;
 pub mod lambda;
 mod limits;
+pub mod mtls;
 pub mod problem;
 
 pub use client::http_client;
 pub use envelope::Envelope;
 pub use headers::{HeaderLimit, HeaderLimitLayer, HeaderLimits};
+pub use identity::{ClientIdentity, ClientIdentityLayer, ClientIp, client_ip};
 pub use limits::{PeerConnectionLimit, PerClientRequestLimitLayer};
+pub use mtls::{CertError, CertificateInfo, ClientCas, ClientCertificate, certificates_from_pem};
 
 /// How a server meets the network.
 #[derive(Debug, Clone, Default)]
 pub struct Transport {
     /// PEM certificate chain and private key; TLS is served when set.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` is believed.
+    /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` (and RFC 9440 `Client-Cert`)
+    /// is believed.
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: PeerLimits,
     /// How large request headers may be (431 beyond).
     pub headers: HeaderLimits,
+    /// The roots client certificates are verified against, whichever way they arrive
+    /// ([`ClientCertificate::issued_by_trusted_ca`]). `None`: no certificate is CA-issued as far
+    /// as the services are concerned (self-signed ones still work).
+    pub client_cas: Option<ClientCas>,
 }
 
 /// What one address may take of a server, so a flood from a few addresses leaves room for
@@ -82,6 +91,7 @@ impl Transport {
             trusted_proxies,
             limits: PeerLimits::default(),
             headers: HeaderLimits::default(),
+            client_cas: None,
         })
     }
 
@@ -95,89 +105,6 @@ impl Transport {
             );
         }
         Ok(())
-    }
-}
-
-/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address in
-/// `X-Forwarded-For` that is not itself a trusted proxy. Set on every request by [`ClientIpLayer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
-/// Walks `X-Forwarded-For` from the right: entries added by our own proxies are skipped, the
-/// first other one is the client. Anything unparsable stops the walk (that part was written by
-/// whoever the client is, and proves nothing).
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    let Some(header) = forwarded_for else {
-        return peer;
-    };
-    let mut client = peer;
-    for entry in header.rsplit(',') {
-        match entry.trim().parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => client = ip,
-            Ok(ip) => return ip,
-            Err(_) => return client,
-        }
-    }
-    client
-}
-
-/// Inserts [`ClientIp`] into each request's extensions.
-#[derive(Clone)]
-pub struct ClientIpLayer {
-    trusted: Arc<[IpAddr]>,
-}
-
-impl ClientIpLayer {
-    pub fn new(trusted: &[IpAddr]) -> ClientIpLayer {
-        ClientIpLayer {
-            trusted: trusted.into(),
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for ClientIpLayer {
-    type Service = ClientIpService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ClientIpService {
-            inner,
-            trusted: self.trusted.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct ClientIpService<S> {
-    inner: S,
-    trusted: Arc<[IpAddr]>,
-}
-
-impl<S: tower::Service<Request>> tower::Service<Request> for ClientIpService<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        if let Some(ConnectInfo(peer)) = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .copied()
-        {
-            let forwarded = request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok());
-            let ip = client_ip(peer.ip(), forwarded, &self.trusted);
-            request.extensions_mut().insert(ClientIp(ip));
-        }
-        self.inner.call(request)
     }
 }
 
@@ -362,28 +289,6 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
-        assert_eq!(
-            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
-            ip("203.0.113.9")
-        );
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("1.2.3.4"), &trusted),
-            ip("1.2.3.4")
-        );
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("6.6.6.6, 1.2.3.4, 10.0.0.2"), &trusted),
-            ip("1.2.3.4")
-        );
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("garbage, 10.0.0.2"), &trusted),
-            ip("10.0.0.2")
-        );
-        assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
     }
 
     #[test]
