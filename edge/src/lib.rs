@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -43,9 +44,14 @@ pub struct Transport {
     /// How large request headers may be (431 beyond).
     pub headers: HeaderLimits,
     /// The roots client certificates are verified against, whichever way they arrive
-    /// ([`ClientCertificate::issued_by_trusted_ca`]). `None`: no certificate is CA-issued as far
-    /// as the services are concerned (self-signed ones still work).
+    /// ([`ClientCertificate::issued_by_trusted_ca`]); with [`Transport::request_client_certs`]
+    /// their subjects are also sent to TLS clients as hints. `None`: no certificate is
+    /// CA-issued as far as the services are concerned (self-signed ones still work).
     pub client_cas: Option<ClientCas>,
+    /// This listener asks TLS clients for an optional certificate (RFC 8705 mutual TLS). Only
+    /// meaningful with [`Transport::tls`]: behind a TLS-terminating proxy, certificates come in
+    /// its `Client-Cert` field instead.
+    pub request_client_certs: bool,
 }
 
 /// What one address may take of a server, so a flood from a few addresses leaves room for
@@ -92,6 +98,7 @@ impl Transport {
             limits: PeerLimits::default(),
             headers: HeaderLimits::default(),
             client_cas: None,
+            request_client_certs: false,
         })
     }
 
@@ -203,6 +210,10 @@ where
 /// lets in-flight requests finish (up to 10 s). Connections are bounded per peer address, a
 /// connection that does not deliver request headers within `header_timeout` is closed, and
 /// hyper refuses a request head that outgrows [`HeaderLimits::head_buffer_bytes`] with 431.
+///
+/// With [`Transport::request_client_certs`], TLS clients are asked for an optional certificate
+/// (see [`mtls`]); the chain a client presents goes with every request of its connection to the
+/// envelope, which turns it into a [`ClientCertificate`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -217,46 +228,70 @@ pub async fn serve(
         shutdown.await;
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let per_peer = |inner| {
-        PeerConnectionLimit::new(
-            inner,
-            limits.connections_per_peer,
-            &transport.trusted_proxies,
-        )
-    };
+    let per_peer = PeerConnectionLimit::new(
+        axum_server::accept::DefaultAcceptor::new(),
+        limits.connections_per_peer,
+        &transport.trusted_proxies,
+    );
     let listener = listener.into_std()?;
     match &transport.tls {
         None => {
-            let mut server = axum_server::from_tcp(listener)?
-                .acceptor(per_peer(axum_server::accept::DefaultAcceptor::new()))
-                .first_request_timeout(limits.header_timeout)
-                .handle(handle);
-            configure_http(&mut server, transport);
-            server.serve(app).await?;
+            if transport.request_client_certs {
+                tracing::warn!(
+                    "client certificates are requested on a plaintext listener: they can only \
+                     come from a trusted proxy's Client-Cert field"
+                );
+            }
+            server(listener, per_peer, handle, transport)?
+                .serve(app)
+                .await?;
         }
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot load TLS certificate {} and key {}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
+            let config = if transport.request_client_certs {
+                let config =
+                    mtls::listener::server_config(cert, key, transport.client_cas.as_ref())?;
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config))
+            } else {
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot load TLS certificate {} and key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?
+            };
             let tls = axum_server::tls_rustls::RustlsAcceptor::new(config)
                 .handshake_timeout(limits.header_timeout)
-                .acceptor(per_peer(axum_server::accept::DefaultAcceptor::new()));
-            let mut server = axum_server::from_tcp(listener)?
-                .acceptor(tls)
-                .first_request_timeout(limits.header_timeout)
-                .handle(handle);
-            configure_http(&mut server, transport);
-            server.serve(app).await?;
+                .acceptor(per_peer);
+            server(
+                listener,
+                mtls::listener::WithPeerCertificates(tls),
+                handle,
+                transport,
+            )?
+            .serve(app)
+            .await?;
         }
     }
     Ok(())
+}
+
+/// The server around `acceptor`, the same for plaintext and both TLS modes.
+fn server<A>(
+    listener: std::net::TcpListener,
+    acceptor: A,
+    handle: axum_server::Handle<SocketAddr>,
+    transport: &Transport,
+) -> std::io::Result<axum_server::Server<SocketAddr, A>> {
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(acceptor)
+        .first_request_timeout(transport.limits.header_timeout)
+        .handle(handle);
+    configure_http(&mut server, transport);
+    Ok(server)
 }
 
 /// The header timeout and the bound on a request head, for HTTP/1.1 and HTTP/2 alike (TLS

@@ -25,12 +25,13 @@ use rustls::server::danger::ClientCertVerifier;
 
 mod dn;
 pub(crate) mod header;
+pub(crate) mod listener;
 
 /// Certificates in one presented chain, leaf included; a longer chain is ignored.
 pub const MAX_CHAIN: usize = 8;
 
 /// The chain a client presented (leaf first), as an entry point saw it, before the envelope reads
-/// it.
+/// it. Inserted per connection by the TLS listener and per event by [`crate::lambda`].
 #[derive(Clone)]
 pub(crate) struct PeerCertificates(pub(crate) Arc<[CertificateDer<'static>]>);
 
@@ -154,8 +155,8 @@ impl std::fmt::Debug for ClientCertificate {
     }
 }
 
-/// The CA roots client certificates are verified against
-/// ([`ClientCertificate::issued_by_trusted_ca`]). Cheap to clone.
+/// The CA roots client certificates are verified against ([`ClientCertificate::issued_by_trusted_ca`]),
+/// whose subjects the TLS listener also sends clients as hints. Cheap to clone.
 #[derive(Clone)]
 pub struct ClientCas(Arc<CasInner>);
 
@@ -222,6 +223,11 @@ impl ClientCas {
                 false
             }
         }
+    }
+
+    /// The roots' subjects, DER, for the TLS CertificateRequest.
+    fn hints(&self) -> &[rustls::DistinguishedName] {
+        self.0.verifier.root_hint_subjects()
     }
 }
 
