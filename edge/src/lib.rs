@@ -102,6 +102,24 @@ impl Transport {
         })
     }
 
+    /// This transport, asking TLS clients for an optional certificate: for a service's own TLS
+    /// listener, or a mutual-TLS listener beside the main one. Refused without this server's own
+    /// TLS: only whoever terminates TLS can ask for a certificate (behind a TLS-terminating proxy,
+    /// the proxy asks, and forwards what it got in `Client-Cert`).
+    pub fn requesting_client_certs(&self, prefix: &str) -> anyhow::Result<Transport> {
+        if self.tls.is_none() {
+            anyhow::bail!(
+                "mutual TLS needs {prefix}_TLS_CERT and {prefix}_TLS_KEY: only a server that \
+                 terminates TLS itself can ask clients for certificates (behind a TLS-terminating \
+                 proxy, have the proxy ask for them and forward them in the Client-Cert header)"
+            );
+        }
+        Ok(Transport {
+            request_client_certs: true,
+            ..self.clone()
+        })
+    }
+
     /// Plaintext on a non-loopback address would send secrets and tokens in the clear, unless a
     /// proxy in front terminates TLS: refuse to start in that case, saying how to fix it.
     pub fn check_bind(&self, bind: SocketAddr, prefix: &str) -> anyhow::Result<()> {
@@ -357,5 +375,18 @@ mod tests {
                 .is_ok()
         );
         assert!(Transport::new(Some("c".into()), None, vec![], "AUTH").is_err());
+    }
+
+    #[test]
+    fn client_certificates_are_requested_only_by_a_server_that_terminates_tls() {
+        let err = Transport::default()
+            .requesting_client_certs("AUTH")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AUTH_TLS_CERT"), "{err}");
+        let tls = Transport::new(Some("c".into()), Some("k".into()), vec![], "AUTH").unwrap();
+        let mtls = tls.requesting_client_certs("AUTH").unwrap();
+        assert!(mtls.request_client_certs && !tls.request_client_certs);
+        assert_eq!(mtls.tls, tls.tls);
     }
 }

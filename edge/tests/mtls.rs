@@ -162,11 +162,9 @@ impl Pki {
 
     /// A TLS listener that asks for client certificates and knows the client CA.
     fn mtls(&self) -> Transport {
-        Transport {
-            client_cas: Some(self.cas()),
-            request_client_certs: true,
-            ..self.tls()
-        }
+        let mut transport = self.tls().requesting_client_certs("TEST").unwrap();
+        transport.client_cas = Some(self.cas());
+        transport
     }
 
     /// A TLS listener that does not ask.
