@@ -1,7 +1,8 @@
 //! The HTTP envelope: the layers every request of every service passes through, applied by one
 //! function, so the services' 404, 408, 413, 431 and 503 answers, security headers, client
-//! address, request ids and trace spans are the same by construction. A new entry point (a Lambda
-//! function, a mutual-TLS listener) wraps the same router in the same envelope.
+//! address and certificate, request ids and trace spans are the same by construction. A new
+//! entry point (a Lambda function, a mutual-TLS listener) wraps the same router in the same
+//! envelope.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::problem::{problem, with_retry_after};
 use crate::{
-    ClientIpLayer, HeaderLimitLayer, HeaderLimits, PerClientRequestLimitLayer,
+    ClientCas, ClientIdentityLayer, HeaderLimitLayer, HeaderLimits, PerClientRequestLimitLayer,
     SecurityHeadersLayer, Transport,
 };
 
@@ -39,8 +40,11 @@ pub struct Envelope {
     pub headers: HeaderLimits,
     /// The server speaks TLS itself, so responses carry HSTS.
     pub hsts: bool,
-    /// Proxies whose `X-Forwarded-For` names the client address.
+    /// Proxies whose `X-Forwarded-For` names the client address, and whose RFC 9440
+    /// `Client-Cert` carries the client's certificate.
     pub trusted_proxies: Arc<[IpAddr]>,
+    /// The roots client certificates are verified against (see [`crate::mtls`]).
+    pub client_cas: Option<ClientCas>,
     /// `Cache-Control` for responses that set none (the partner API's data is the caller's own).
     pub default_cache_control: Option<HeaderValue>,
 }
@@ -61,6 +65,7 @@ impl Envelope {
             headers: transport.headers,
             hsts: transport.tls.is_some(),
             trusted_proxies: transport.trusted_proxies.clone().into(),
+            client_cas: transport.client_cas.clone(),
             default_cache_control: None,
         }
     }
@@ -103,7 +108,10 @@ impl Envelope {
             // Oversized headers (431) are refused before they take a slot of their client's.
             .layer(HeaderLimitLayer::new(self.headers))
             .layer(SecurityHeadersLayer { hsts: self.hsts })
-            .layer(ClientIpLayer::new(&self.trusted_proxies));
+            .layer(ClientIdentityLayer::new(
+                &self.trusted_proxies,
+                self.client_cas.clone(),
+            ));
         let router = match &self.default_cache_control {
             Some(value) => router.layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,

@@ -8,19 +8,27 @@
 //!   operator setting `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH`;
 //! - the client address comes from the event (API Gateway's `sourceIp`, the load balancer's
 //!   `X-Forwarded-For`), as [`crate::ClientIp`], so per-address limits work as on a server;
+//! - the client certificate of API Gateway's mutual TLS comes from the event too (HTTP API:
+//!   `requestContext.authentication.clientCert.clientCertPem`; REST API:
+//!   `requestContext.identity.clientCert.clientCertPem`), and reaches the envelope as a TLS
+//!   listener's would, to become a [`crate::ClientCertificate`]; `Client-Cert` fields a client
+//!   sends are not believed here;
 //! - events that are not HTTP requests (an EventBridge schedule) go to a handler of their own.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::Router;
 use lambda_http::request::{LambdaRequest, RequestContext};
 use lambda_http::{Adapter, LambdaEvent, RequestExt};
+use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use tower::{Service, ServiceExt};
 
 use crate::ClientIp;
+use crate::mtls::{MAX_CHAIN, PeerCertificates};
 
 /// Whether this process was started by Lambda (or an emulator of its Runtime API).
 pub fn is_lambda() -> bool {
@@ -48,7 +56,7 @@ pub fn is_scheduled_event(event: &Value) -> bool {
 /// Answers Lambda invocations with `router` until the runtime stops. HTTP events go to the
 /// router; any other event goes to `other` when given, and is an error otherwise.
 pub async fn serve(router: Router, other: Option<EventHandler>) -> anyhow::Result<()> {
-    let other = std::sync::Arc::new(other);
+    let other = Arc::new(other);
     let handler = lambda_http::service_fn(move |event: LambdaEvent<Value>| {
         let router = router.clone();
         let other = other.clone();
@@ -74,10 +82,15 @@ async fn handle(
             };
         }
     };
+    let certificates = client_certificates(&request, &payload);
     let service = tower::service_fn(move |request: lambda_http::Request| {
         let router = router.clone();
+        let certificates = certificates.clone();
         async move {
-            let request = prepare(request);
+            let mut request = prepare(request);
+            if let Some(certificates) = certificates {
+                request.extensions_mut().insert(certificates);
+            }
             router.oneshot(request.map(axum::body::Body::new)).await
         }
     });
@@ -88,6 +101,36 @@ async fn handle(
         .call(LambdaEvent::new(request, context))
         .await?;
     Ok(serde_json::to_value(response)?)
+}
+
+/// The chain API Gateway's mutual TLS reports in the event (it verified the chain against its
+/// truststore and the client's possession of the key). lambda_http's types carry the HTTP API's
+/// field but not the REST API's, so both are read from the event as received.
+fn client_certificates(request: &LambdaRequest, payload: &Value) -> Option<PeerCertificates> {
+    let pointer = match request {
+        LambdaRequest::ApiGatewayV2(_) => "/requestContext/authentication/clientCert/clientCertPem",
+        LambdaRequest::ApiGatewayV1(_) => "/requestContext/identity/clientCert/clientCertPem",
+        _ => return None,
+    };
+    let pem = payload.pointer(pointer)?.as_str()?;
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>();
+    match chain {
+        Ok(chain) if !chain.is_empty() && chain.len() <= MAX_CHAIN => {
+            Some(PeerCertificates(Arc::from(chain)))
+        }
+        Ok(chain) => {
+            tracing::debug!(
+                certificates = chain.len(),
+                "ignoring the event's client certificate"
+            );
+            None
+        }
+        Err(error) => {
+            tracing::debug!(%error, "ignoring the event's client certificate: malformed PEM");
+            None
+        }
+    }
 }
 
 /// Takes the stage out of the path and puts the event's client address where the envelope and
@@ -162,6 +205,96 @@ fn client_ip(context: &RequestContext, request: &lambda_http::Request) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Extension;
+    use axum::routing::get;
+    use serde_json::json;
+    use test_support::lambda::events::{HttpAnswer, HttpRequest};
+
+    use crate::{ClientCertificate, Envelope, Transport};
+
+    /// A router in the envelope that says which certificate its request came with.
+    fn whoami() -> Router {
+        let router = Router::new().route(
+            "/whoami",
+            get(|cert: Option<Extension<ClientCertificate>>| async move {
+                cert.map_or("none".to_owned(), |Extension(c)| c.x5t_s256().to_owned())
+            }),
+        );
+        Envelope::new(
+            &Transport::default(),
+            std::time::Duration::from_secs(5),
+            8,
+            1024,
+        )
+        .wrap(router)
+    }
+
+    async fn invoke(event: Value) -> String {
+        let response = handle(
+            whoami(),
+            None,
+            LambdaEvent::new(event, lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        let answer = HttpAnswer::from_response(&response);
+        assert_eq!(answer.status, 200, "{response}");
+        String::from_utf8(answer.body).unwrap()
+    }
+
+    /// What API Gateway reports of a client certificate under mutual TLS.
+    fn client_cert(pem: &str) -> Value {
+        json!({
+            "clientCertPem": pem,
+            "subjectDN": "CN=acme-client",
+            "issuerDN": "CN=acme-client",
+            "serialNumber": "01",
+            "validity": { "notBefore": "May 28 12:30:02 2019 GMT", "notAfter": "Aug  5 09:36:04 2021 GMT" }
+        })
+    }
+
+    #[tokio::test]
+    async fn api_gateway_client_certificates_reach_the_envelope() {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["acme.example".to_owned()]).unwrap();
+        let pem = certified.cert.pem();
+        let x5t = crate::certificates_from_pem(&pem).unwrap()[0]
+            .x5t_s256
+            .clone();
+
+        let mut http_api = HttpRequest::get("/whoami").http_api();
+        http_api["requestContext"]["authentication"] = json!({ "clientCert": client_cert(&pem) });
+        assert_eq!(invoke(http_api).await, x5t);
+
+        let mut rest_api = HttpRequest::get("/whoami").rest_api();
+        rest_api["requestContext"]["identity"]["clientCert"] = client_cert(&pem);
+        assert_eq!(invoke(rest_api).await, x5t);
+
+        let mut malformed = HttpRequest::get("/whoami").http_api();
+        malformed["requestContext"]["authentication"] = json!({ "clientCert": client_cert("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n") });
+        assert_eq!(invoke(malformed).await, "none");
+    }
+
+    #[tokio::test]
+    async fn a_client_cert_field_sent_through_api_gateway_is_not_believed() {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["acme.example".to_owned()]).unwrap();
+        let field = format!(
+            ":{}:",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                certified.cert.der()
+            )
+        );
+        let event = HttpRequest::get("/whoami")
+            .header("client-cert", &field)
+            .http_api();
+        assert_eq!(invoke(event).await, "none");
+        let event = HttpRequest::get("/whoami")
+            .header("client-cert", &field)
+            .rest_api();
+        assert_eq!(invoke(event).await, "none");
+    }
 
     #[test]
     fn only_a_whole_leading_stage_segment_is_taken_out() {

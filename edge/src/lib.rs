@@ -1,7 +1,8 @@
 //! The network edge both services share: TLS serving (rustls on ring), the refusal to serve
-//! plaintext on a non-loopback address unless a TLS-terminating proxy is declared, the client
-//! address as seen through those (and only those) proxies, the HTTP [`Envelope`] every request
-//! passes through, RFC 9457 [`problem`] answers, and the outgoing [`http_client`].
+//! plaintext on a non-loopback address unless a TLS-terminating proxy is declared, who the client
+//! is as seen through those (and only those) proxies (its address and its certificate, see
+//! [`mtls`]), the HTTP [`Envelope`] every request passes through, RFC 9457 [`problem`] answers,
+//! and the outgoing [`http_client`].
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -12,31 +13,45 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use tokio::net::TcpListener;
 
 mod client;
 mod envelope;
 mod headers;
+mod identity;
 pub mod lambda;
 mod limits;
+pub mod mtls;
 pub mod problem;
 
 pub use client::http_client;
 pub use envelope::Envelope;
 pub use headers::{HeaderLimit, HeaderLimitLayer, HeaderLimits};
+pub use identity::{ClientIdentity, ClientIdentityLayer, ClientIp, client_ip};
 pub use limits::{PeerConnectionLimit, PerClientRequestLimitLayer};
+pub use mtls::{CertError, CertificateInfo, ClientCas, ClientCertificate, certificates_from_pem};
 
 /// How a server meets the network.
 #[derive(Debug, Clone, Default)]
 pub struct Transport {
     /// PEM certificate chain and private key; TLS is served when set.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` is believed.
+    /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` (and RFC 9440 `Client-Cert`)
+    /// is believed.
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: PeerLimits,
     /// How large request headers may be (431 beyond).
     pub headers: HeaderLimits,
+    /// The roots client certificates are verified against, whichever way they arrive
+    /// ([`ClientCertificate::issued_by_trusted_ca`]); with [`Transport::request_client_certs`]
+    /// their subjects are also sent to TLS clients as hints. `None`: no certificate is
+    /// CA-issued as far as the services are concerned (self-signed ones still work).
+    pub client_cas: Option<ClientCas>,
+    /// This listener asks TLS clients for an optional certificate (RFC 8705 mutual TLS). Only
+    /// meaningful with [`Transport::tls`]: behind a TLS-terminating proxy, certificates come in
+    /// its `Client-Cert` field instead.
+    pub request_client_certs: bool,
 }
 
 /// What one address may take of a server, so a flood from a few addresses leaves room for
@@ -82,6 +97,26 @@ impl Transport {
             trusted_proxies,
             limits: PeerLimits::default(),
             headers: HeaderLimits::default(),
+            client_cas: None,
+            request_client_certs: false,
+        })
+    }
+
+    /// This transport, asking TLS clients for an optional certificate: for a service's own TLS
+    /// listener, or a mutual-TLS listener beside the main one. Refused without this server's own
+    /// TLS: only whoever terminates TLS can ask for a certificate (behind a TLS-terminating proxy,
+    /// the proxy asks, and forwards what it got in `Client-Cert`).
+    pub fn requesting_client_certs(&self, prefix: &str) -> anyhow::Result<Transport> {
+        if self.tls.is_none() {
+            anyhow::bail!(
+                "mutual TLS needs {prefix}_TLS_CERT and {prefix}_TLS_KEY: only a server that \
+                 terminates TLS itself can ask clients for certificates (behind a TLS-terminating \
+                 proxy, have the proxy ask for them and forward them in the Client-Cert header)"
+            );
+        }
+        Ok(Transport {
+            request_client_certs: true,
+            ..self.clone()
         })
     }
 
@@ -95,89 +130,6 @@ impl Transport {
             );
         }
         Ok(())
-    }
-}
-
-/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address in
-/// `X-Forwarded-For` that is not itself a trusted proxy. Set on every request by [`ClientIpLayer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
-/// Walks `X-Forwarded-For` from the right: entries added by our own proxies are skipped, the
-/// first other one is the client. Anything unparsable stops the walk (that part was written by
-/// whoever the client is, and proves nothing).
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    let Some(header) = forwarded_for else {
-        return peer;
-    };
-    let mut client = peer;
-    for entry in header.rsplit(',') {
-        match entry.trim().parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => client = ip,
-            Ok(ip) => return ip,
-            Err(_) => return client,
-        }
-    }
-    client
-}
-
-/// Inserts [`ClientIp`] into each request's extensions.
-#[derive(Clone)]
-pub struct ClientIpLayer {
-    trusted: Arc<[IpAddr]>,
-}
-
-impl ClientIpLayer {
-    pub fn new(trusted: &[IpAddr]) -> ClientIpLayer {
-        ClientIpLayer {
-            trusted: trusted.into(),
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for ClientIpLayer {
-    type Service = ClientIpService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ClientIpService {
-            inner,
-            trusted: self.trusted.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct ClientIpService<S> {
-    inner: S,
-    trusted: Arc<[IpAddr]>,
-}
-
-impl<S: tower::Service<Request>> tower::Service<Request> for ClientIpService<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        if let Some(ConnectInfo(peer)) = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .copied()
-        {
-            let forwarded = request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok());
-            let ip = client_ip(peer.ip(), forwarded, &self.trusted);
-            request.extensions_mut().insert(ClientIp(ip));
-        }
-        self.inner.call(request)
     }
 }
 
@@ -276,6 +228,10 @@ where
 /// lets in-flight requests finish (up to 10 s). Connections are bounded per peer address, a
 /// connection that does not deliver request headers within `header_timeout` is closed, and
 /// hyper refuses a request head that outgrows [`HeaderLimits::head_buffer_bytes`] with 431.
+///
+/// With [`Transport::request_client_certs`], TLS clients are asked for an optional certificate
+/// (see [`mtls`]); the chain a client presents goes with every request of its connection to the
+/// envelope, which turns it into a [`ClientCertificate`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -290,46 +246,70 @@ pub async fn serve(
         shutdown.await;
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let per_peer = |inner| {
-        PeerConnectionLimit::new(
-            inner,
-            limits.connections_per_peer,
-            &transport.trusted_proxies,
-        )
-    };
+    let per_peer = PeerConnectionLimit::new(
+        axum_server::accept::DefaultAcceptor::new(),
+        limits.connections_per_peer,
+        &transport.trusted_proxies,
+    );
     let listener = listener.into_std()?;
     match &transport.tls {
         None => {
-            let mut server = axum_server::from_tcp(listener)?
-                .acceptor(per_peer(axum_server::accept::DefaultAcceptor::new()))
-                .first_request_timeout(limits.header_timeout)
-                .handle(handle);
-            configure_http(&mut server, transport);
-            server.serve(app).await?;
+            if transport.request_client_certs {
+                tracing::warn!(
+                    "client certificates are requested on a plaintext listener: they can only \
+                     come from a trusted proxy's Client-Cert field"
+                );
+            }
+            server(listener, per_peer, handle, transport)?
+                .serve(app)
+                .await?;
         }
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot load TLS certificate {} and key {}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
+            let config = if transport.request_client_certs {
+                let config =
+                    mtls::listener::server_config(cert, key, transport.client_cas.as_ref())?;
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config))
+            } else {
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot load TLS certificate {} and key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?
+            };
             let tls = axum_server::tls_rustls::RustlsAcceptor::new(config)
                 .handshake_timeout(limits.header_timeout)
-                .acceptor(per_peer(axum_server::accept::DefaultAcceptor::new()));
-            let mut server = axum_server::from_tcp(listener)?
-                .acceptor(tls)
-                .first_request_timeout(limits.header_timeout)
-                .handle(handle);
-            configure_http(&mut server, transport);
-            server.serve(app).await?;
+                .acceptor(per_peer);
+            server(
+                listener,
+                mtls::listener::WithPeerCertificates(tls),
+                handle,
+                transport,
+            )?
+            .serve(app)
+            .await?;
         }
     }
     Ok(())
+}
+
+/// The server around `acceptor`, the same for plaintext and both TLS modes.
+fn server<A>(
+    listener: std::net::TcpListener,
+    acceptor: A,
+    handle: axum_server::Handle<SocketAddr>,
+    transport: &Transport,
+) -> std::io::Result<axum_server::Server<SocketAddr, A>> {
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(acceptor)
+        .first_request_timeout(transport.limits.header_timeout)
+        .handle(handle);
+    configure_http(&mut server, transport);
+    Ok(server)
 }
 
 /// The header timeout and the bound on a request head, for HTTP/1.1 and HTTP/2 alike (TLS
@@ -365,28 +345,6 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
-        assert_eq!(
-            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
-            ip("203.0.113.9")
-        );
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("1.2.3.4"), &trusted),
-            ip("1.2.3.4")
-        );
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("6.6.6.6, 1.2.3.4, 10.0.0.2"), &trusted),
-            ip("1.2.3.4")
-        );
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("garbage, 10.0.0.2"), &trusted),
-            ip("10.0.0.2")
-        );
-        assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
-    }
-
-    #[test]
     fn plaintext_is_refused_off_loopback_without_tls_or_proxy() {
         let plain = Transport::default();
         assert!(
@@ -417,5 +375,18 @@ mod tests {
                 .is_ok()
         );
         assert!(Transport::new(Some("c".into()), None, vec![], "AUTH").is_err());
+    }
+
+    #[test]
+    fn client_certificates_are_requested_only_by_a_server_that_terminates_tls() {
+        let err = Transport::default()
+            .requesting_client_certs("AUTH")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AUTH_TLS_CERT"), "{err}");
+        let tls = Transport::new(Some("c".into()), Some("k".into()), vec![], "AUTH").unwrap();
+        let mtls = tls.requesting_client_certs("AUTH").unwrap();
+        assert!(mtls.request_client_certs && !tls.request_client_certs);
+        assert_eq!(mtls.tls, tls.tls);
     }
 }
