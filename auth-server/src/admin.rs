@@ -7,7 +7,10 @@ use ring::rand::{SecureRandom, SystemRandom};
 use shared_claims::{ClientId, PartnerId, ScopeSet};
 
 use crate::secret::ClientSecret;
-use crate::store::{AuditEvent, AuditRecord, Client, ClientUpdate, NewClient, Store};
+use crate::store::{
+    AuditEvent, AuditRecord, Client, ClientAuthMethod, ClientUpdate, KeySourceUpdate, NewCert,
+    NewClient, RegisteredCert, Store,
+};
 
 /// A client to create; every field already parsed.
 #[derive(Debug, Clone)]
@@ -64,11 +67,95 @@ fn new_client_id() -> anyhow::Result<ClientId> {
     Ok(ClientId::parse(&format!("cl_{hex}"))?)
 }
 
-/// Creates a client and its first secret, which is returned to be shown once.
+/// How a new client authenticates, with what its method needs, already parsed.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// `client_secret_basic` or `client_secret_post` (either is accepted from a secret client;
+    /// the name is what it was registered with).
+    Secret(ClientAuthMethod),
+    /// `tls_client_auth`: a certificate from a trusted CA with this subject DN or SAN.
+    Tls(TlsIdentity),
+    /// `self_signed_tls_client_auth`: one of these certificates.
+    SelfSignedTls(Vec<NewCert>),
+    /// `private_key_jwt`: assertions signed by one of these keys.
+    PrivateKeyJwt(KeySourceUpdate),
+}
+
+/// What a `tls_client_auth` client's certificate must carry: exactly one of them (RFC 8705 §2.1.2).
+#[derive(Debug, Clone)]
+pub enum TlsIdentity {
+    Subject(String),
+    San(String),
+}
+
+/// The most certificates a self-signed client holds at once (two during a rotation, with room
+/// for one mistake).
+pub const MAX_CLIENT_CERTS: usize = 4;
+
+impl ClientAuth {
+    pub fn method(&self) -> ClientAuthMethod {
+        match self {
+            ClientAuth::Secret(method) => *method,
+            ClientAuth::Tls(_) => ClientAuthMethod::TlsClientAuth,
+            ClientAuth::SelfSignedTls(_) => ClientAuthMethod::SelfSignedTlsClientAuth,
+            ClientAuth::PrivateKeyJwt(_) => ClientAuthMethod::PrivateKeyJwt,
+        }
+    }
+}
+
+/// Validates a registered subject DN: printable, bounded, `TYPE=value` pairs.
+pub fn parse_tls_subject(dn: &str) -> anyhow::Result<String> {
+    let dn = dn.trim();
+    anyhow::ensure!(
+        !dn.is_empty() && dn.len() <= 1024 && !dn.chars().any(char::is_control) && dn.contains('='),
+        "--tls-subject must be a distinguished name such as 'CN=acme-client,O=Acme,C=DE'"
+    );
+    Ok(dn.to_owned())
+}
+
+/// Validates a registered SAN: a DNS name, or a URI (anything with a `:`).
+pub fn parse_tls_san(san: &str) -> anyhow::Result<String> {
+    let san = san.trim();
+    anyhow::ensure!(
+        !san.is_empty()
+            && san.len() <= 1024
+            && !san.chars().any(|c| c.is_whitespace() || c.is_control()),
+        "--tls-san must be a DNS name or a URI without spaces"
+    );
+    Ok(san.to_owned())
+}
+
+/// Validates a `private_key_jwt` client's `jwks_uri`: https, or http to this machine only (for
+/// local development), without credentials; the same rule every fetch is held to.
+pub fn parse_jwks_uri(uri: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(uri.len() <= 2048, "--jwks-uri is too long");
+    let url =
+        crate::client_keys::check_jwks_uri(uri).map_err(|e| anyhow::anyhow!("--jwks-uri: {e}"))?;
+    Ok(url.to_string())
+}
+
+/// Creates a secret client and its first secret, which is returned to be shown once.
 pub async fn create_client(db: &Store, spec: ClientSpec) -> anyhow::Result<(Client, ClientSecret)> {
+    let (client, secret) = register_client(
+        db,
+        spec,
+        ClientAuth::Secret(ClientAuthMethod::ClientSecretBasic),
+    )
+    .await?;
+    let secret = secret.context("a secret client was created without a secret")?;
+    Ok((client, secret))
+}
+
+/// Creates a client that authenticates as `auth` says; a secret client's first secret is
+/// returned to be shown once.
+pub async fn register_client(
+    db: &Store,
+    spec: ClientSpec,
+    auth: ClientAuth,
+) -> anyhow::Result<(Client, Option<ClientSecret>)> {
     let now = crate::now();
-    let secret = ClientSecret::generate()?;
-    let client = Client {
+    let method = auth.method();
+    let mut client = Client {
         client_id: new_client_id()?,
         name: spec.name,
         partner_id: spec.partner_id,
@@ -80,7 +167,36 @@ pub async fn create_client(db: &Store, spec: ClientSpec) -> anyhow::Result<(Clie
         disabled_at: None,
         created_at: now,
         updated_at: now,
+        auth_method: method,
+        tls_subject: None,
+        tls_san: None,
+        jwks: None,
+        jwks_uri: None,
     };
+    let mut certs = Vec::new();
+    let mut secret = None;
+    match auth {
+        ClientAuth::Secret(method) => {
+            anyhow::ensure!(method.uses_secret(), "{method} is not a secret method");
+            secret = Some(ClientSecret::generate()?);
+        }
+        ClientAuth::Tls(TlsIdentity::Subject(dn)) => client.tls_subject = Some(dn),
+        ClientAuth::Tls(TlsIdentity::San(san)) => client.tls_san = Some(san),
+        ClientAuth::SelfSignedTls(list) => {
+            anyhow::ensure!(
+                !list.is_empty(),
+                "self_signed_tls_client_auth needs at least one --cert-file"
+            );
+            anyhow::ensure!(
+                list.len() <= MAX_CLIENT_CERTS,
+                "a client holds at most {MAX_CLIENT_CERTS} certificates"
+            );
+            certs = list;
+        }
+        ClientAuth::PrivateKeyJwt(KeySourceUpdate::Document(doc)) => client.jwks = Some(doc),
+        ClientAuth::PrivateKeyJwt(KeySourceUpdate::Uri(uri)) => client.jwks_uri = Some(uri),
+    }
+    let thumbprints: Vec<&str> = certs.iter().map(|c| c.thumbprint.as_str()).collect();
     let audit = AuditEvent::by_admin(
         "client.create",
         serde_json::json!({
@@ -88,12 +204,18 @@ pub async fn create_client(db: &Store, spec: ClientSpec) -> anyhow::Result<(Clie
             "partner_id": client.partner_id,
             "scopes": client.scopes,
             "audiences": client.audiences,
+            "auth_method": method,
+            "tls_subject": client.tls_subject,
+            "tls_san": client.tls_san,
+            "certs": thumbprints,
+            "jwks_uri": client.jwks_uri,
         }),
     )
     .about(Some(client.client_id.as_str()));
     let new = NewClient {
         client: client.clone(),
-        secret_hash: secret.hash().to_vec(),
+        secret_hash: secret.as_ref().map(|s| s.hash().to_vec()),
+        certs,
     };
     db.insert_client(&new, &audit).await?;
     Ok((client, secret))
@@ -125,8 +247,30 @@ pub async fn update_client(
 ) -> anyhow::Result<Client> {
     let id = parse_client_id(client_id)?;
     anyhow::ensure!(
-        update.name.is_some() || update.scopes.is_some() || update.access_token_ttl.is_some(),
-        "nothing to update: give --name, --scopes or --access-ttl"
+        update.name.is_some()
+            || update.scopes.is_some()
+            || update.access_token_ttl.is_some()
+            || update.tls_subject.is_some()
+            || update.tls_san.is_some()
+            || update.keys.is_some(),
+        "nothing to update: give --name, --scopes, --access-ttl, --tls-subject, --tls-san, \
+         --jwks-file or --jwks-uri"
+    );
+    let current = show_client(db, id.as_str()).await?;
+    anyhow::ensure!(
+        (update.tls_subject.is_none() && update.tls_san.is_none())
+            || current.auth_method == ClientAuthMethod::TlsClientAuth,
+        "--tls-subject and --tls-san are for tls_client_auth clients; this one uses {}",
+        current.auth_method
+    );
+    anyhow::ensure!(
+        update.tls_subject.is_none() || update.tls_san.is_none(),
+        "give --tls-subject or --tls-san, not both: the certificate must match exactly one"
+    );
+    anyhow::ensure!(
+        update.keys.is_none() || current.auth_method == ClientAuthMethod::PrivateKeyJwt,
+        "--jwks-file and --jwks-uri are for private_key_jwt clients; this one uses {}",
+        current.auth_method
     );
     let audit = AuditEvent::by_admin(
         "client.update",
@@ -134,6 +278,13 @@ pub async fn update_client(
             "name": update.name,
             "scopes": update.scopes,
             "access_token_ttl": update.access_token_ttl,
+            "tls_subject": update.tls_subject,
+            "tls_san": update.tls_san,
+            "jwks": matches!(update.keys, Some(KeySourceUpdate::Document(_))),
+            "jwks_uri": match &update.keys {
+                Some(KeySourceUpdate::Uri(uri)) => Some(uri.as_str()),
+                _ => None,
+            },
         }),
     )
     .about(Some(id.as_str()));
@@ -144,6 +295,71 @@ pub async fn update_client(
         return Err(no_such_client(&id));
     }
     show_client(db, id.as_str()).await
+}
+
+/// A self-signed client's registered certificates.
+pub async fn client_certs(db: &Store, client_id: &ClientId) -> anyhow::Result<Vec<RegisteredCert>> {
+    db.client_certs(client_id.as_str()).await
+}
+
+/// Registers one more certificate for a self-signed client (the first half of a rotation: both
+/// work until the old one is removed).
+pub async fn add_cert(db: &Store, client_id: &str, cert: NewCert) -> anyhow::Result<Client> {
+    let id = parse_client_id(client_id)?;
+    let client = show_client(db, id.as_str()).await?;
+    anyhow::ensure!(
+        client.auth_method == ClientAuthMethod::SelfSignedTlsClientAuth,
+        "--add-cert is for self_signed_tls_client_auth clients; this one uses {}",
+        client.auth_method
+    );
+    let held = db.client_certs(id.as_str()).await?;
+    anyhow::ensure!(
+        !held.iter().any(|c| c.thumbprint == cert.thumbprint),
+        "this certificate is registered for the client already"
+    );
+    anyhow::ensure!(
+        held.len() < MAX_CLIENT_CERTS,
+        "a client holds at most {MAX_CLIENT_CERTS} certificates: remove one first"
+    );
+    let audit = AuditEvent::by_admin(
+        "client.cert_add",
+        serde_json::json!({ "thumbprint": cert.thumbprint, "subject": cert.subject, "not_after": cert.not_after }),
+    )
+    .about(Some(id.as_str()));
+    if !db.add_client_cert(id.as_str(), &cert, &audit).await? {
+        return Err(no_such_client(&id));
+    }
+    Ok(client)
+}
+
+/// Withdraws one certificate of a self-signed client (the second half of a rotation). The last
+/// one cannot be removed: disable or delete the client instead.
+pub async fn remove_cert(db: &Store, client_id: &str, thumbprint: &str) -> anyhow::Result<Client> {
+    let id = parse_client_id(client_id)?;
+    let client = show_client(db, id.as_str()).await?;
+    let held = db.client_certs(id.as_str()).await?;
+    anyhow::ensure!(
+        held.iter().any(|c| c.thumbprint == thumbprint),
+        "the client has no certificate with thumbprint {thumbprint}"
+    );
+    anyhow::ensure!(
+        held.len() > 1,
+        "this is the client's last certificate: add its successor first, or disable the client"
+    );
+    let audit = AuditEvent::by_admin(
+        "client.cert_remove",
+        serde_json::json!({ "thumbprint": thumbprint }),
+    )
+    .about(Some(id.as_str()));
+    if !db
+        .remove_client_cert(id.as_str(), thumbprint, &audit)
+        .await?
+    {
+        return Err(anyhow::anyhow!(
+            "the client has no certificate with thumbprint {thumbprint}"
+        ));
+    }
+    Ok(client)
 }
 
 pub async fn set_disabled(db: &Store, client_id: &str, disabled: bool) -> anyhow::Result<Client> {
@@ -204,6 +420,13 @@ pub async fn rotate_secret(
     anyhow::ensure!(
         (0..=2_592_000).contains(&grace_secs),
         "--grace must be 0 to 2592000 seconds"
+    );
+    let client = show_client(db, id.as_str()).await?;
+    anyhow::ensure!(
+        client.auth_method.uses_secret(),
+        "client {id} uses {} and holds no secret: rotate its certificates (--add-cert, \
+         --remove-cert) or keys (--jwks-file, --jwks-uri) with `client update`",
+        client.auth_method
     );
     let secret = ClientSecret::generate()?;
     let audit = AuditEvent::by_admin(

@@ -12,6 +12,7 @@ use keys::MasterKey;
 use tokio::net::TcpListener;
 
 use crate::audit::{AuditLog, Durability};
+use crate::client_keys::{ClientKeys, KeyFetchPolicy};
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
 use crate::signing::{self, KeyRing, MasterKeySource, SharedKeys};
@@ -20,9 +21,10 @@ use crate::store::Store;
 use crate::{oauth, wellknown};
 use shared_limits::{Lockouts, SharedStore};
 
-/// A token service bound to its port, ready to run.
+/// A token service bound to its port (and its mutual-TLS port, when configured), ready to run.
 pub struct Application {
     listener: TcpListener,
+    mtls_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -30,9 +32,21 @@ impl Application {
     /// Prepares everything a first start needs (see [`prepare`]), binds the port and starts the
     /// background work of a long-running server: the client and key reloads, scheduled rotation,
     /// purges.
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         // Refuse a plaintext public bind before touching the database or keys.
         settings.transport.check_bind(settings.bind, "AUTH")?;
+        let mtls_listener = match settings.mtls_bind {
+            Some(bind) => {
+                let listener = TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("cannot listen on {bind} (AUTH_MTLS_BIND)"))?;
+                if settings.mtls_url.is_none() {
+                    settings.mtls_url = Some(mtls_url(&settings.issuer, listener.local_addr()?)?);
+                }
+                Some(listener)
+            }
+            None => None,
+        };
         let state = prepare(settings, Durability::Queued).await?;
         let config = &state.config;
         let listener = TcpListener::bind(config.bind)
@@ -49,13 +63,24 @@ impl Application {
             config.key_rotation_interval,
         );
         crate::housekeeping::spawn(state.db.clone(), state.lockouts.clone());
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            mtls_listener,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The mutual-TLS listener's address, when there is one.
+    pub fn mtls_addr(&self) -> Option<SocketAddr> {
+        self.mtls_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -69,13 +94,33 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let transport = self.state.config.transport.clone();
-        edge::serve(
-            self.listener,
-            router(self.state.clone()),
-            &transport,
-            shutdown,
-        )
-        .await?;
+        let router = router(self.state.clone());
+        match self.mtls_listener {
+            None => edge::serve(self.listener, router, &transport, shutdown).await?,
+            Some(mtls_listener) => {
+                // The same router on a second listener that asks for client certificates.
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    shutdown.await;
+                    let _ = stop.send(true);
+                });
+                let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|stopped| *stopped).await;
+                };
+                let mtls = transport.requesting_client_certs("AUTH")?;
+                let (plain, mutual) = tokio::join!(
+                    edge::serve(
+                        self.listener,
+                        router.clone(),
+                        &transport,
+                        until(stopped.clone())
+                    ),
+                    edge::serve(mtls_listener, router, &mtls, until(stopped)),
+                );
+                plain?;
+                mutual?;
+            }
+        }
         self.state.audit.flush().await;
         Ok(())
     }
@@ -115,6 +160,7 @@ pub(crate) async fn prepare(settings: Settings, audit: Durability) -> anyhow::Re
     Ok(AppState::new(Shared {
         lockouts: Arc::new(Lockouts::new(settings.lockout, shared)),
         clients,
+        client_keys: ClientKeys::new(ClientKeys::http_client()?, KeyFetchPolicy::default()),
         db,
         keys: SharedKeys::new(ring),
         master,
@@ -173,6 +219,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(edge::problem::not_found)
         .with_state(state);
     envelope.wrap(routes)
+}
+
+/// The default public base URL of the mutual-TLS listener: the issuer's host over https, on the
+/// listener's port.
+fn mtls_url(issuer: &str, bound: SocketAddr) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(issuer).context("AUTH_ISSUER is not a URL")?;
+    url.set_scheme("https")
+        .map_err(|()| anyhow::anyhow!("AUTH_ISSUER cannot be turned into an https:// URL"))?;
+    url.set_port(Some(bound.port()))
+        .map_err(|()| anyhow::anyhow!("AUTH_ISSUER has no host"))?;
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// A backstop far above any legitimate request: the OAuth endpoints read at most 16 KiB

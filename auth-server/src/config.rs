@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
+
 /// Settings shared by `serve` and the admin commands: where the data lives, and the timings that
 /// decide when a key rotation or purge is safe (the CLI must see the same values as the servers).
 #[derive(clap::Args, Clone)]
@@ -116,6 +118,22 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Address of the mutual-TLS listener (RFC 8705): the same endpoints, asking TLS clients
+    /// for a certificate, for clients that authenticate with one. Needs AUTH_TLS_CERT and
+    /// AUTH_TLS_KEY. Unset: no such listener.
+    #[arg(id = "auth-mtls-bind", long = "auth-mtls-bind", env = "AUTH_MTLS_BIND")]
+    pub mtls_bind: Option<SocketAddr>,
+    /// PEM file of the CAs whose client certificates `tls_client_auth` clients may present.
+    #[arg(
+        id = "auth-mtls-ca-file",
+        long = "auth-mtls-ca-file",
+        env = "AUTH_MTLS_CA_FILE"
+    )]
+    pub mtls_ca_file: Option<PathBuf>,
+    /// Public base URL of the mutual-TLS listener, as partners reach it (metadata's
+    /// `mtls_endpoint_aliases`). Default: https:// with the issuer's host and AUTH_MTLS_BIND's port.
+    #[arg(id = "auth-mtls-url", long = "auth-mtls-url", env = "AUTH_MTLS_URL")]
+    pub mtls_url: Option<String>,
     /// Largest single request header (name and value) in bytes; a larger one is answered 431.
     #[arg(id = "auth-max-header-bytes", long = "auth-max-header-bytes", env = "AUTH_MAX_HEADER_BYTES",
           default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_SETTING))]
@@ -180,6 +198,11 @@ pub struct Settings {
     pub max_concurrent_requests: usize,
     /// TLS, trusted proxies and the limits applied at the network edge.
     pub transport: edge::Transport,
+    /// `AUTH_MTLS_BIND`: the mutual-TLS listener, if any.
+    pub mtls_bind: Option<SocketAddr>,
+    /// The public base URL of the mutual-TLS listener (`AUTH_MTLS_URL`, or derived once it is
+    /// bound); `None` without one.
+    pub mtls_url: Option<String>,
 }
 
 impl Settings {
@@ -191,6 +214,22 @@ impl Settings {
             max_header_bytes: usize::try_from(serve.max_header_bytes)?,
             max_header_list_bytes: usize::try_from(serve.max_header_list_bytes)?,
         };
+        if serve.mtls_bind.is_some() && transport.tls.is_none() {
+            anyhow::bail!(
+                "AUTH_MTLS_BIND needs AUTH_TLS_CERT and AUTH_TLS_KEY: the mutual-TLS listener speaks TLS"
+            );
+        }
+        if let Some(path) = &serve.mtls_ca_file {
+            transport.client_cas =
+                Some(edge::ClientCas::from_pem_file(path).context("AUTH_MTLS_CA_FILE")?);
+        }
+        if let Some(url) = &serve.mtls_url {
+            let parsed = reqwest::Url::parse(url).context("AUTH_MTLS_URL")?;
+            anyhow::ensure!(
+                parsed.scheme() == "https",
+                "AUTH_MTLS_URL must be an https:// URL"
+            );
+        }
         Ok(Settings {
             database_url: store.database_url,
             master_key_file: store.master_key_file,
@@ -216,6 +255,8 @@ impl Settings {
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             transport,
+            mtls_bind: serve.mtls_bind,
+            mtls_url: serve.mtls_url.map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 
@@ -242,6 +283,8 @@ impl Settings {
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             transport: edge::Transport::default(),
+            mtls_bind: None,
+            mtls_url: None,
         }
     }
 }

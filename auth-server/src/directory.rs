@@ -79,6 +79,15 @@ impl ClientDirectory {
         (known.then_some(client), hashes)
     }
 
+    /// A known client's entry (never the decoy's), for the certificate and assertion methods,
+    /// whose checks hold no secret to compare.
+    pub fn entry(&self, client_id: &str) -> Option<Arc<DirectoryEntry>> {
+        if client_id == DECOY_CLIENT_ID {
+            return None;
+        }
+        self.snapshot().clients.get(client_id).cloned()
+    }
+
     /// Keeps the directory current: checks the generation every `interval`.
     pub fn spawn_refresher(&self, db: Store, interval: std::time::Duration) {
         let directory = self.clone();

@@ -25,7 +25,13 @@ pub fn spawn(db: Store, lockouts: Arc<Lockouts>) -> tokio::task::JoinHandle<()> 
 /// One round (a Lambda function runs it on a scheduled event).
 pub async fn run_once(db: &Store, lockouts: &Lockouts) -> anyhow::Result<()> {
     lockouts.shrink();
-    match db.purge_expired_tokens(crate::now()).await {
+    let now = crate::now();
+    match db.purge_expired_assertions(now).await {
+        Ok(0) => {}
+        Ok(assertions) => tracing::debug!(assertions, "forgot expired client assertions"),
+        Err(err) => tracing::warn!(error = %err, "expired-assertion purge failed"),
+    }
+    match db.purge_expired_tokens(now).await {
         Ok((0, 0)) => Ok(()),
         Ok((refresh, access)) => {
             tracing::info!(refresh, access, "purged expired tokens");

@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
 use crate::audit::AuditLog;
+use crate::client_keys::ClientKeys;
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
 use crate::signing::{MasterKeySource, SharedKeys};
@@ -44,6 +45,8 @@ pub struct Shared {
     pub lockouts: Arc<Lockouts>,
     /// The clients, in memory; see [`ClientDirectory`].
     pub clients: ClientDirectory,
+    /// `private_key_jwt` clients' public keys: parsed documents and fetched `jwks_uri`s.
+    pub client_keys: ClientKeys,
 }
 
 /// The peer address, when the server was started with connect info (router tests run without).
@@ -52,7 +55,7 @@ pub struct ClientAddr(pub Option<IpAddr>);
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = Infallible;
 
-    /// The address seen through trusted proxies (see `edge::ClientIpLayer`), else the peer.
+    /// The address seen through trusted proxies (see `edge::ClientIdentityLayer`), else the peer.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         if let Some(edge::ClientIp(ip)) = parts.extensions.get::<edge::ClientIp>() {
             return Ok(ClientAddr(Some(*ip)));

@@ -8,6 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::store::ClientAuthMethod;
+
+/// The algorithms a `private_key_jwt` client may sign its assertions with: asymmetric only.
+pub const ASSERTION_ALGS: [&str; 4] = ["ES256", "EdDSA", "RS256", "PS256"];
 
 /// The public keys, served from the JSON built when the keys last changed.
 pub async fn jwks(State(state): State<AppState>) -> Response {
@@ -46,22 +50,37 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         }
     };
     let algs: Vec<&str> = ["ES256", "EdDSA", "RS256"].into();
-    Json(json!({
+    // Every method a client may be registered with; each client may use only its own.
+    let methods: Vec<&str> = ClientAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    let mut doc = json!({
         "issuer": state.config.issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "grant_types_supported": ["client_credentials", "refresh_token"],
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "scopes_supported": scopes,
         "access_token_signing_alg_values_supported": algs,
         "code_challenge_methods_supported": [],
-    }))
-    .into_response()
+        // Tokens of clients that authenticate with a certificate are bound to it (RFC 8705 §3),
+        // whether it came over the mutual-TLS listener or from a trusted proxy.
+        "tls_client_certificate_bound_access_tokens": true,
+    });
+    if let Some(mtls) = &state.config.mtls_url {
+        doc["mtls_endpoint_aliases"] = json!({
+            "token_endpoint": format!("{mtls}/oauth2/token"),
+            "revocation_endpoint": format!("{mtls}/oauth2/revoke"),
+            "introspection_endpoint": format!("{mtls}/oauth2/introspect"),
+        });
+    }
+    Json(doc).into_response()
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {

@@ -176,6 +176,17 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         },
         Err(err) => return err.into_response(),
     };
+    let presented = request
+        .extensions()
+        .get::<edge::ClientCertificate>()
+        .map(edge::ClientCertificate::x5t_s256);
+    if !crate::verify::binding_holds(&claims, presented) {
+        tracing::info!(client_id = %claims.client_id, "certificate-bound token without its certificate");
+        return ApiError::InvalidToken(
+            "the token is bound to a client certificate this request did not present".into(),
+        )
+        .into_response();
+    }
     let limit = state.rate_limit.rate().burst.get();
     let remaining = match state.rate_limit.check(claims.client_id.as_str()).await {
         Verdict::Allowed { remaining } => remaining,

@@ -120,6 +120,15 @@ pub struct ResourceArgs {
         env = "RESOURCE_TLS_KEY"
     )]
     pub tls_key: Option<std::path::PathBuf>,
+    /// PEM file of CAs whose client certificates the TLS listener names as acceptable. Client
+    /// certificates are asked for (optionally) whenever the API speaks TLS; a certificate-bound
+    /// token is accepted only with its certificate, self-signed or CA-issued.
+    #[arg(
+        id = "resource-mtls-ca-file",
+        long = "resource-mtls-ca-file",
+        env = "RESOURCE_MTLS_CA_FILE"
+    )]
+    pub mtls_ca_file: Option<std::path::PathBuf>,
     /// Comma-separated addresses of TLS-terminating proxies in front of this server.
     #[arg(
         id = "resource-trusted-proxies",
@@ -214,6 +223,17 @@ impl Settings {
             max_header_bytes: usize::try_from(args.max_header_bytes)?,
             max_header_list_bytes: usize::try_from(args.max_header_list_bytes)?,
         };
+        // Over its own TLS the API asks every client for an optional certificate, so that
+        // certificate-bound tokens (RFC 8705 §3) work without a separate port.
+        if let Some(path) = &args.mtls_ca_file {
+            transport.client_cas = Some(
+                edge::ClientCas::from_pem_file(path)
+                    .map_err(|e| anyhow::anyhow!("RESOURCE_MTLS_CA_FILE: {e:#}"))?,
+            );
+        }
+        if transport.tls.is_some() {
+            transport = transport.requesting_client_certs("RESOURCE")?;
+        }
         let introspection = if args.introspect_routes.iter().all(|r| r.trim().is_empty()) {
             None
         } else {

@@ -12,6 +12,22 @@ use shared_claims::{AccessTokenClaims, MAX_TOKEN_BYTES};
 
 use crate::jwks::JwksCache;
 
+/// RFC 8705 §3: a certificate-bound token (`cnf.x5t#S256`) is accepted only from a client that
+/// presented that certificate (`presented`: its `x5t#S256`), compared in constant time. Unbound
+/// tokens need no certificate. Checked on every request, after the verified-token cache, so a
+/// cache hit never skips it.
+pub fn binding_holds(claims: &AccessTokenClaims, presented: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    match (&claims.cnf, presented) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(cnf), Some(presented)) => {
+            let (bound, presented) = (cnf.x5t_s256.as_bytes(), presented.as_bytes());
+            bound.len() == presented.len() && bool::from(bound.ct_eq(presented))
+        }
+    }
+}
+
 /// Default number of verified tokens remembered.
 pub const DEFAULT_TOKEN_CACHE_SIZE: usize = 10_000;
 

@@ -238,6 +238,7 @@ mod tests {
             client_id: ClientId::parse("cl_1").unwrap(),
             scope: shared_claims::ScopeSet::parse("orders:read catalog:read").unwrap(),
             partner_id: PartnerId::parse("globex").unwrap(),
+            cnf: None,
         };
         // Exactly how the handler built the body before: a `serde_json::Value`.
         let before = serde_json::json!({

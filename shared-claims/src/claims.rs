@@ -61,6 +61,18 @@ pub struct AccessTokenClaims {
     pub client_id: ClientId,
     pub scope: ScopeSet,
     pub partner_id: PartnerId,
+    /// RFC 8705 §3.1: the token is bound to the TLS client certificate the client authenticated
+    /// with, and is accepted only over a connection that presents that certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim (RFC 7800) of a certificate-bound token (RFC 8705 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// base64url (no padding) of the SHA-256 of the certificate's DER.
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
 }
 
 /// Why a token's claims were refused.
@@ -129,6 +141,7 @@ mod tests {
             client_id: ClientId::parse("cl_1").unwrap(),
             scope: ScopeSet::parse("orders:read").unwrap(),
             partner_id: PartnerId::parse("acme").unwrap(),
+            cnf: None,
         }
     }
 

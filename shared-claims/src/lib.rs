@@ -6,7 +6,7 @@ mod ids;
 mod scope;
 
 pub use claims::{
-    ACCESS_TOKEN_TYP, AccessTokenClaims, Audience, ClaimsError, DEFAULT_LEEWAY_SECS,
+    ACCESS_TOKEN_TYP, AccessTokenClaims, Audience, ClaimsError, Confirmation, DEFAULT_LEEWAY_SECS,
     MAX_TOKEN_BYTES, is_access_token_typ,
 };
 pub use ids::{ClientId, IdError, PartnerId};

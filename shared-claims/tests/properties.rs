@@ -58,6 +58,7 @@ proptest! {
             client_id: ClientId::parse(&client).unwrap(),
             scope: ScopeSet::parse(&tokens.join(" ")).unwrap(),
             partner_id: PartnerId::parse(&partner).unwrap(),
+            cnf: None,
         };
         let json = serde_json::to_string(&claims).unwrap();
         let back: AccessTokenClaims = serde_json::from_str(&json).unwrap();

@@ -9,12 +9,14 @@
 mod common;
 
 mod brute_force;
+mod client_certs;
 mod demo_launcher;
 mod hostile_tokens;
 mod jwks_cache;
 mod key_lifecycle;
 mod online_check;
 mod partner_api;
+mod private_key_jwt;
 mod refresh_tokens;
 mod request_limits;
 mod secrets_at_rest;

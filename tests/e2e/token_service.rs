@@ -662,7 +662,18 @@ async fn discovery_and_health_endpoints_answer(backend: Backend) {
     );
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "tls_client_auth",
+            "self_signed_tls_client_auth",
+            "private_key_jwt"
+        ])
+    );
+    assert_eq!(meta["tls_client_certificate_bound_access_tokens"], true);
+    assert!(
+        meta.get("mtls_endpoint_aliases").is_none(),
+        "no mutual-TLS listener, no aliases"
     );
     assert_eq!(
         meta["scopes_supported"],

@@ -1,27 +1,32 @@
 //! `client …` and `tokens …`: partners' clients, their secrets and their refresh tokens.
 
-use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use shared_claims::{PartnerId, ScopeSet};
 
 use super::render::{Render, table, time};
-use crate::admin::{self, ClientSpec};
+use crate::admin::{self, ClientAuth, ClientSpec, TlsIdentity};
 use crate::config::StoreArgs;
 use crate::secret::ClientSecret;
-use crate::store::{Client, ClientUpdate, Store};
+use crate::store::{
+    Client, ClientAuthMethod, ClientUpdate, KeySourceUpdate, NewCert, RegisteredCert, Store,
+};
 
 #[derive(Subcommand)]
 pub enum ClientCommand {
-    /// Create a client; its secret is printed once.
+    /// Create a client; a secret client's secret is printed once.
     Create(CreateArgs),
     /// List every client (never their secrets).
     List,
-    /// Show one client.
+    /// Show one client, with its certificates' thumbprints and its key ids.
     Show {
         /// The client's id (`cl_…`).
         client_id: String,
     },
-    /// Change a client's scopes, name or access-token lifetime.
+    /// Change a client's scopes, name, access-token lifetime, certificates or keys.
     Update(UpdateArgs),
     /// Issue a new secret (shown once); the old one works for --grace seconds more.
     RotateSecret {
@@ -72,6 +77,49 @@ pub struct CreateArgs {
     /// Allow this client to call the introspection endpoint.
     #[arg(long)]
     introspect: bool,
+    /// How the client authenticates at the token endpoint.
+    #[arg(long, value_enum, default_value = "client_secret_basic")]
+    auth_method: AuthMethodArg,
+    /// tls_client_auth: the subject DN its CA-issued certificate carries, e.g.
+    /// 'CN=acme-client,O=Acme,C=DE'.
+    #[arg(long, conflicts_with = "tls_san")]
+    tls_subject: Option<String>,
+    /// tls_client_auth: a DNS name or URI its CA-issued certificate carries as a SAN.
+    #[arg(long)]
+    tls_san: Option<String>,
+    /// self_signed_tls_client_auth: a PEM file of the client's certificate (no private key);
+    /// repeat for several.
+    #[arg(long = "cert-file", value_name = "PEM")]
+    cert_file: Vec<PathBuf>,
+    /// private_key_jwt: a JWKS file of the client's public keys.
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+    jwks_file: Option<PathBuf>,
+    /// private_key_jwt: an https:// URL where the client publishes its public keys.
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
+}
+
+/// `--auth-method` values, named as in RFC 7591 and RFC 8705.
+#[derive(Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum AuthMethodArg {
+    ClientSecretBasic,
+    ClientSecretPost,
+    TlsClientAuth,
+    SelfSignedTlsClientAuth,
+    PrivateKeyJwt,
+}
+
+impl From<AuthMethodArg> for ClientAuthMethod {
+    fn from(arg: AuthMethodArg) -> ClientAuthMethod {
+        match arg {
+            AuthMethodArg::ClientSecretBasic => ClientAuthMethod::ClientSecretBasic,
+            AuthMethodArg::ClientSecretPost => ClientAuthMethod::ClientSecretPost,
+            AuthMethodArg::TlsClientAuth => ClientAuthMethod::TlsClientAuth,
+            AuthMethodArg::SelfSignedTlsClientAuth => ClientAuthMethod::SelfSignedTlsClientAuth,
+            AuthMethodArg::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -87,6 +135,27 @@ pub struct UpdateArgs {
     /// New access-token lifetime in seconds.
     #[arg(long)]
     access_ttl: Option<i64>,
+    /// tls_client_auth: a new subject DN (replaces the registered DN or SAN).
+    #[arg(long, conflicts_with = "tls_san")]
+    tls_subject: Option<String>,
+    /// tls_client_auth: a new SAN (replaces the registered DN or SAN).
+    #[arg(long)]
+    tls_san: Option<String>,
+    /// self_signed_tls_client_auth: register one more certificate (PEM); both work until the
+    /// old one is removed.
+    #[arg(long, value_name = "PEM")]
+    add_cert: Option<PathBuf>,
+    /// self_signed_tls_client_auth: withdraw the certificate with this x5t#S256 thumbprint
+    /// (see `client show`).
+    #[arg(long, value_name = "THUMBPRINT")]
+    remove_cert: Option<String>,
+    /// private_key_jwt: replace the client's keys with this JWKS file (publish the new key next
+    /// to the old one for an overlap).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+    jwks_file: Option<PathBuf>,
+    /// private_key_jwt: fetch the client's keys from this https:// URL from now on.
+    #[arg(long, value_name = "URL")]
+    jwks_uri: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -108,7 +177,7 @@ pub async fn run(
     Ok(match cmd {
         ClientCommand::Create(args) => Box::new(create(db, store, args).await?),
         ClientCommand::List => Box::new(db.list_clients().await?),
-        ClientCommand::Show { client_id } => Box::new(admin::show_client(db, &client_id).await?),
+        ClientCommand::Show { client_id } => Box::new(show(db, &client_id).await?),
         ClientCommand::Update(args) => Box::new(update(db, args).await?),
         ClientCommand::RotateSecret { client_id, grace } => {
             Box::new(rotate_secret(db, client_id, grace).await?)
@@ -134,8 +203,9 @@ async fn create(db: &Store, store: &StoreArgs, args: CreateArgs) -> anyhow::Resu
     let audiences = if args.audience.is_empty() {
         vec![store.default_audience.clone()]
     } else {
-        args.audience
+        args.audience.clone()
     };
+    let auth = client_auth(&args)?;
     let spec = ClientSpec {
         name: admin::parse_name(&args.name)?,
         partner_id: PartnerId::parse(&args.partner)?,
@@ -148,11 +218,103 @@ async fn create(db: &Store, store: &StoreArgs, args: CreateArgs) -> anyhow::Resu
         refresh_enabled: !args.no_refresh,
         introspect_allowed: args.introspect,
     };
-    let (client, secret) = admin::create_client(db, spec).await?;
-    Ok(Created { client, secret })
+    let (client, secret) = admin::register_client(db, spec, auth).await?;
+    let shown = shown(db, client).await?;
+    Ok(Created { shown, secret })
 }
 
-async fn update(db: &Store, args: UpdateArgs) -> anyhow::Result<Client> {
+/// What `--auth-method` needs, read and checked; options of another method are refused, so a
+/// typo never creates a client that authenticates otherwise than intended.
+fn client_auth(args: &CreateArgs) -> anyhow::Result<ClientAuth> {
+    let method = ClientAuthMethod::from(args.auth_method);
+    let tls = args.tls_subject.is_some() || args.tls_san.is_some();
+    let refuse = |given: bool, option: &str, needs: &str| {
+        anyhow::ensure!(!given, "{option} is for {needs} clients, not {method}");
+        Ok(())
+    };
+    if method != ClientAuthMethod::TlsClientAuth {
+        refuse(tls, "--tls-subject/--tls-san", "tls_client_auth")?;
+    }
+    if method != ClientAuthMethod::SelfSignedTlsClientAuth {
+        refuse(
+            !args.cert_file.is_empty(),
+            "--cert-file",
+            "self_signed_tls_client_auth",
+        )?;
+    }
+    if method != ClientAuthMethod::PrivateKeyJwt {
+        refuse(
+            args.jwks_file.is_some() || args.jwks_uri.is_some(),
+            "--jwks-file/--jwks-uri",
+            "private_key_jwt",
+        )?;
+    }
+    Ok(match method {
+        ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
+            ClientAuth::Secret(method)
+        }
+        ClientAuthMethod::TlsClientAuth => {
+            ClientAuth::Tls(match (&args.tls_subject, &args.tls_san) {
+                (Some(dn), None) => TlsIdentity::Subject(admin::parse_tls_subject(dn)?),
+                (None, Some(san)) => TlsIdentity::San(admin::parse_tls_san(san)?),
+                _ => anyhow::bail!(
+                    "tls_client_auth needs --tls-subject DN or --tls-san VALUE (exactly one)"
+                ),
+            })
+        }
+        ClientAuthMethod::SelfSignedTlsClientAuth => {
+            anyhow::ensure!(
+                !args.cert_file.is_empty(),
+                "self_signed_tls_client_auth needs --cert-file PEM (the client's certificate)"
+            );
+            let mut certs = Vec::new();
+            for path in &args.cert_file {
+                certs.extend(read_certs(path)?);
+            }
+            ClientAuth::SelfSignedTls(certs)
+        }
+        ClientAuthMethod::PrivateKeyJwt => ClientAuth::PrivateKeyJwt(
+            key_source(args.jwks_file.as_deref(), args.jwks_uri.as_deref())?.ok_or_else(|| {
+                anyhow::anyhow!("private_key_jwt needs --jwks-file FILE or --jwks-uri URL")
+            })?,
+        ),
+    })
+}
+
+/// The certificates of a PEM file, as they are registered.
+fn read_certs(path: &Path) -> anyhow::Result<Vec<NewCert>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read certificate file {}", path.display()))?;
+    let certs = edge::certificates_from_pem(&text)
+        .with_context(|| format!("certificate file {}", path.display()))?;
+    Ok(certs
+        .into_iter()
+        .map(|c| NewCert {
+            thumbprint: c.x5t_s256,
+            subject: c.subject,
+            not_after: c.not_after,
+            der: c.der,
+        })
+        .collect())
+}
+
+/// A key source from `--jwks-file` or `--jwks-uri`, checked.
+fn key_source(file: Option<&Path>, uri: Option<&str>) -> anyhow::Result<Option<KeySourceUpdate>> {
+    Ok(match (file, uri) {
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read JWKS file {}", path.display()))?;
+            crate::client_keys::parse_jwks(&text)
+                .with_context(|| format!("JWKS file {}", path.display()))?;
+            Some(KeySourceUpdate::Document(text))
+        }
+        (None, Some(uri)) => Some(KeySourceUpdate::Uri(admin::parse_jwks_uri(uri)?)),
+        (None, None) => None,
+        (Some(_), Some(_)) => anyhow::bail!("give --jwks-file or --jwks-uri, not both"),
+    })
+}
+
+async fn update(db: &Store, args: UpdateArgs) -> anyhow::Result<Shown> {
     let update = ClientUpdate {
         name: args.name.as_deref().map(admin::parse_name).transpose()?,
         scopes: args
@@ -165,8 +327,72 @@ async fn update(db: &Store, args: UpdateArgs) -> anyhow::Result<Client> {
             .access_ttl
             .map(|t| admin::parse_ttl(t).map(Some))
             .transpose()?,
+        tls_subject: args
+            .tls_subject
+            .as_deref()
+            .map(admin::parse_tls_subject)
+            .transpose()?,
+        tls_san: args
+            .tls_san
+            .as_deref()
+            .map(admin::parse_tls_san)
+            .transpose()?,
+        keys: key_source(args.jwks_file.as_deref(), args.jwks_uri.as_deref())?,
     };
-    admin::update_client(db, &args.client_id, update).await
+    let certs_only = update.name.is_none()
+        && update.scopes.is_none()
+        && update.access_token_ttl.is_none()
+        && update.tls_subject.is_none()
+        && update.tls_san.is_none()
+        && update.keys.is_none()
+        && (args.add_cert.is_some() || args.remove_cert.is_some());
+    let mut client = if certs_only {
+        admin::show_client(db, &args.client_id).await?
+    } else {
+        admin::update_client(db, &args.client_id, update).await?
+    };
+    // Add before remove: `--add-cert new.pem --remove-cert OLD` never leaves the client
+    // without a certificate.
+    if let Some(path) = &args.add_cert {
+        let mut certs = read_certs(path)?;
+        anyhow::ensure!(
+            certs.len() == 1,
+            "--add-cert takes a file with exactly one certificate"
+        );
+        client = admin::add_cert(db, &args.client_id, certs.remove(0)).await?;
+    }
+    if let Some(thumbprint) = &args.remove_cert {
+        client = admin::remove_cert(db, &args.client_id, thumbprint).await?;
+    }
+    shown(db, client).await
+}
+
+async fn show(db: &Store, client_id: &str) -> anyhow::Result<Shown> {
+    shown(db, admin::show_client(db, client_id).await?).await
+}
+
+/// A client with its registered certificates and the ids of its registered keys.
+async fn shown(db: &Store, client: Client) -> anyhow::Result<Shown> {
+    let certs = admin::client_certs(db, &client.client_id).await?;
+    let keys = client
+        .jwks
+        .as_deref()
+        .map(crate::client_keys::parse_jwks)
+        .transpose()
+        .context("the stored JWKS")?
+        .unwrap_or_default()
+        .iter()
+        .map(|k| ShownKey {
+            kid: k.kid().map(str::to_owned),
+            algs: k.algorithms().iter().map(|a| format!("{a:?}")).collect(),
+            thumbprint: k.thumbprint().to_owned(),
+        })
+        .collect();
+    Ok(Shown {
+        client,
+        certs,
+        keys,
+    })
 }
 
 async fn rotate_secret(db: &Store, client_id: String, grace: i64) -> anyhow::Result<NewSecret> {
@@ -207,7 +433,88 @@ impl Render for Client {
             "disabled": self.is_disabled(),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "auth_method": self.auth_method,
+            "tls_subject": self.tls_subject,
+            "tls_san": self.tls_san,
+            "jwks_uri": self.jwks_uri,
         })
+    }
+}
+
+/// A registered key as `client show` prints it: never more than public identifiers.
+struct ShownKey {
+    kid: Option<String>,
+    algs: Vec<String>,
+    thumbprint: String,
+}
+
+/// `client show` and `client update`: the client, its certificates and its keys.
+struct Shown {
+    client: Client,
+    certs: Vec<RegisteredCert>,
+    keys: Vec<ShownKey>,
+}
+
+impl Render for Shown {
+    fn human(&self) -> String {
+        let c = &self.client;
+        let mut out = self.client.human();
+        out.push_str(&format!("auth method: {}\n", c.auth_method));
+        if let Some(dn) = &c.tls_subject {
+            out.push_str(&format!("certificate subject: {dn}\n"));
+        }
+        if let Some(san) = &c.tls_san {
+            out.push_str(&format!("certificate SAN: {san}\n"));
+        }
+        if let Some(uri) = &c.jwks_uri {
+            out.push_str(&format!("jwks_uri: {uri}\n"));
+        }
+        if !self.certs.is_empty() {
+            let rows: Vec<Vec<String>> = self
+                .certs
+                .iter()
+                .map(|cert| {
+                    vec![
+                        cert.thumbprint.clone(),
+                        cert.subject.clone(),
+                        time(Some(cert.not_after)),
+                    ]
+                })
+                .collect();
+            out.push('\n');
+            out.push_str(&table(
+                &["CERTIFICATE (x5t#S256)", "SUBJECT", "NOT AFTER"],
+                &rows,
+            ));
+        }
+        if c.jwks.is_some() {
+            let rows: Vec<Vec<String>> = self
+                .keys
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.kid.clone().unwrap_or_else(|| "(none)".into()),
+                        k.algs.join(" "),
+                        k.thumbprint.clone(),
+                    ]
+                })
+                .collect();
+            out.push('\n');
+            out.push_str(&table(&["KEY ID", "ALG", "THUMBPRINT"], &rows));
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut doc = self.client.json();
+        doc["certs"] = json!(self.certs);
+        doc["keys"] = json!(
+            self.keys
+                .iter()
+                .map(|k| json!({ "kid": k.kid, "algs": k.algs, "thumbprint": k.thumbprint }))
+                .collect::<Vec<_>>()
+        );
+        doc
     }
 }
 
@@ -256,24 +563,29 @@ fn client_table(clients: &[Client]) -> String {
     )
 }
 
-/// A new client with its secret, which is shown this once and never again.
+/// A new client, with its secret if it has one, which is shown this once and never again.
 struct Created {
-    client: Client,
-    secret: ClientSecret,
+    shown: Shown,
+    secret: Option<ClientSecret>,
 }
 
 impl Render for Created {
     fn human(&self) -> String {
-        format!(
-            "{}\nclient_secret: {}\nStore it now: it is shown only once.\n",
-            self.client.human(),
-            self.secret.expose()
-        )
+        match &self.secret {
+            Some(secret) => format!(
+                "{}\nclient_secret: {}\nStore it now: it is shown only once.\n",
+                self.shown.human(),
+                secret.expose()
+            ),
+            None => self.shown.human(),
+        }
     }
 
     fn json(&self) -> serde_json::Value {
-        let mut doc = self.client.json();
-        doc["client_secret"] = json!(self.secret.expose());
+        let mut doc = self.shown.json();
+        if let Some(secret) = &self.secret {
+            doc["client_secret"] = json!(secret.expose());
+        }
         doc
     }
 }

@@ -62,7 +62,7 @@ async fn access_token_answer(
         Some(owner) if !owner.is_disabled() => {}
         _ => return Ok(inactive()),
     }
-    Ok(json!({
+    let mut answer = json!({
         "active": true,
         "token_type": "Bearer",
         "scope": claims.scope,
@@ -75,7 +75,12 @@ async fn access_token_answer(
         "nbf": claims.nbf,
         "jti": claims.jti,
         "partner_id": claims.partner_id,
-    }))
+    });
+    // RFC 8705 §3.2: the resource server checks the binding against its own connection.
+    if let Some(cnf) = &claims.cnf {
+        answer["cnf"] = json!(cnf);
+    }
+    Ok(answer)
 }
 
 /// A refresh token is described only to the client it belongs to.

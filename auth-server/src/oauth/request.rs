@@ -28,6 +28,9 @@ impl FromForm for () {
 pub struct ClientRequest<P = ()> {
     /// The authenticated client.
     pub client: Client,
+    /// The `x5t#S256` of the certificate the client authenticated with: its access tokens are
+    /// bound to it (RFC 8705 §3).
+    pub bound_to: Option<String>,
     /// The form, without the client secret (taken out into a zeroizing wrapper and dropped).
     pub params: FormParams,
     /// The client address, as seen through trusted proxies.
@@ -44,10 +47,13 @@ impl<P: FromForm + Send> FromRequest<AppState> for ClientRequest<P> {
         let Ok(ClientAddr(source)) = ClientAddr::from_request_parts(&mut parts, state).await;
         let mut params = read_form(&parts.headers, body).await?;
         let parsed = P::from_form(&params)?;
-        let credentials = client_auth::extract(&parts.headers, &mut params)?;
-        let client = client_auth::authenticate(state, &credentials, source).await?;
+        let certificate = parts.extensions.get::<edge::ClientCertificate>();
+        let presented = client_auth::extract(&parts.headers, &mut params, certificate.is_some())?;
+        let authenticated =
+            client_auth::authenticate(state, &presented, certificate, source).await?;
         Ok(ClientRequest {
-            client,
+            client: authenticated.client,
+            bound_to: authenticated.bound_to,
             params,
             source,
             parsed,

@@ -7,13 +7,11 @@
 //! to act on. Refresh tokens rotate on every use, and a spent token presented again revokes its
 //! whole family.
 
-use std::net::IpAddr;
-
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
-use shared_claims::{AccessTokenClaims, Audience, ScopeSet};
+use shared_claims::{AccessTokenClaims, Audience, Confirmation, ScopeSet};
 use zeroize::Zeroizing;
 
 use super::error::{ErrorCode, OAuthError};
@@ -103,15 +101,7 @@ async fn client_credentials(
     } else {
         None
     };
-    issue(
-        state,
-        client,
-        scope,
-        audiences,
-        refresh_token,
-        request.source,
-    )
-    .await
+    issue(state, request, scope, audiences, refresh_token).await
 }
 
 /// Why a presented refresh token is refused. The client is told only `invalid_grant`; the reason
@@ -225,9 +215,7 @@ async fn refresh(
                 .spend_refresh_token(&row.id, &successor, now)
                 .await?
             {
-                Spend::Rotated => {
-                    issue(state, client, scope, audiences, Some(token), request.source).await
-                }
+                Spend::Rotated => issue(state, &request, scope, audiences, Some(token)).await,
                 // Spent between our read and our update: another request won the race.
                 Spend::AlreadySpent => {
                     let mut event = audit("refresh.reuse_detected", &row.family_id);
@@ -320,15 +308,16 @@ fn requested_audiences(params: &FormParams, client: &Client) -> Result<Vec<Strin
     Ok(chosen)
 }
 
-/// Signs the access token and records the issuance (batched, off the request path).
+/// Signs the access token (bound to the client's certificate when it authenticated with one)
+/// and records the issuance.
 async fn issue(
     state: &AppState,
-    client: &Client,
+    request: &ClientRequest<GrantType>,
     scope: ScopeSet,
     audiences: Vec<String>,
     refresh_token: Option<Zeroizing<String>>,
-    source: Option<IpAddr>,
 ) -> Result<TokenResponse, OAuthError> {
+    let client = &request.client;
     let keys = state.keys.get();
     let key = keys.active().ok_or(OAuthError::NoSigningKey)?;
     let now = crate::now();
@@ -346,6 +335,10 @@ async fn issue(
         client_id: client.client_id.clone(),
         scope,
         partner_id: client.partner_id.clone(),
+        cnf: request
+            .bound_to
+            .clone()
+            .map(|x5t_s256| Confirmation { x5t_s256 }),
     };
     let access_token = key.sign_jwt(&claims).map_err(anyhow::Error::from)?;
     let event = AuditEvent::by_client(
@@ -359,9 +352,10 @@ async fn issue(
             "aud": claims.aud,
             "exp": claims.exp,
             "refresh_token": refresh_token.is_some(),
+            "cnf": claims.cnf,
         }),
     )
-    .from_source(source);
+    .from_source(request.source);
     state.audit.record(event).await;
     Ok(TokenResponse {
         access_token,
@@ -391,6 +385,11 @@ mod tests {
             disabled_at: None,
             created_at: 0,
             updated_at: 0,
+            auth_method: crate::store::ClientAuthMethod::ClientSecretBasic,
+            tls_subject: None,
+            tls_san: None,
+            jwks: None,
+            jwks_uri: None,
         }
     }
 

@@ -10,6 +10,67 @@ use super::{AuditEvent, Store, on_pool};
 /// a client: listings, lookups and admin commands never see it.
 pub const DECOY_CLIENT_ID: &str = "~decoy~";
 
+/// How a client authenticates at the token endpoint: the method it was registered with, which is
+/// the only one it may use (RFC 8705 §2, RFC 7523 §2.2). The two secret methods are one family: a
+/// secret client may present its secret either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    TlsClientAuth,
+    SelfSignedTlsClientAuth,
+    PrivateKeyJwt,
+}
+
+impl ClientAuthMethod {
+    pub const ALL: [ClientAuthMethod; 5] = [
+        ClientAuthMethod::ClientSecretBasic,
+        ClientAuthMethod::ClientSecretPost,
+        ClientAuthMethod::TlsClientAuth,
+        ClientAuthMethod::SelfSignedTlsClientAuth,
+        ClientAuthMethod::PrivateKeyJwt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::TlsClientAuth => "tls_client_auth",
+            ClientAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ClientAuthMethod> {
+        ClientAuthMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+
+    /// The client holds secrets (`client_secrets`).
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost
+        )
+    }
+
+    /// The client authenticates with a TLS client certificate, and its tokens are bound to it.
+    pub fn uses_certificate(self) -> bool {
+        matches!(
+            self,
+            ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth
+        )
+    }
+}
+
+impl std::fmt::Display for ClientAuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A client as the domain sees it: every field parsed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Client {
@@ -25,6 +86,15 @@ pub struct Client {
     pub disabled_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub auth_method: ClientAuthMethod,
+    /// `tls_client_auth`: the subject DN (RFC 4514) its CA-issued certificate must carry.
+    pub tls_subject: Option<String>,
+    /// `tls_client_auth`: a DNS name or URI its certificate must carry as a SAN.
+    pub tls_san: Option<String>,
+    /// `private_key_jwt`: the client's public keys, as the JWKS document registered.
+    pub jwks: Option<String>,
+    /// `private_key_jwt`: where the client publishes its public keys.
+    pub jwks_uri: Option<String>,
 }
 
 impl Client {
@@ -46,6 +116,11 @@ struct ClientRow {
     disabled_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    auth_method: String,
+    tls_subject: Option<String>,
+    tls_san: Option<String>,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -64,6 +139,12 @@ impl TryFrom<ClientRow> for Client {
             disabled_at: row.disabled_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            auth_method: ClientAuthMethod::parse(&row.auth_method)
+                .with_context(|| format!("stored auth method '{}'", row.auth_method))?,
+            tls_subject: row.tls_subject,
+            tls_san: row.tls_san,
+            jwks: row.jwks,
+            jwks_uri: row.jwks_uri,
         })
     }
 }
@@ -72,35 +153,73 @@ impl TryFrom<ClientRow> for Client {
 macro_rules! client_columns {
     () => {
         "client_id, name, partner_id, scopes, audiences, access_token_ttl, refresh_enabled, \
-         introspect_allowed, disabled_at, created_at, updated_at"
+         introspect_allowed, disabled_at, created_at, updated_at, auth_method, tls_subject, \
+         tls_san, jwks, jwks_uri"
     };
 }
+
+const INSERT_CERT: &str = "INSERT INTO client_certs (client_id, thumbprint, subject, not_after, cert_der, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// A secret hash and when it stops working (`None`: never).
 pub type LiveSecret = (Vec<u8>, Option<i64>);
 
-/// A client and its live secret hashes with their expiry, newest first.
+/// A client and its live secret hashes with their expiry, newest first, and its registered
+/// certificates.
 pub struct DirectoryEntry {
     pub client: Client,
     pub secrets: Vec<LiveSecret>,
+    pub certs: Vec<RegisteredCert>,
 }
 
 /// A `client_secrets` row as the directory reads it.
 type SecretRow = (String, Vec<u8>, Option<i64>);
 
-/// What `client create` stores.
+/// A self-signed client's registered certificate (`client_certs`), without its DER.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, FromRow)]
+pub struct RegisteredCert {
+    /// `x5t#S256`: base64url of the SHA-256 of the certificate's DER.
+    pub thumbprint: String,
+    pub subject: String,
+    pub not_after: i64,
+    pub created_at: i64,
+}
+
+/// A certificate to register.
+#[derive(Debug, Clone)]
+pub struct NewCert {
+    pub thumbprint: String,
+    pub subject: String,
+    pub not_after: i64,
+    pub der: Vec<u8>,
+}
+
+/// What `client create` stores: the client, and its first secret or its certificates.
 pub struct NewClient {
     pub client: Client,
-    pub secret_hash: Vec<u8>,
+    pub secret_hash: Option<Vec<u8>>,
+    pub certs: Vec<NewCert>,
 }
 
 /// Fields `client update` may change; `None` leaves a field as it is.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ClientUpdate {
     pub name: Option<String>,
     pub scopes: Option<ScopeSet>,
     /// `Some(None)` clears the override, so the server default applies again.
     pub access_token_ttl: Option<Option<i64>>,
+    pub tls_subject: Option<String>,
+    pub tls_san: Option<String>,
+    /// A new key source for a `private_key_jwt` client: a JWKS document or a URI, the other
+    /// cleared.
+    pub keys: Option<KeySourceUpdate>,
+}
+
+/// Where a `private_key_jwt` client's keys come from from now on.
+#[derive(Debug, Clone)]
+pub enum KeySourceUpdate {
+    Document(String),
+    Uri(String),
 }
 
 impl Store {
@@ -112,8 +231,9 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO clients (client_id, name, partner_id, scopes, audiences, \
-                 access_token_ttl, refresh_enabled, introspect_allowed, disabled_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 access_token_ttl, refresh_enabled, introspect_allowed, disabled_at, created_at, updated_at, \
+                 auth_method, tls_subject, tls_san, jwks, jwks_uri) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             )
             .bind(c.client_id.as_str())
             .bind(&c.name)
@@ -126,18 +246,36 @@ impl Store {
             .bind(c.disabled_at)
             .bind(c.created_at)
             .bind(c.updated_at)
+            .bind(c.auth_method.as_str())
+            .bind(c.tls_subject.as_deref())
+            .bind(c.tls_san.as_deref())
+            .bind(c.jwks.as_deref())
+            .bind(c.jwks_uri.as_deref())
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "INSERT INTO client_secrets (id, client_id, secret_hash, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, NULL)",
-            )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(c.client_id.as_str())
-            .bind(&new.secret_hash)
-            .bind(c.created_at)
-            .execute(&mut *tx)
-            .await?;
+            if let Some(hash) = &new.secret_hash {
+                sqlx::query(
+                    "INSERT INTO client_secrets (id, client_id, secret_hash, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, NULL)",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(c.client_id.as_str())
+                .bind(hash)
+                .bind(c.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for cert in &new.certs {
+                sqlx::query(INSERT_CERT)
+                    .bind(c.client_id.as_str())
+                    .bind(&cert.thumbprint)
+                    .bind(&cert.subject)
+                    .bind(cert.not_after)
+                    .bind(&cert.der)
+                    .bind(c.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             audit.insert(&mut *tx).await?;
             tx.commit().await?;
         });
@@ -173,14 +311,31 @@ impl Store {
         const CLIENTS: &str = concat!("SELECT ", client_columns!(), " FROM clients");
         const SECRETS: &str = "SELECT client_id, secret_hash, expires_at FROM client_secrets \
              WHERE expires_at IS NULL OR expires_at > $1 ORDER BY created_at DESC, id DESC";
-        let (clients, secrets): (Vec<ClientRow>, Vec<SecretRow>) = on_pool!(&self.db, pool => {
-            // One snapshot of both tables.
+        const CERTS: &str = "SELECT client_id, thumbprint, subject, not_after, created_at FROM client_certs \
+             ORDER BY created_at DESC, thumbprint";
+        type CertRow = (String, String, String, i64, i64);
+        let (clients, secrets, certs): (Vec<ClientRow>, Vec<SecretRow>, Vec<CertRow>) = on_pool!(&self.db, pool => {
+            // One snapshot of the three tables.
             let mut tx = pool.begin().await?;
             let clients = sqlx::query_as(CLIENTS).fetch_all(&mut *tx).await?;
             let secrets = sqlx::query_as(SECRETS).bind(now).fetch_all(&mut *tx).await?;
+            let certs = sqlx::query_as(CERTS).fetch_all(&mut *tx).await?;
             tx.commit().await?;
-            (clients, secrets)
+            (clients, secrets, certs)
         });
+        let mut certs_by_client: std::collections::HashMap<String, Vec<RegisteredCert>> =
+            std::collections::HashMap::new();
+        for (client_id, thumbprint, subject, not_after, created_at) in certs {
+            certs_by_client
+                .entry(client_id)
+                .or_default()
+                .push(RegisteredCert {
+                    thumbprint,
+                    subject,
+                    not_after,
+                    created_at,
+                });
+        }
         let mut by_client: std::collections::HashMap<String, Vec<LiveSecret>> =
             std::collections::HashMap::new();
         for (client_id, hash, expires_at) in secrets {
@@ -192,8 +347,13 @@ impl Store {
         let mut entries = Vec::with_capacity(clients.len());
         for row in clients {
             let secrets = by_client.remove(&row.client_id).unwrap_or_default();
+            let certs = certs_by_client.remove(&row.client_id).unwrap_or_default();
             match Client::try_from(row) {
-                Ok(client) => entries.push(DirectoryEntry { client, secrets }),
+                Ok(client) => entries.push(DirectoryEntry {
+                    client,
+                    secrets,
+                    certs,
+                }),
                 // One bad row must not lock every other client out.
                 Err(err) => tracing::warn!(error = %err, "skipping an unreadable client row"),
             }
@@ -226,11 +386,22 @@ impl Store {
             Some(value) => (true, value),
             None => (false, None),
         };
+        // A DN replaces a SAN and the other way round: exactly one identifies the client.
+        let tls_set = update.tls_subject.is_some() || update.tls_san.is_some();
+        let (keys_set, jwks, jwks_uri) = match &update.keys {
+            None => (false, None, None),
+            Some(KeySourceUpdate::Document(doc)) => (true, Some(doc.as_str()), None),
+            Some(KeySourceUpdate::Uri(uri)) => (true, None, Some(uri.as_str())),
+        };
         on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(
                 "UPDATE clients SET name = COALESCE($2, name), scopes = COALESCE($3, scopes), \
-                 access_token_ttl = CASE WHEN $4 THEN $5 ELSE access_token_ttl END, updated_at = $6 \
+                 access_token_ttl = CASE WHEN $4 THEN $5 ELSE access_token_ttl END, updated_at = $6, \
+                 tls_subject = CASE WHEN $7 THEN $8 ELSE tls_subject END, \
+                 tls_san = CASE WHEN $7 THEN $9 ELSE tls_san END, \
+                 jwks = CASE WHEN $10 THEN $11 ELSE jwks END, \
+                 jwks_uri = CASE WHEN $10 THEN $12 ELSE jwks_uri END \
                  WHERE client_id = $1",
             )
             .bind(client_id)
@@ -239,6 +410,12 @@ impl Store {
             .bind(ttl_set)
             .bind(ttl)
             .bind(now)
+            .bind(tls_set)
+            .bind(update.tls_subject.as_deref())
+            .bind(update.tls_san.as_deref())
+            .bind(keys_set)
+            .bind(jwks)
+            .bind(jwks_uri)
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 0 {
@@ -248,6 +425,117 @@ impl Store {
             tx.commit().await?;
         });
         Ok(true)
+    }
+
+    /// A client's registered certificates, newest first.
+    pub async fn client_certs(&self, client_id: &str) -> anyhow::Result<Vec<RegisteredCert>> {
+        let rows: Vec<RegisteredCert> = on_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT thumbprint, subject, not_after, created_at FROM client_certs \
+                 WHERE client_id = $1 ORDER BY created_at DESC, thumbprint",
+            )
+            .bind(client_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Registers one more certificate for a client; returns false if the client does not exist.
+    /// A certificate registered already is a unique violation.
+    pub async fn add_client_cert(
+        &self,
+        client_id: &str,
+        cert: &NewCert,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<bool> {
+        let now = audit.at;
+        on_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let exists = sqlx::query("UPDATE clients SET updated_at = $2 WHERE client_id = $1")
+                .bind(client_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if exists.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query(INSERT_CERT)
+                .bind(client_id)
+                .bind(&cert.thumbprint)
+                .bind(&cert.subject)
+                .bind(cert.not_after)
+                .bind(&cert.der)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            audit.insert(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Withdraws one registered certificate; returns false if the client has no such certificate.
+    pub async fn remove_client_cert(
+        &self,
+        client_id: &str,
+        thumbprint: &str,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<bool> {
+        on_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("DELETE FROM client_certs WHERE client_id = $1 AND thumbprint = $2")
+                .bind(client_id)
+                .bind(thumbprint)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE clients SET updated_at = $2 WHERE client_id = $1")
+                .bind(client_id)
+                .bind(audit.at)
+                .execute(&mut *tx)
+                .await?;
+            audit.insert(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Records a `private_key_jwt` assertion's `jti` as spent until `expires_at`: true the first
+    /// time, false for a replay (on any instance sharing the database).
+    pub async fn spend_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> anyhow::Result<bool> {
+        let done = on_pool!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (client_id, jti) DO NOTHING",
+            )
+            .bind(client_id)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Forgets spent assertions that have expired (they would be refused as expired anyway).
+    pub async fn purge_expired_assertions(&self, now: i64) -> anyhow::Result<u64> {
+        let done = on_pool!(&self.db, pool => {
+            sqlx::query("DELETE FROM client_assertions WHERE expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done)
     }
 
     /// Disables (`Some(now)`) or enables (`None`) a client; returns false if it does not exist.

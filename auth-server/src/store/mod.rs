@@ -9,7 +9,10 @@ mod refresh;
 use sqlx::migrate::Migrator;
 
 pub use audit::{AuditEvent, AuditRecord, CLI_ACTOR};
-pub use clients::{Client, ClientUpdate, DECOY_CLIENT_ID, DirectoryEntry, NewClient};
+pub use clients::{
+    Client, ClientAuthMethod, ClientUpdate, DECOY_CLIENT_ID, DirectoryEntry, KeySourceUpdate,
+    NewCert, NewClient, RegisteredCert,
+};
 pub use keys::{KeyChange, SigningKeyRow};
 pub use refresh::{RefreshRow, Spend};
 pub(crate) use storage::on_pool;

@@ -113,6 +113,7 @@ impl TestApi {
             client_id: ClientId::parse("cl_test").unwrap(),
             scope: ScopeSet::parse(scopes).unwrap(),
             partner_id: PartnerId::parse(partner).unwrap(),
+            cnf: None,
         };
         adjust(&mut claims);
         self.key.sign_jwt(&claims).unwrap()

@@ -215,6 +215,7 @@ mod tests {
             client_id: ClientId::parse("cl_1").unwrap(),
             scope: ScopeSet::parse(scope).unwrap(),
             partner_id: PartnerId::parse("acme").unwrap(),
+            cnf: None,
         }
     }
 

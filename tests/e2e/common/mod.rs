@@ -11,6 +11,7 @@ use auth_server::{Application, Settings};
 use shared_claims::{PartnerId, ScopeSet};
 use tokio::sync::oneshot;
 
+pub mod partner_keys;
 pub mod redis;
 mod requests;
 pub mod system;
@@ -43,6 +44,8 @@ macro_rules! on_both_backends {
 /// A token service running in-process on a loopback port.
 pub struct TestAuth {
     pub base_url: String,
+    /// `https://…` of the mutual-TLS listener, when it was started with one.
+    pub mtls_base_url: Option<String>,
     pub state: AppState,
     pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
@@ -111,6 +114,31 @@ impl TestAuth {
     }
 }
 
+impl TestAuth {
+    /// Creates a client that authenticates as `auth` says (a certificate, keys), through the
+    /// admin API.
+    pub async fn client_authenticating(
+        &self,
+        partner: &str,
+        scopes: &str,
+        auth: admin::ClientAuth,
+    ) -> Client {
+        let spec = ClientSpec {
+            name: format!("{partner} test client"),
+            partner_id: PartnerId::parse(partner).unwrap(),
+            scopes: ScopeSet::parse(scopes).unwrap(),
+            audiences: vec!["partner-api".into()],
+            access_token_ttl: None,
+            refresh_enabled: true,
+            introspect_allowed: false,
+        };
+        admin::register_client(&self.state.db, spec, auth)
+            .await
+            .expect("create client")
+            .0
+    }
+}
+
 pub async fn spawn_auth_server(backend: Backend) -> Option<TestAuth> {
     let db = test_db(backend).await?;
     let settings = TestAuth::settings(&db);
@@ -122,6 +150,7 @@ pub async fn spawn_auth_with(db: TestDb, settings: Settings) -> TestAuth {
         .await
         .expect("token service builds");
     let base_url = format!("http://{}", app.local_addr());
+    let mtls_base_url = app.mtls_addr().map(|addr| format!("https://{addr}"));
     let state = app.state().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async {
@@ -129,6 +158,7 @@ pub async fn spawn_auth_with(db: TestDb, settings: Settings) -> TestAuth {
     }));
     TestAuth {
         base_url,
+        mtls_base_url,
         state,
         db,
         stop: Some(stop),
