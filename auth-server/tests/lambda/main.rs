@@ -393,3 +393,79 @@ async fn a_scheduled_event_at_two_instances_rotates_once_and_both_succeed() {
     }
     store.close().await;
 }
+
+/// API Gateway's mutual TLS (a custom domain with a truststore) hands the function the client's
+/// certificate in the request context: a `self_signed_tls_client_auth` client gets a token bound
+/// to it, through an HTTP API and a REST API event; without it, `invalid_client`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_from_api_gateway_authenticates_and_binds_the_token() {
+    use test_support::pki::{Subject, self_signed};
+    let Some(db) = test_db(Backend::Postgres).await else {
+        return;
+    };
+    let cert = self_signed(&Subject::cn("acme"), false);
+    let info = edge::certificates_from_pem(&cert.cert_pem)
+        .unwrap()
+        .remove(0);
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let (client, _) = admin::register_client(
+        &store,
+        ClientSpec {
+            name: "Acme ERP".into(),
+            partner_id: PartnerId::parse("acme").unwrap(),
+            scopes: ScopeSet::parse("orders:read").unwrap(),
+            audiences: vec!["partner-api".into()],
+            access_token_ttl: None,
+            refresh_enabled: false,
+            introspect_allowed: false,
+        },
+        admin::ClientAuth::SelfSignedTls(vec![auth_server::store::NewCert {
+            thumbprint: info.x5t_s256,
+            subject: info.subject,
+            not_after: info.not_after,
+            der: info.der,
+        }]),
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    let runtime = FakeRuntime::start().await;
+    let _function = function(&runtime, &db, &[]);
+
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client.client_id.as_str()),
+    ];
+    let request = HttpRequest::post_form("/oauth2/token", &form).client_cert(&cert.cert_pem);
+    for (kind, event) in [
+        ("HTTP API", request.http_api()),
+        ("REST API", request.clone().stage("prod").rest_api()),
+    ] {
+        let answer = answer(&runtime, event).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{kind}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let token = answer.json()["access_token"].as_str().unwrap().to_owned();
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["cnf"]["x5t#S256"], cert.x5t_s256(), "{kind}");
+    }
+    // The same request without the certificate, and with another one.
+    let other = self_signed(&Subject::cn("acme"), false);
+    for request in [
+        HttpRequest::post_form("/oauth2/token", &form),
+        HttpRequest::post_form("/oauth2/token", &form).client_cert(&other.cert_pem),
+    ] {
+        let answer = answer(&runtime, request.http_api()).await;
+        assert_eq!(answer.status, 401);
+        assert_eq!(answer.json()["error"], "invalid_client");
+    }
+}

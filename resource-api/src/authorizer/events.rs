@@ -37,6 +37,10 @@ pub struct Call {
     pub path: String,
     /// The ARN of the call: REST `methodArn`, HTTP API `routeArn` when present.
     pub arn: Option<MethodArn>,
+    /// The `x5t#S256` of the client certificate API Gateway's mutual TLS received, when the event
+    /// carries one (REST `REQUEST`: `requestContext.identity.clientCert`; HTTP API:
+    /// `requestContext.authentication.clientCert`); a `TOKEN` event never does.
+    pub client_cert: Option<String>,
 }
 
 /// An event this function cannot answer (API Gateway then answers 500).
@@ -78,6 +82,7 @@ pub fn kind_of(event: &Value) -> Option<Kind> {
 /// Reads `event` into a [`Call`].
 pub fn read(event: Value) -> Result<Call, EventError> {
     let kind = kind_of(&event).ok_or(EventError::Unrecognised)?;
+    let client_cert = client_cert(kind, &event);
     let malformed = |why: String| EventError::Malformed { kind, why };
     match kind {
         Kind::RestToken => {
@@ -94,6 +99,7 @@ pub fn read(event: Value) -> Result<Call, EventError> {
                 method: arn.method().to_owned(),
                 path: arn.path().to_owned(),
                 arn: Some(arn),
+                client_cert: None,
             })
         }
         Kind::RestRequest => {
@@ -109,6 +115,7 @@ pub fn read(event: Value) -> Result<Call, EventError> {
                 method: arn.method().to_owned(),
                 path: arn.path().to_owned(),
                 arn: Some(arn),
+                client_cert,
             })
         }
         Kind::HttpApi => {
@@ -150,9 +157,23 @@ pub fn read(event: Value) -> Result<Call, EventError> {
                 method,
                 path,
                 arn,
+                client_cert,
             })
         }
     }
+}
+
+/// The thumbprint of the certificate in the event's request context, if any; a PEM that is not
+/// one certificate is no certificate (a bound token then is refused, never wrongly allowed).
+fn client_cert(kind: Kind, event: &Value) -> Option<String> {
+    let pointer = match kind {
+        Kind::RestToken => return None,
+        Kind::RestRequest => "/requestContext/identity/clientCert/clientCertPem",
+        Kind::HttpApi => "/requestContext/authentication/clientCert/clientCertPem",
+    };
+    let pem = event.pointer(pointer)?.as_str()?;
+    let mut certs = edge::certificates_from_pem(pem).ok()?;
+    (!certs.is_empty()).then(|| certs.swap_remove(0).x5t_s256)
 }
 
 fn rest_arn(text: Option<&str>) -> Result<MethodArn, String> {

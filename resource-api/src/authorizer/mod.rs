@@ -103,6 +103,11 @@ impl Authorizer {
                 return Err(unauthorized());
             }
         };
+        // A certificate-bound token only with its certificate, as at the partner API itself.
+        if !crate::verify::binding_holds(&claims, call.client_cert.as_deref()) {
+            tracing::info!(client_id = %claims.client_id, "certificate-bound token without its certificate");
+            return Err(unauthorized());
+        }
         let verdict = match self.rate_limit.check(claims.client_id.as_str()).await {
             RateVerdict::Denied { .. } => {
                 tracing::info!(client_id = %claims.client_id, "rate limited");

@@ -462,3 +462,67 @@ async fn the_authorizer_starts_only_under_lambda_and_with_a_usable_route_table()
         assert!(stderr.contains(named), "{routes}: {stderr}");
     }
 }
+
+/// A certificate-bound token at the authorizer: allowed from a REQUEST authorizer event whose
+/// request context holds its certificate; refused (`Unauthorized`) with another certificate,
+/// without one, and always from a TOKEN authorizer, whose event carries no certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_token_is_authorized_only_with_its_certificate() {
+    use test_support::pki::{Subject, self_signed};
+    let auth = TokenService::start().await;
+    let cert = self_signed(&Subject::cn("acme"), false);
+    let token = auth.bound_token("acme", "orders:read", &cert).await;
+    let runtime = FakeRuntime::start().await;
+    let _function = authorizer(&runtime, &auth, &[]);
+    let bearer = format!("Bearer {token}");
+    let request = |pem: Option<&str>| {
+        let request = HttpRequest::new("GET", "/v1/orders")
+            .stage("prod")
+            .header("Authorization", &bearer);
+        match pem {
+            Some(pem) => request.client_cert(pem),
+            None => request,
+        }
+    };
+    for (kind, event_of) in [
+        (
+            EventKind::RestRequest,
+            events::rest_request_authorizer as fn(&HttpRequest) -> Value,
+        ),
+        (EventKind::HttpApi, events::http_api_authorizer),
+    ] {
+        let outcome = runtime
+            .invoke(event_of(&request(Some(&cert.cert_pem))))
+            .await;
+        assert!(
+            matches!(judge(kind, "GET", "/v1/orders", outcome), Seen::Allowed(_)),
+            "{kind:?} with the certificate"
+        );
+        let other = self_signed(&Subject::cn("acme"), false);
+        for pem in [None, Some(other.cert_pem.as_str())] {
+            let outcome = runtime.invoke(event_of(&request(pem))).await;
+            assert_eq!(
+                judge(kind, "GET", "/v1/orders", outcome),
+                Seen::Unauthorized,
+                "{kind:?} {}",
+                if pem.is_some() {
+                    "another certificate"
+                } else {
+                    "no certificate"
+                }
+            );
+        }
+    }
+    assert_eq!(
+        call(
+            &runtime,
+            EventKind::RestToken,
+            "GET",
+            "/v1/orders",
+            Some(&bearer)
+        )
+        .await,
+        Seen::Unauthorized,
+        "a TOKEN authorizer cannot see the certificate"
+    );
+}

@@ -219,3 +219,54 @@ async fn the_jwks_is_fetched_during_initialization_and_refreshed_by_invocations(
     );
     assert_eq!(jwks.fetches().len(), before + 1);
 }
+
+/// A certificate-bound token (RFC 8705) through API Gateway's mutual TLS: accepted with the
+/// certificate API Gateway puts in the request context, refused with another one or none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_token_needs_its_certificate_in_the_request_context() {
+    use test_support::pki::{Subject, self_signed};
+    let Stack { auth, runtime, .. } = &Stack::start(300, &rate_limit(1000, 1000)).await;
+    let cert = self_signed(&Subject::cn("acme"), false);
+    let token = auth.bound_token("acme", "orders:read", &cert).await;
+    let with = |pem: Option<&str>| {
+        let request = HttpRequest::get("/v1/me").bearer(&token);
+        match pem {
+            Some(pem) => request.client_cert(pem),
+            None => request,
+        }
+    };
+    for (kind, event) in [
+        ("HTTP API", with(Some(&cert.cert_pem)).http_api()),
+        (
+            "REST API",
+            with(Some(&cert.cert_pem)).stage("prod").rest_api(),
+        ),
+    ] {
+        let answer = answer(runtime, event).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{kind}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    let other = self_signed(&Subject::cn("acme"), false);
+    for (what, request) in [
+        ("no certificate", with(None)),
+        ("another certificate", with(Some(&other.cert_pem))),
+    ] {
+        for (kind, event) in [
+            ("HTTP API", request.http_api()),
+            ("REST API", request.clone().stage("prod").rest_api()),
+            ("ALB", request.alb()),
+        ] {
+            let answer = answer(runtime, event).await;
+            assert_eq!(answer.status, 401, "{what}, {kind}");
+            let challenge = answer.header("www-authenticate").unwrap_or_default();
+            assert!(
+                challenge.contains("invalid_token"),
+                "{what}, {kind}: {challenge}"
+            );
+        }
+    }
+}

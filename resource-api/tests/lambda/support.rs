@@ -31,6 +31,9 @@ impl TokenService {
         settings.bind = "127.0.0.1:0".parse().unwrap();
         settings.issuer = ISSUER.into();
         settings.key_reload_interval = Duration::from_millis(200);
+        // The tests act as a TLS-terminating proxy when they hand the token service a client
+        // certificate (RFC 9440 `Client-Cert`), for certificate-bound tokens.
+        settings.transport.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
         let app = auth_server::Application::build(settings).await.unwrap();
         let base_url = format!("http://{}", app.local_addr());
         let state = app.state().clone();
@@ -74,6 +77,59 @@ impl TokenService {
             .await
             .unwrap();
         body["access_token"].as_str().expect("a token").to_owned()
+    }
+
+    /// A `self_signed_tls_client_auth` client of `partner` holding `cert`, and a token for it,
+    /// bound to the certificate (`cnf.x5t#S256`).
+    pub async fn bound_token(
+        &self,
+        partner: &str,
+        scopes: &str,
+        cert: &test_support::pki::Leaf,
+    ) -> String {
+        let info = edge::certificates_from_pem(&cert.cert_pem)
+            .unwrap()
+            .remove(0);
+        let spec = ClientSpec {
+            name: format!("{partner} certificate client"),
+            partner_id: PartnerId::parse(partner).unwrap(),
+            scopes: ScopeSet::parse(scopes).unwrap(),
+            audiences: vec!["partner-api".into()],
+            access_token_ttl: None,
+            refresh_enabled: false,
+            introspect_allowed: false,
+        };
+        let auth = admin::ClientAuth::SelfSignedTls(vec![auth_server::store::NewCert {
+            thumbprint: info.x5t_s256,
+            subject: info.subject,
+            not_after: info.not_after,
+            der: info.der,
+        }]);
+        let (client, _) = admin::register_client(&self.state.db, spec, auth)
+            .await
+            .unwrap();
+        use base64::Engine;
+        let header = format!(
+            ":{}:",
+            base64::engine::general_purpose::STANDARD.encode(&cert.der)
+        );
+        let body: serde_json::Value = http()
+            .post(format!("{}/oauth2/token", self.base_url))
+            .header("client-cert", header)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client.client_id.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["access_token"]
+            .as_str()
+            .expect("a bound token")
+            .to_owned()
     }
 
     /// A new client of `partner` and a token for it.

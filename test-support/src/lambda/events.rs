@@ -24,6 +24,9 @@ pub struct HttpRequest {
     pub source_ip: String,
     /// The API Gateway stage (`$default` unless set).
     pub stage: String,
+    /// The PEM of the client certificate API Gateway's mutual TLS received (custom domain with a
+    /// truststore), put where API Gateway puts it.
+    pub client_cert_pem: Option<String>,
 }
 
 impl HttpRequest {
@@ -36,6 +39,7 @@ impl HttpRequest {
             base64_body: false,
             source_ip: "198.51.100.7".to_owned(),
             stage: "$default".to_owned(),
+            client_cert_pem: None,
         }
     }
 
@@ -53,6 +57,29 @@ impl HttpRequest {
         HttpRequest::new("POST", path)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body.into_bytes())
+    }
+
+    /// The request came over API Gateway's mutual TLS with this certificate.
+    pub fn client_cert(mut self, pem: &str) -> HttpRequest {
+        self.client_cert_pem = Some(pem.to_owned());
+        self
+    }
+
+    /// `clientCert` as API Gateway documents it for mutual TLS: the PEM, subject and issuer DNs,
+    /// serial number and validity (the function reads only the PEM).
+    fn client_cert_field(&self) -> Option<Value> {
+        self.client_cert_pem.as_ref().map(|pem| {
+            json!({
+                "clientCertPem": pem,
+                "subjectDN": "CN=partner",
+                "issuerDN": "CN=partner",
+                "serialNumber": "a1:a1:a1:a1:a1:a1:a1:a1:a1:a1:a1:a1:a1:a1:a1:a1",
+                "validity": {
+                    "notBefore": "May 28 12:30:02 2026 GMT",
+                    "notAfter": "Aug  5 09:36:04 2027 GMT"
+                }
+            })
+        })
     }
 
     pub fn header(mut self, name: &str, value: &str) -> HttpRequest {
@@ -182,7 +209,7 @@ impl HttpRequest {
     fn v2_event(&self, raw_path: &str, query: &str, domain: &str, stage: &str) -> Value {
         let (body, encoded) = self.body_fields();
         let (single_query, _) = self.query_map();
-        json!({
+        let mut event = json!({
             "version": "2.0",
             "routeKey": "$default",
             "rawPath": raw_path,
@@ -209,7 +236,11 @@ impl HttpRequest {
             },
             "body": body,
             "isBase64Encoded": encoded
-        })
+        });
+        if let Some(cert) = self.client_cert_field() {
+            event["requestContext"]["authentication"] = json!({ "clientCert": cert });
+        }
+        event
     }
 
     /// API Gateway REST API (payload format 1.0), with a proxy resource. `path` does not carry
@@ -223,7 +254,7 @@ impl HttpRequest {
         } else {
             format!("/{}{path}", self.stage)
         };
-        json!({
+        let mut event = json!({
             "version": "1.0",
             "resource": "/{proxy+}",
             "path": path,
@@ -266,7 +297,11 @@ impl HttpRequest {
             "stageVariables": null,
             "body": body,
             "isBase64Encoded": encoded
-        })
+        });
+        if let Some(cert) = self.client_cert_field() {
+            event["requestContext"]["identity"]["clientCert"] = cert;
+        }
+        event
     }
 
     /// An Application Load Balancer target group event; the client address arrives in
@@ -335,7 +370,7 @@ pub fn token_authorizer(authorization: &str, method_arn: &str) -> Value {
 pub fn rest_request_authorizer(request: &HttpRequest) -> Value {
     let (path, _) = request.split_path();
     let (single_query, multi_query) = request.query_map();
-    json!({
+    let mut event = json!({
         "type": "REQUEST",
         "methodArn": method_arn(&request.stage, &request.method, path),
         "resource": path,
@@ -358,7 +393,11 @@ pub fn rest_request_authorizer(request: &HttpRequest) -> Value {
             "httpMethod": request.method,
             "apiId": API_ID
         }
-    })
+    });
+    if let Some(cert) = request.client_cert_field() {
+        event["requestContext"]["identity"]["clientCert"] = cert;
+    }
+    event
 }
 
 /// An HTTP API (payload 2.0) `REQUEST` authorizer event for `request`, with the
