@@ -171,7 +171,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
 
 /// Answers 503 with `Retry-After` at once when the request's client address (see
 /// [`ClientIp`](crate::ClientIp)) already has `max` requests in flight. Must sit inside
-/// [`ClientIpLayer`](crate::ClientIpLayer); a request without a client address is not limited.
+/// [`ClientIdentityLayer`](crate::ClientIdentityLayer); a request without a client address is not limited.
 #[derive(Clone)]
 pub struct PerClientRequestLimitLayer {
     max: usize,
