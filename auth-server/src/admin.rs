@@ -103,6 +103,21 @@ impl ClientAuth {
     }
 }
 
+/// The certificates of a PEM text, as a self-signed client registers them (the text must hold
+/// certificates only, never a private key).
+pub fn certs_from_pem(pem: &str) -> anyhow::Result<Vec<NewCert>> {
+    let certs = edge::certificates_from_pem(pem).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(certs
+        .into_iter()
+        .map(|c| NewCert {
+            thumbprint: c.x5t_s256,
+            subject: c.subject,
+            not_after: c.not_after,
+            der: c.der,
+        })
+        .collect())
+}
+
 /// Validates a registered subject DN: printable, bounded, `TYPE=value` pairs.
 pub fn parse_tls_subject(dn: &str) -> anyhow::Result<String> {
     let dn = dn.trim();

@@ -8,8 +8,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use auth_server::admin::{ClientAuth, TlsIdentity};
-use auth_server::store::NewCert;
+use auth_server::admin::{ClientAuth, TlsIdentity, certs_from_pem};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::system::{TestApi, resource_settings, spawn_resource_with};
@@ -226,17 +225,7 @@ async fn self_signed_tls_client_auth(backend: Backend) {
         return;
     };
     let registered = self_signed(&Subject::cn("acme-2026"), false);
-    let as_cert = |leaf: &Leaf| {
-        let info = edge::certificates_from_pem(&leaf.cert_pem)
-            .unwrap()
-            .remove(0);
-        NewCert {
-            thumbprint: info.x5t_s256,
-            subject: info.subject,
-            not_after: info.not_after,
-            der: info.der,
-        }
-    };
+    let as_cert = |leaf: &Leaf| certs_from_pem(&leaf.cert_pem).unwrap().remove(0);
     let client = sys
         .auth
         .client_authenticating(
@@ -305,20 +294,12 @@ async fn the_partner_api_accepts_a_bound_token_only_with_its_certificate() {
         return;
     };
     let cert = self_signed(&Subject::cn("acme"), false);
-    let info = edge::certificates_from_pem(&cert.cert_pem)
-        .unwrap()
-        .remove(0);
     let client = sys
         .auth
         .client_authenticating(
             "acme",
             "orders:read",
-            ClientAuth::SelfSignedTls(vec![NewCert {
-                thumbprint: info.x5t_s256,
-                subject: info.subject,
-                not_after: info.not_after,
-                der: info.der,
-            }]),
+            ClientAuth::SelfSignedTls(certs_from_pem(&cert.cert_pem).unwrap()),
         )
         .await;
     let token = sys.access_token(&cert, client.client_id.as_str()).await;
@@ -365,19 +346,11 @@ async fn a_trusted_proxys_client_cert_header_is_believed_and_an_untrusted_ones_i
     settings.transport.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     let auth = spawn_auth_with(db, settings).await;
     let cert = self_signed(&Subject::cn("acme"), false);
-    let info = edge::certificates_from_pem(&cert.cert_pem)
-        .unwrap()
-        .remove(0);
     let client = auth
         .client_authenticating(
             "acme",
             "orders:read",
-            ClientAuth::SelfSignedTls(vec![NewCert {
-                thumbprint: info.x5t_s256,
-                subject: info.subject,
-                not_after: info.not_after,
-                der: info.der,
-            }]),
+            ClientAuth::SelfSignedTls(certs_from_pem(&cert.cert_pem).unwrap()),
         )
         .await;
     let header = format!(":{}:", STANDARD.encode(&cert.der));

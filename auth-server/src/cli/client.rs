@@ -285,17 +285,7 @@ fn client_auth(args: &CreateArgs) -> anyhow::Result<ClientAuth> {
 fn read_certs(path: &Path) -> anyhow::Result<Vec<NewCert>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read certificate file {}", path.display()))?;
-    let certs = edge::certificates_from_pem(&text)
-        .with_context(|| format!("certificate file {}", path.display()))?;
-    Ok(certs
-        .into_iter()
-        .map(|c| NewCert {
-            thumbprint: c.x5t_s256,
-            subject: c.subject,
-            not_after: c.not_after,
-            der: c.der,
-        })
-        .collect())
+    admin::certs_from_pem(&text).with_context(|| format!("certificate file {}", path.display()))
 }
 
 /// A key source from `--jwks-file` or `--jwks-uri`, checked.

@@ -404,9 +404,6 @@ async fn a_client_certificate_from_api_gateway_authenticates_and_binds_the_token
         return;
     };
     let cert = self_signed(&Subject::cn("acme"), false);
-    let info = edge::certificates_from_pem(&cert.cert_pem)
-        .unwrap()
-        .remove(0);
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
     let (client, _) = admin::register_client(
@@ -420,12 +417,7 @@ async fn a_client_certificate_from_api_gateway_authenticates_and_binds_the_token
             refresh_enabled: false,
             introspect_allowed: false,
         },
-        admin::ClientAuth::SelfSignedTls(vec![auth_server::store::NewCert {
-            thumbprint: info.x5t_s256,
-            subject: info.subject,
-            not_after: info.not_after,
-            der: info.der,
-        }]),
+        admin::ClientAuth::SelfSignedTls(admin::certs_from_pem(&cert.cert_pem).unwrap()),
     )
     .await
     .unwrap();

@@ -87,9 +87,6 @@ impl TokenService {
         scopes: &str,
         cert: &test_support::pki::Leaf,
     ) -> String {
-        let info = edge::certificates_from_pem(&cert.cert_pem)
-            .unwrap()
-            .remove(0);
         let spec = ClientSpec {
             name: format!("{partner} certificate client"),
             partner_id: PartnerId::parse(partner).unwrap(),
@@ -99,12 +96,7 @@ impl TokenService {
             refresh_enabled: false,
             introspect_allowed: false,
         };
-        let auth = admin::ClientAuth::SelfSignedTls(vec![auth_server::store::NewCert {
-            thumbprint: info.x5t_s256,
-            subject: info.subject,
-            not_after: info.not_after,
-            der: info.der,
-        }]);
+        let auth = admin::ClientAuth::SelfSignedTls(admin::certs_from_pem(&cert.cert_pem).unwrap());
         let (client, _) = admin::register_client(&self.state.db, spec, auth)
             .await
             .unwrap();
