@@ -17,6 +17,7 @@ mod key_lifecycle;
 mod online_check;
 mod partner_api;
 mod private_key_jwt;
+mod real_clients;
 mod refresh_tokens;
 mod request_limits;
 mod secrets_at_rest;
