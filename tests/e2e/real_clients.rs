@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use auth_server::admin::{ClientAuth, TlsIdentity};
-use auth_server::store::{KeySourceUpdate, NewCert};
+use auth_server::admin::{ClientAuth, TlsIdentity, certs_from_pem};
+use auth_server::store::KeySourceUpdate;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Backend, ISSUER, TestAuth, claims_of, spawn_auth_with, test_db};
@@ -260,20 +260,12 @@ async fn curl_with_a_registered_self_signed_certificate_gets_a_token_bound_to_it
     }
     let service = tls_token_service().await;
     let cert = self_signed(&Subject::cn("acme-2026"), false);
-    let info = edge::certificates_from_pem(&cert.cert_pem)
-        .unwrap()
-        .remove(0);
     let client = service
         .auth
         .client_authenticating(
             "acme",
             "orders:read",
-            ClientAuth::SelfSignedTls(vec![NewCert {
-                thumbprint: info.x5t_s256,
-                subject: info.subject,
-                not_after: info.not_after,
-                der: info.der,
-            }]),
+            ClientAuth::SelfSignedTls(certs_from_pem(&cert.cert_pem).unwrap()),
         )
         .await;
     service.hand_certificate_to_partner(&cert);
