@@ -191,6 +191,14 @@ pub async fn register_client(
                 list.len() <= MAX_CLIENT_CERTS,
                 "a client holds at most {MAX_CLIENT_CERTS} certificates"
             );
+            // Refused here rather than by the database, whose message would name its tables.
+            for (i, cert) in list.iter().enumerate() {
+                anyhow::ensure!(
+                    !list[..i].iter().any(|c| c.thumbprint == cert.thumbprint),
+                    "the certificate with thumbprint {} is given twice",
+                    cert.thumbprint
+                );
+            }
             certs = list;
         }
         ClientAuth::PrivateKeyJwt(KeySourceUpdate::Document(doc)) => client.jwks = Some(doc),
