@@ -5,6 +5,7 @@
 mod support;
 mod certificate_clients;
 mod certificate_rotation;
+mod key_clients;
 
 use std::process::Command;
 
