@@ -206,6 +206,14 @@ pub async fn register_client(
                 list.len() <= MAX_CLIENT_CERTS,
                 "a client holds at most {MAX_CLIENT_CERTS} certificates"
             );
+            // Refused here rather than by the database, whose message would name its tables.
+            for (i, cert) in list.iter().enumerate() {
+                anyhow::ensure!(
+                    !list[..i].iter().any(|c| c.thumbprint == cert.thumbprint),
+                    "the certificate with thumbprint {} is given twice",
+                    cert.thumbprint
+                );
+            }
             certs = list;
         }
         ClientAuth::PrivateKeyJwt(KeySourceUpdate::Document(doc)) => client.jwks = Some(doc),
@@ -322,20 +330,8 @@ pub async fn client_certs(db: &Store, client_id: &ClientId) -> anyhow::Result<Ve
 pub async fn add_cert(db: &Store, client_id: &str, cert: NewCert) -> anyhow::Result<Client> {
     let id = parse_client_id(client_id)?;
     let client = show_client(db, id.as_str()).await?;
-    anyhow::ensure!(
-        client.auth_method == ClientAuthMethod::SelfSignedTlsClientAuth,
-        "--add-cert is for self_signed_tls_client_auth clients; this one uses {}",
-        client.auth_method
-    );
     let held = db.client_certs(id.as_str()).await?;
-    anyhow::ensure!(
-        !held.iter().any(|c| c.thumbprint == cert.thumbprint),
-        "this certificate is registered for the client already"
-    );
-    anyhow::ensure!(
-        held.len() < MAX_CLIENT_CERTS,
-        "a client holds at most {MAX_CLIENT_CERTS} certificates: remove one first"
-    );
+    cert_change_allowed(&client, &held, Some(&cert), None)?;
     let audit = AuditEvent::by_admin(
         "client.cert_add",
         serde_json::json!({ "thumbprint": cert.thumbprint, "subject": cert.subject, "not_after": cert.not_after }),
@@ -347,20 +343,63 @@ pub async fn add_cert(db: &Store, client_id: &str, cert: NewCert) -> anyhow::Res
     Ok(client)
 }
 
+/// Refuses, for the reason [`add_cert`] or [`remove_cert`] would give, a certificate change
+/// (`add`, then `remove`) before anything is written, so that `client update` combining it with
+/// other changes is refused as a whole rather than half done.
+pub async fn check_cert_change(
+    db: &Store,
+    client_id: &str,
+    add: Option<&NewCert>,
+    remove: Option<&str>,
+) -> anyhow::Result<()> {
+    let id = parse_client_id(client_id)?;
+    let client = show_client(db, id.as_str()).await?;
+    let held = db.client_certs(id.as_str()).await?;
+    cert_change_allowed(&client, &held, add, remove)
+}
+
+/// Whether a client holding `held` may take `add` and then lose `remove`.
+fn cert_change_allowed(
+    client: &Client,
+    held: &[RegisteredCert],
+    add: Option<&NewCert>,
+    remove: Option<&str>,
+) -> anyhow::Result<()> {
+    if let Some(cert) = add {
+        anyhow::ensure!(
+            client.auth_method == ClientAuthMethod::SelfSignedTlsClientAuth,
+            "--add-cert is for self_signed_tls_client_auth clients; this one uses {}",
+            client.auth_method
+        );
+        anyhow::ensure!(
+            !held.iter().any(|c| c.thumbprint == cert.thumbprint),
+            "this certificate is registered for the client already"
+        );
+        anyhow::ensure!(
+            held.len() < MAX_CLIENT_CERTS,
+            "a client holds at most {MAX_CLIENT_CERTS} certificates: remove one first"
+        );
+    }
+    if let Some(thumbprint) = remove {
+        anyhow::ensure!(
+            held.iter().any(|c| c.thumbprint == thumbprint),
+            "the client has no certificate with thumbprint {thumbprint}"
+        );
+        anyhow::ensure!(
+            held.len() + usize::from(add.is_some()) > 1,
+            "this is the client's last certificate: add its successor first, or disable the client"
+        );
+    }
+    Ok(())
+}
+
 /// Withdraws one certificate of a self-signed client (the second half of a rotation). The last
 /// one cannot be removed: disable or delete the client instead.
 pub async fn remove_cert(db: &Store, client_id: &str, thumbprint: &str) -> anyhow::Result<Client> {
     let id = parse_client_id(client_id)?;
     let client = show_client(db, id.as_str()).await?;
     let held = db.client_certs(id.as_str()).await?;
-    anyhow::ensure!(
-        held.iter().any(|c| c.thumbprint == thumbprint),
-        "the client has no certificate with thumbprint {thumbprint}"
-    );
-    anyhow::ensure!(
-        held.len() > 1,
-        "this is the client's last certificate: add its successor first, or disable the client"
-    );
+    cert_change_allowed(&client, &held, None, Some(thumbprint))?;
     let audit = AuditEvent::by_admin(
         "client.cert_remove",
         serde_json::json!({ "thumbprint": thumbprint }),

@@ -288,6 +288,16 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<NewCert>> {
     admin::certs_from_pem(&text).with_context(|| format!("certificate file {}", path.display()))
 }
 
+/// The one certificate of an `--add-cert` file.
+fn read_one_cert(path: &Path) -> anyhow::Result<NewCert> {
+    let mut certs = read_certs(path)?;
+    anyhow::ensure!(
+        certs.len() == 1,
+        "--add-cert takes a file with exactly one certificate"
+    );
+    Ok(certs.remove(0))
+}
+
 /// A key source from `--jwks-file` or `--jwks-uri`, checked.
 fn key_source(file: Option<&Path>, uri: Option<&str>) -> anyhow::Result<Option<KeySourceUpdate>> {
     Ok(match (file, uri) {
@@ -329,13 +339,25 @@ async fn update(db: &Store, args: UpdateArgs) -> anyhow::Result<Shown> {
             .transpose()?,
         keys: key_source(args.jwks_file.as_deref(), args.jwks_uri.as_deref())?,
     };
+    // Everything that can refuse the certificate change is checked before anything is written,
+    // so a refused update changes nothing (`update_client` checks its part before writing).
+    let new_cert = args.add_cert.as_deref().map(read_one_cert).transpose()?;
+    if new_cert.is_some() || args.remove_cert.is_some() {
+        admin::check_cert_change(
+            db,
+            &args.client_id,
+            new_cert.as_ref(),
+            args.remove_cert.as_deref(),
+        )
+        .await?;
+    }
     let certs_only = update.name.is_none()
         && update.scopes.is_none()
         && update.access_token_ttl.is_none()
         && update.tls_subject.is_none()
         && update.tls_san.is_none()
         && update.keys.is_none()
-        && (args.add_cert.is_some() || args.remove_cert.is_some());
+        && (new_cert.is_some() || args.remove_cert.is_some());
     let mut client = if certs_only {
         admin::show_client(db, &args.client_id).await?
     } else {
@@ -343,13 +365,8 @@ async fn update(db: &Store, args: UpdateArgs) -> anyhow::Result<Shown> {
     };
     // Add before remove: `--add-cert new.pem --remove-cert OLD` never leaves the client
     // without a certificate.
-    if let Some(path) = &args.add_cert {
-        let mut certs = read_certs(path)?;
-        anyhow::ensure!(
-            certs.len() == 1,
-            "--add-cert takes a file with exactly one certificate"
-        );
-        client = admin::add_cert(db, &args.client_id, certs.remove(0)).await?;
+    if let Some(cert) = new_cert {
+        client = admin::add_cert(db, &args.client_id, cert).await?;
     }
     if let Some(thumbprint) = &args.remove_cert {
         client = admin::remove_cert(db, &args.client_id, thumbprint).await?;

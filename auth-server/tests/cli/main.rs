@@ -3,6 +3,9 @@
 
 #[macro_use]
 mod support;
+mod certificate_clients;
+mod certificate_rotation;
+mod key_clients;
 
 use std::process::Command;
 
@@ -292,6 +295,33 @@ fn failure_line(output: &std::process::Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
     stderr
+}
+
+/// Writes `text` to `name` in the test's folder and returns the path, for a `--…-file` flag.
+fn write_file(app: &TestAuth, name: &str, text: &str) -> String {
+    let path = app.db.dir.path().join(name);
+    std::fs::write(&path, text).expect("write a test file");
+    path.to_str().expect("a UTF-8 path").to_owned()
+}
+
+/// How many clients `client list` shows.
+fn client_count(app: &TestAuth) -> usize {
+    json_of(&cli(app, &["client", "list", "--json"]))
+        .as_array()
+        .expect("a list")
+        .len()
+}
+
+/// The actions of the audit trail about `client_id`, newest first, once the server has stored
+/// its own events.
+async fn audit_actions(app: &TestAuth, client_id: &str) -> Vec<String> {
+    app.state.audit.flush().await;
+    json_of(&cli(app, &["audit", "--client", client_id, "--json"]))
+        .as_array()
+        .expect("a list of events")
+        .iter()
+        .map(|e| e["action"].as_str().expect("an action").to_owned())
+        .collect()
 }
 
 async fn key_commands_refuse_clearly_and_warn_about_loose_permissions(backend: Backend) {
