@@ -6,6 +6,7 @@
 
 mod fetch;
 mod jwks;
+mod policy;
 mod registry;
 #[cfg(test)]
 pub(crate) mod test_keys;

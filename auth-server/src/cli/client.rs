@@ -146,8 +146,8 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "PEM")]
     add_cert: Option<PathBuf>,
     /// self_signed_tls_client_auth: withdraw the certificate with this x5t#S256 thumbprint
-    /// (see `client show`).
-    #[arg(long, value_name = "THUMBPRINT")]
+    /// (see `client show`). Thumbprints are base64url and may begin with `-`.
+    #[arg(long, value_name = "THUMBPRINT", allow_hyphen_values = true)]
     remove_cert: Option<String>,
     /// private_key_jwt: replace the client's keys with this JWKS file (publish the new key next
     /// to the old one for an overlap).

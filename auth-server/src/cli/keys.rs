@@ -41,7 +41,8 @@ pub enum KeysCommand {
     },
     /// Emergency: unpublish a key now; if it was active, promote the pending key.
     Revoke {
-        /// The key's `kid`, as `keys list` shows it.
+        /// The key's `kid`, as `keys list` shows it (base64url: it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Drop retired keys whose tokens have all expired.

@@ -7,7 +7,7 @@ use reqwest::Url;
 use reqwest::header::{ACCEPT, CACHE_CONTROL};
 
 use super::jwks::{ClientKey, JwksError, MAX_JWKS_BYTES, parse_published_jwks};
-use super::registry::KeyFetchPolicy;
+use super::policy::KeyFetchPolicy;
 
 /// Why a `jwks_uri` is not acceptable. Checked before any network access.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -350,3 +350,45 @@ async fn a_self_signed_client_rotates_its_certificate_from_the_cli_while_the_ser
     }
     sys.auth.stop().await;
 }
+
+/// Thumbprints are base64url, so one in 64 begins with `-`: `--remove-cert` takes it as a value,
+/// not as an unknown option (a random thumbprint failed this way once in CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbprint_beginning_with_a_hyphen_is_removed_like_any_other() {
+    let Some(app) = spawn_auth_server(Backend::Sqlite).await else {
+        return;
+    };
+    let hyphen = (0..10_000)
+        .map(|i| cert(&format!("acme-{i}")))
+        .find(|leaf| leaf.x5t_s256().starts_with('-'))
+        .expect("one in 64 thumbprints begins with '-'");
+    let other = cert("acme-next");
+    let first = write_file(&app, "hyphen.pem", &hyphen.cert_pem);
+    let second = write_file(&app, "next.pem", &other.cert_pem);
+    let created = json_of(&create(
+        &app,
+        &[
+            "--auth-method",
+            "self_signed_tls_client_auth",
+            "--cert-file",
+            &first,
+            "--cert-file",
+            &second,
+            "--json",
+        ],
+    ));
+    let id = created["client_id"].as_str().unwrap();
+    let thumbprint = hyphen.x5t_s256();
+    let updated = json_of(&cli(
+        &app,
+        &[
+            "client",
+            "update",
+            id,
+            "--remove-cert",
+            &thumbprint,
+            "--json",
+        ],
+    ));
+    assert_eq!(thumbprints(&updated), vec![other.x5t_s256().as_str()]);
+}
