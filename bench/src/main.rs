@@ -2,8 +2,10 @@
 //! loopback with a closed-loop HTTP load generator and prints one table, each figure beside its
 //! baseline from the same run. `cargo run --release -p bench -- --help` lists the options.
 
+mod auth_methods;
 mod lambda;
 mod load;
+mod partner;
 mod raw;
 mod servers;
 
@@ -55,8 +57,8 @@ struct Args {
     /// Largest client count in the cost-growth rows.
     #[arg(long, default_value_t = 100_000)]
     max_clients: u64,
-    /// Run only these sections (comma-separated: token, api, shared, growth, lambda); all by
-    /// default.
+    /// Run only these sections (comma-separated: token, auth-methods, api, shared, growth,
+    /// lambda); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -1026,12 +1028,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()> {
-    let mut backends = vec![(
-        Backend::Sqlite,
-        format!("sqlite://{}", dir.join("auth.db").display()),
-    )];
+    // The sections measured per backend; the others start servers of their own.
+    let per_backend = ["token", "api", "shared", "growth"]
+        .into_iter()
+        .any(|section| args.wants(section));
+    let mut backends = Vec::new();
+    if per_backend {
+        backends.push((
+            Backend::Sqlite,
+            format!("sqlite://{}", dir.join("auth.db").display()),
+        ));
+    }
     let mut postgres_db = None;
-    if !args.no_postgres {
+    if per_backend && !args.no_postgres {
         match create_pg_database(&args.postgres_url).await {
             Ok((url, name)) => {
                 backends.push((Backend::Postgres, url));
@@ -1081,6 +1090,9 @@ async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()>
     }
     if let Some(name) = postgres_db {
         drop_pg_database(&args.postgres_url, &name).await;
+    }
+    if args.wants("auth-methods") {
+        auth_methods::run(args, report, dir).await?;
     }
     if args.wants("lambda") {
         lambda::run(args, report, dir).await?;
