@@ -1,21 +1,52 @@
 //! A closed-loop HTTP/1.1 load generator on hyper: `connections` keep-alive connections, each
 //! sending its next request as soon as the previous answer is read, for a fixed time after a
 //! warm-up. It runs on its own single-threaded runtime (one core), so on a 2-core machine the
-//! server under test gets the other.
+//! server under test gets the other. A [`Target`] may also ask for TLS (rustls on ring, with a
+//! client certificate if its configuration has one) and for a new connection per request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper::Request;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONNECTION, HeaderValue};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 /// Builds request number `n` of connection `connection`.
 pub type MakeRequest = Arc<dyn Fn(usize, u64) -> Request<Full<Bytes>> + Send + Sync>;
+
+/// Where and how the load generator connects.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// TLS with this client configuration (its client certificate, if it has one, included);
+    /// plain TCP when `None`. The server's name is its IP address.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A new connection for every request (TCP, and with TLS a handshake), asked to close after
+    /// the answer (`Connection: close`); the handshake counts in the request's latency. Otherwise
+    /// keep-alive.
+    pub connection_per_request: bool,
+}
+
+impl Target {
+    /// Plain HTTP, keep-alive.
+    pub fn plain(addr: SocketAddr) -> Target {
+        Target {
+            addr,
+            tls: None,
+            connection_per_request: false,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LoadResult {
@@ -26,6 +57,13 @@ pub struct LoadResult {
     pub seconds: f64,
     /// Latency histogram in microseconds.
     pub latency: Histogram<u64>,
+    /// CPU time (user + system) of the load generator's thread over the recorded part, in
+    /// seconds: what the client side spent, the kernel's share of loopback included.
+    pub client_cpu: f64,
+    /// TLS handshakes of recorded requests that resumed a session (with a connection per
+    /// request), and those that did not.
+    pub resumed: u64,
+    pub full_handshakes: u64,
 }
 
 impl LoadResult {
@@ -42,9 +80,9 @@ impl LoadResult {
     }
 }
 
-/// Drives `addr` with `connections` connections for `warmup` (not recorded) plus `duration`.
+/// Drives `target` with `connections` connections for `warmup` (not recorded) plus `duration`.
 pub fn run(
-    addr: SocketAddr,
+    target: Target,
     connections: usize,
     warmup: Duration,
     duration: Duration,
@@ -54,7 +92,7 @@ pub fn run(
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        runtime.block_on(drive(addr, connections, warmup, duration, make))
+        runtime.block_on(drive(target, connections, warmup, duration, make))
     })
     .join()
     .map_err(|_| anyhow::anyhow!("load generator thread panicked"))?
@@ -65,10 +103,12 @@ struct ConnectionResult {
     errors: u64,
     first_error: Option<String>,
     latency: Histogram<u64>,
+    resumed: u64,
+    full_handshakes: u64,
 }
 
 async fn drive(
-    addr: SocketAddr,
+    target: Target,
     connections: usize,
     warmup: Duration,
     duration: Duration,
@@ -77,11 +117,18 @@ async fn drive(
     let start = Instant::now();
     let record_from = start + warmup;
     let end = record_from + duration;
+    // The runtime has one thread, so a task reading its CPU time reads the load generator's.
+    let client_cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(record_from.into()).await;
+        let began = crate::servers::thread_cpu_seconds()?;
+        tokio::time::sleep_until(end.into()).await;
+        anyhow::Ok(crate::servers::thread_cpu_seconds()? - began)
+    });
     let mut tasks = Vec::new();
     for connection in 0..connections {
-        let make = make.clone();
+        let (make, target) = (make.clone(), target.clone());
         tasks.push(tokio::spawn(async move {
-            one_connection(addr, connection, record_from, end, make).await
+            one_connection(&target, connection, record_from, end, make).await
         }));
     }
     let mut total = LoadResult {
@@ -90,6 +137,9 @@ async fn drive(
         first_error: None,
         seconds: duration.as_secs_f64(),
         latency: new_histogram(),
+        client_cpu: 0.0,
+        resumed: 0,
+        full_handshakes: 0,
     };
     for task in tasks {
         let result = task.await??;
@@ -99,7 +149,10 @@ async fn drive(
             total.first_error = result.first_error;
         }
         total.latency.add(&result.latency)?;
+        total.resumed += result.resumed;
+        total.full_handshakes += result.full_handshakes;
     }
+    total.client_cpu = client_cpu.await??;
     Ok(total)
 }
 
@@ -107,20 +160,69 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-async fn connect(
-    addr: SocketAddr,
-) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(addr).await?;
+/// A connection to `target`, and whether its TLS handshake resumed a session (`None` without
+/// TLS).
+async fn connect(target: &Target) -> anyhow::Result<(SendRequest<Full<Bytes>>, Option<bool>)> {
+    let stream = TcpStream::connect(target.addr).await?;
     stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let Some(config) = &target.tls else {
+        return Ok((http1(stream).await?, None));
+    };
+    let name = ServerName::IpAddress(target.addr.ip().into());
+    let stream = TlsConnector::from(config.clone())
+        .connect(name, stream)
+        .await
+        .context("TLS handshake")?;
+    let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    Ok((http1(stream).await?, Some(resumed)))
+}
+
+async fn http1<T>(io: T) -> anyhow::Result<SendRequest<Full<Bytes>>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
     Ok(sender)
 }
 
+/// One request on a connection of its own (a probe before a measurement): the status and body.
+pub async fn once(
+    target: &Target,
+    request: Request<Full<Bytes>>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    let (mut sender, _) = connect(target).await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
+}
+
+/// What the TLS handshake with `target` negotiated (for the report): version, cipher suite, key
+/// exchange group.
+pub async fn negotiated(target: &Target) -> anyhow::Result<String> {
+    let config = target.tls.clone().context("a TLS target")?;
+    let stream = TcpStream::connect(target.addr).await?;
+    let name = ServerName::IpAddress(target.addr.ip().into());
+    let stream = TlsConnector::from(config).connect(name, stream).await?;
+    let connection = stream.get_ref().1;
+    Ok(format!(
+        "{:?}, {:?}, {:?}",
+        connection.protocol_version().context("a version")?,
+        connection
+            .negotiated_cipher_suite()
+            .context("a suite")?
+            .suite(),
+        connection
+            .negotiated_key_exchange_group()
+            .context("a group")?
+            .name()
+    ))
+}
+
 async fn one_connection(
-    addr: SocketAddr,
+    target: &Target,
     connection: usize,
     record_from: Instant,
     end: Instant,
@@ -131,21 +233,37 @@ async fn one_connection(
         errors: 0,
         first_error: None,
         latency: new_histogram(),
+        resumed: 0,
+        full_handshakes: 0,
     };
-    let mut sender = connect(addr).await?;
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     let mut n = 0u64;
     loop {
         let began = Instant::now();
         if began >= end {
             break;
         }
-        if sender.ready().await.is_err() {
-            // The server closed the connection (after an error answer, say): open another.
-            sender = connect(addr).await?;
+        let mut resumed = None;
+        let live = match sender.as_mut() {
+            Some(sender) if !target.connection_per_request => sender.ready().await.is_ok(),
+            _ => false,
+        };
+        if !live {
+            // The first request, a connection per request, or the server closed the connection
+            // (after an error answer, say): open another.
+            let (fresh, kind) = connect(target).await?;
+            sender = Some(fresh);
+            resumed = kind;
         }
-        let request = make(connection, n);
+        let open = sender.as_mut().expect("a connection");
+        let mut request = make(connection, n);
+        if target.connection_per_request {
+            request
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         n += 1;
-        let outcome = match sender.send_request(request).await {
+        let outcome = match open.send_request(request).await {
             Ok(response) => {
                 let status = response.status();
                 let body = response.into_body().collect().await;
@@ -165,6 +283,11 @@ async fn one_connection(
             continue;
         }
         result.requests += 1;
+        match resumed {
+            Some(true) => result.resumed += 1,
+            Some(false) if target.connection_per_request => result.full_handshakes += 1,
+            _ => {}
+        }
         if let Err(err) = outcome {
             result.errors += 1;
             result.first_error.get_or_insert(err);

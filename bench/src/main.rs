@@ -2,8 +2,10 @@
 //! loopback with a closed-loop HTTP load generator and prints one table, each figure beside its
 //! baseline from the same run. `cargo run --release -p bench -- --help` lists the options.
 
+mod auth_methods;
 mod lambda;
 mod load;
+mod partner;
 mod raw;
 mod servers;
 
@@ -23,7 +25,7 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 
-use crate::load::{LoadResult, MakeRequest};
+use crate::load::{LoadResult, MakeRequest, Target};
 use crate::servers::{Server, cli, free_addr, http};
 
 #[derive(Parser, Clone)]
@@ -55,8 +57,8 @@ struct Args {
     /// Largest client count in the cost-growth rows.
     #[arg(long, default_value_t = 100_000)]
     max_clients: u64,
-    /// Run only these sections (comma-separated: token, api, shared, growth, lambda); all by
-    /// default.
+    /// Run only these sections (comma-separated: token, auth-methods, api, shared, growth,
+    /// lambda); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -140,12 +142,18 @@ impl Report {
 /// Median of several load runs: requests per second, p50 and p99 each taken as its own median.
 struct Summary {
     rps: f64,
+    /// The slowest and the fastest run's rate.
+    rps_range: (f64, f64),
     p50_ms: f64,
     p99_ms: f64,
     /// The server's CPU time (user + system, all its threads) per request answered.
     server_cpu_us: f64,
+    /// The load generator's CPU time per request answered.
+    client_cpu_us: f64,
     /// Share of the machine's cores left idle during the run.
     idle_percent: f64,
+    /// With a connection per request over TLS: the share of handshakes that resumed a session.
+    resumed_percent: Option<f64>,
     errors: u64,
     first_error: Option<String>,
 }
@@ -199,20 +207,40 @@ fn measure(
     connections: usize,
     make: MakeRequest,
 ) -> anyhow::Result<Summary> {
+    measure_target(args, server, Target::plain(server.addr), connections, make)
+}
+
+/// [`measure`] over `target`, which may be another listener of `server` (TLS, mutual TLS) or
+/// open a connection per request.
+fn measure_target(
+    args: &Args,
+    server: &Server,
+    target: Target,
+    connections: usize,
+    make: MakeRequest,
+) -> anyhow::Result<Summary> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let warmup = Duration::from_secs(1);
     let duration = Duration::from_secs_f64(args.seconds);
     let mut runs: Vec<(LoadResult, Usage)> = Vec::new();
     for _ in 0..args.runs {
         let usage = sample_usage(server.pid(), warmup, duration);
-        let load = load::run(server.addr, connections, warmup, duration, make.clone())?;
+        let load = load::run(target.clone(), connections, warmup, duration, make.clone())?;
         let usage = usage
             .join()
             .map_err(|_| anyhow::anyhow!("usage sampler panicked"))??;
         runs.push((load, usage));
     }
+    let rates: Vec<f64> = runs.iter().map(|(l, _)| l.rps()).collect();
+    let (resumed, handshakes) = runs.iter().fold((0, 0), |(r, h), (l, _)| {
+        (r + l.resumed, h + l.resumed + l.full_handshakes)
+    });
     Ok(Summary {
-        rps: median(runs.iter().map(|(l, _)| l.rps()).collect()),
+        rps: median(rates.clone()),
+        rps_range: (
+            rates.iter().copied().fold(f64::INFINITY, f64::min),
+            rates.iter().copied().fold(0.0, f64::max),
+        ),
         p50_ms: median(runs.iter().map(|(l, _)| l.p50_ms()).collect()),
         p99_ms: median(runs.iter().map(|(l, _)| l.p99_ms()).collect()),
         server_cpu_us: median(
@@ -220,11 +248,17 @@ fn measure(
                 .map(|(l, u)| 1e6 * u.server_cpu / (l.rps() * u.seconds).max(1.0))
                 .collect(),
         ),
+        client_cpu_us: median(
+            runs.iter()
+                .map(|(l, _)| 1e6 * l.client_cpu / (l.requests as f64).max(1.0))
+                .collect(),
+        ),
         idle_percent: median(
             runs.iter()
                 .map(|(_, u)| 100.0 * u.idle / (cores * u.seconds))
                 .collect(),
         ),
+        resumed_percent: (handshakes > 0).then(|| 100.0 * resumed as f64 / handshakes as f64),
         errors: runs.iter().map(|(l, _)| l.errors).sum(),
         first_error: runs.iter().find_map(|(l, _)| l.first_error.clone()),
     })
@@ -994,12 +1028,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()> {
-    let mut backends = vec![(
-        Backend::Sqlite,
-        format!("sqlite://{}", dir.join("auth.db").display()),
-    )];
+    // The sections measured per backend; the others start servers of their own.
+    let per_backend = ["token", "api", "shared", "growth"]
+        .into_iter()
+        .any(|section| args.wants(section));
+    let mut backends = Vec::new();
+    if per_backend {
+        backends.push((
+            Backend::Sqlite,
+            format!("sqlite://{}", dir.join("auth.db").display()),
+        ));
+    }
     let mut postgres_db = None;
-    if !args.no_postgres {
+    if per_backend && !args.no_postgres {
         match create_pg_database(&args.postgres_url).await {
             Ok((url, name)) => {
                 backends.push((Backend::Postgres, url));
@@ -1049,6 +1090,9 @@ async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()>
     }
     if let Some(name) = postgres_db {
         drop_pg_database(&args.postgres_url, &name).await;
+    }
+    if args.wants("auth-methods") {
+        auth_methods::run(args, report, dir).await?;
     }
     if args.wants("lambda") {
         lambda::run(args, report, dir).await?;

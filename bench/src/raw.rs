@@ -12,7 +12,7 @@ use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use crate::Args;
 
 /// Calls `f` in a loop for the measurement time, `runs` times; the median rate per second.
-fn rate(args: &Args, mut f: impl FnMut()) -> f64 {
+pub fn rate(args: &Args, mut f: impl FnMut()) -> f64 {
     let mut rates = Vec::new();
     for _ in 0..args.runs {
         let limit = Duration::from_secs_f64(args.seconds);

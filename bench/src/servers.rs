@@ -122,9 +122,7 @@ impl Server {
             {
                 return Ok(self.started.elapsed());
             }
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("{} exited with {status}", self.name);
-            }
+            self.ensure_running()?;
             anyhow::ensure!(
                 self.started.elapsed() < limit,
                 "{} not ready after {limit:?}",
@@ -132,6 +130,14 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+    }
+
+    /// An error if the process has exited.
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            anyhow::bail!("{} exited with {status}", self.name);
+        }
+        Ok(())
     }
 
     pub fn stop(mut self) {
@@ -163,7 +169,16 @@ impl Drop for Server {
 /// CPU time a process has used so far, user plus system, in seconds (`/proc/<pid>/stat`, whose
 /// clock ticks are 1/100 s on Linux).
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time the calling thread has used so far, user plus system, in seconds.
+pub fn thread_cpu_seconds() -> anyhow::Result<f64> {
+    stat_cpu_seconds("/proc/thread-self/stat")
+}
+
+fn stat_cpu_seconds(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
     // The command name is in parentheses and may hold spaces: count fields after its end.
     let after = stat
         .rsplit_once(')')
