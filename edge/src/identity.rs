@@ -126,8 +126,17 @@ impl ClientIdentityLayer {
                 }
             }
         } else {
-            request.extensions().get::<PeerCertificates>()?.0.clone()
+            // Once per connection: the CAs are the server's, the same for all its requests.
+            let peer = request.extensions().get::<PeerCertificates>()?;
+            return peer
+                .read
+                .get_or_init(|| self.read(peer.chain.clone()))
+                .clone();
         };
+        self.read(chain)
+    }
+
+    fn read(&self, chain: Arc<[CertificateDer<'static>]>) -> Option<ClientCertificate> {
         match ClientCertificate::from_chain(chain, self.cas.as_ref()) {
             Ok(certificate) => Some(certificate),
             Err(error) => {

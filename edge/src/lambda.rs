@@ -117,7 +117,7 @@ fn client_certificates(request: &LambdaRequest, payload: &Value) -> Option<PeerC
         .collect::<Result<Vec<_>, _>>();
     match chain {
         Ok(chain) if !chain.is_empty() && chain.len() <= MAX_CHAIN => {
-            Some(PeerCertificates(Arc::from(chain)))
+            Some(PeerCertificates::new(chain))
         }
         Ok(chain) => {
             tracing::debug!(

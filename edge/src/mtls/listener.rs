@@ -164,7 +164,14 @@ where
     let certificates = connection
         .peer_certificates()
         .filter(|chain| !chain.is_empty())
-        .map(|chain| PeerCertificates(chain.iter().map(|c| c.clone().into_owned()).collect()));
+        .map(|chain| {
+            PeerCertificates::new(
+                chain
+                    .iter()
+                    .map(|c| c.clone().into_owned())
+                    .collect::<Vec<_>>(),
+            )
+        });
     (
         stream,
         AddPeerCertificates {

@@ -31,9 +31,23 @@ pub(crate) mod listener;
 pub const MAX_CHAIN: usize = 8;
 
 /// The chain a client presented (leaf first), as an entry point saw it, before the envelope reads
-/// it. Inserted per connection by the TLS listener and per event by [`crate::lambda`].
+/// it. Inserted per connection by the TLS listener and per event by [`crate::lambda`]. The
+/// envelope reads it once: every request of a kept-alive connection shares the one
+/// [`ClientCertificate`] (parsed, hashed and, when asked, verified against the CAs once).
 #[derive(Clone)]
-pub(crate) struct PeerCertificates(pub(crate) Arc<[CertificateDer<'static>]>);
+pub(crate) struct PeerCertificates {
+    pub(crate) chain: Arc<[CertificateDer<'static>]>,
+    pub(crate) read: Arc<OnceLock<Option<ClientCertificate>>>,
+}
+
+impl PeerCertificates {
+    pub(crate) fn new(chain: impl Into<Arc<[CertificateDer<'static>]>>) -> PeerCertificates {
+        PeerCertificates {
+            chain: chain.into(),
+            read: Arc::new(OnceLock::new()),
+        }
+    }
+}
 
 /// The certificate a request came with, whose private key the client has proven it holds (see
 /// the module documentation). A request extension: `Option<Extension<ClientCertificate>>`.
