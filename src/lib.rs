@@ -21,6 +21,8 @@ pub struct LauncherArgs {
     pub serve: ServeArgs,
     #[command(flatten)]
     pub resource: ResourceArgs,
+    #[command(flatten)]
+    pub log: edge::logging::LogArgs,
 }
 
 /// The seeded partners and the scopes their demo clients get: different on purpose, so that the

@@ -3,17 +3,11 @@
 
 use clap::Parser;
 use partner_platform::{DEMO_PARTNERS, LauncherArgs, curl_session, ensure_demo_client};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = LauncherArgs::parse();
+    edge::logging::init(args.log.log_format, "info");
     let auth = auth_server::Application::build(auth_server::Settings::new(args.store, args.serve)?)
         .await?;
     let api = resource_api::Application::build(resource_api::Settings::new(args.resource)?).await?;

@@ -15,9 +15,14 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::{Backend, ClientAuth, http, spawn_auth_server};
+use edge::logging::LogFormat;
 use keys::{Algorithm, MasterKey};
 use serde_json::Value;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -41,11 +46,19 @@ impl<'a> MakeWriter<'a> for Capture {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
+    // Both formats an operator can choose (LOG_FORMAT), each into its own capture, built by
+    // the same function the binaries use.
     let capture = Capture::default();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(capture.clone())
+    let json_capture = Capture::default();
+    tracing_subscriber::registry()
+        .with(
+            edge::logging::layer(LogFormat::Text, capture.clone(), false)
+                .with_filter(LevelFilter::TRACE),
+        )
+        .with(
+            edge::logging::layer(LogFormat::Json, json_capture.clone(), false)
+                .with_filter(LevelFilter::TRACE),
+        )
         .init();
 
     let app = spawn_auth_server(Backend::Sqlite).await.unwrap();
@@ -127,21 +140,6 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
     let rows = app.state.db.list_signing_keys().await.unwrap();
     let db = app.stop().await;
 
-    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
-    assert!(
-        logs.contains("client authentication failed"),
-        "the capture sees the server's logs"
-    );
-    assert!(logs.contains("/oauth2/token"), "requests are logged");
-    assert!(
-        logs.contains("bearer token refused"),
-        "the partner API's logs are captured"
-    );
-    assert!(
-        logs.contains("Redis is not answering"),
-        "the refused Redis connection is logged"
-    );
-
     let mut forbidden: Vec<(String, &str)> = vec![
         (secret.expose().to_owned(), "client secret"),
         (secret.expose()[4..].to_owned(), "client secret body"),
@@ -176,10 +174,89 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
         forbidden.push((URL_SAFE_NO_PAD.encode(&*der), "private key (base64url)"));
         forbidden.push((format!("{:?}", &*der), "private key (debug bytes)"));
     }
-    for (needle, what) in &forbidden {
+
+    let text_logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let json_logs = String::from_utf8_lossy(&json_capture.0.lock().unwrap()).into_owned();
+    check_json_lines(&json_logs, id);
+    for (format, logs) in [("text", text_logs), ("json", json_logs)] {
         assert!(
-            !logs.contains(needle.as_str()),
-            "{what} appears in the logs"
+            logs.contains("client authentication failed"),
+            "the {format} capture sees the server's logs"
         );
+        assert!(
+            logs.contains("/oauth2/token"),
+            "requests are logged ({format})"
+        );
+        assert!(
+            logs.contains("bearer token refused"),
+            "the partner API's logs are captured ({format})"
+        );
+        assert!(
+            logs.contains("Redis is not answering"),
+            "the refused Redis connection is logged ({format})"
+        );
+        for (needle, what) in &forbidden {
+            assert!(
+                !logs.contains(needle.as_str()),
+                "{what} appears in the {format} logs"
+            );
+        }
     }
+}
+
+/// Every line of the JSON format is one JSON object, and each answered request left one
+/// `access` line carrying its request id, matched route, status, duration and (once
+/// authenticated) client id.
+fn check_json_lines(logs: &str, client_id: &str) {
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"))
+        })
+        .collect();
+    let access = |route: &str| {
+        lines
+            .iter()
+            .filter(|l| l["target"] == "access" && l["span"]["route"] == route)
+            .collect::<Vec<_>>()
+    };
+    let orders = access("/v1/orders");
+    assert!(
+        !orders.is_empty(),
+        "the partner API's requests have access lines"
+    );
+    for line in &orders {
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["status"], 200, "{line}");
+        assert!(
+            line["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+            "{line}"
+        );
+        assert_eq!(line["span"]["client_id"], client_id, "{line}");
+        assert_eq!(line["span"]["method"], "GET");
+        assert_eq!(line["span"]["path"], "/v1/orders");
+        let request_id = line["span"]["request_id"].as_str().unwrap();
+        assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{line}");
+    }
+    let token = access("/oauth2/token");
+    assert!(
+        token
+            .iter()
+            .any(|l| l["status"] == 200 && l["span"]["client_id"] == client_id),
+        "an issued token's access line names its client"
+    );
+    // A refused client authentication names no client: the id was only claimed.
+    assert!(
+        token
+            .iter()
+            .any(|l| l["status"] == 401 && l["span"].get("client_id").is_none()),
+        "a failed authentication's access line has no client id"
+    );
+    let unmatched = access("unmatched");
+    assert!(
+        unmatched
+            .iter()
+            .all(|l| l["status"] == 404 || l["status"] == 405)
+    );
 }

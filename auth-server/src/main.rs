@@ -3,19 +3,13 @@
 use std::process::ExitCode;
 
 use auth_server::cli::{Cli, Command, run_admin, serve_settings};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
     let serving = matches!(cli.command, Command::Serve(_));
     // Admin commands print their result on stdout; their logs stay quiet unless RUST_LOG asks.
     let default_level = if serving { "info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    edge::logging::init(cli.log.log_format, default_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {

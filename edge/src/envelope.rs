@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -121,17 +122,38 @@ impl Envelope {
         };
         router
             .layer(PropagateRequestIdLayer::new(request_id.clone()))
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                // The path only: a query string could carry anything a client pasted into it.
-                // `client_id` is recorded once a request is authenticated.
-                let id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(),
-                                    request_id = %id, client_id = tracing::field::Empty)
-            }))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &Request<_>| {
+                        // The path only: a query string could carry anything a client pasted
+                        // into it. `route` is the matched template (`/v1/orders/{id}`), the same
+                        // for every id; `client_id` is recorded once a request is authenticated.
+                        let id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        let route = request
+                            .extensions()
+                            .get::<MatchedPath>()
+                            .map_or("unmatched", MatchedPath::as_str);
+                        tracing::info_span!("request", method = %request.method(),
+                                            path = %request.uri().path(), route,
+                                            request_id = %id, client_id = tracing::field::Empty)
+                    })
+                    .on_request(())
+                    // One line per answered request (`RUST_LOG=…,access=off` silences it).
+                    .on_response(
+                        |response: &Response, latency: Duration, _: &tracing::Span| {
+                            tracing::info!(
+                                target: "access",
+                                status = response.status().as_u16(),
+                                duration_ms = latency.as_secs_f64() * 1000.0,
+                                "answered"
+                            );
+                        },
+                    ),
+            )
             .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
             .layer(SetSensitiveRequestHeadersLayer::new([
                 header::AUTHORIZATION,

@@ -22,6 +22,7 @@ mod headers;
 mod identity;
 pub mod lambda;
 mod limits;
+pub mod logging;
 pub mod mtls;
 pub mod problem;
 

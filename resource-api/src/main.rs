@@ -5,7 +5,6 @@ use clap::{Parser, Subcommand};
 use resource_api::authorizer::AuthorizeArgs;
 use resource_api::config::ResourceArgs;
 use resource_api::{Application, Settings};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -15,6 +14,8 @@ use tracing_subscriber::EnvFilter;
 struct Args {
     #[command(flatten)]
     resource: ResourceArgs,
+    #[command(flatten)]
+    log: edge::logging::LogArgs,
     /// Without a command: serve the partner API (as a server, or as a Lambda function under
     /// Lambda).
     #[command(subcommand)]
@@ -30,12 +31,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse_from(command_line());
+    edge::logging::init(args.log.log_format, "info");
     let settings = Settings::new(args.resource)?;
     if let Some(Command::Authorize(authorize)) = args.command {
         return resource_api::authorizer::run(settings, authorize).await;

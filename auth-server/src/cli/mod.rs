@@ -32,6 +32,8 @@ pub struct Cli {
     /// Print one JSON document instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub log: edge::logging::LogArgs,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -375,7 +375,12 @@ pub async fn authenticate(
         }
     };
     match outcome {
-        Ok((client, bound_to)) => Ok(Authenticated { client, bound_to }),
+        Ok((client, bound_to)) => {
+            // The request's log lines name the client from here on (never before it proved
+            // who it is: an unauthenticated id is whatever the caller typed).
+            tracing::Span::current().record("client_id", client.client_id.as_str());
+            Ok(Authenticated { client, bound_to })
+        }
         Err(failure) => {
             record_failure(
                 state,
