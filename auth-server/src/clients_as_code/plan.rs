@@ -139,102 +139,103 @@ fn field(name: &'static str, shown: String) -> Field {
     }
 }
 
+/// A client's managed fields, from the file or from the database, before they become text.
+struct Values<'a> {
+    name: &'a str,
+    scopes: String,
+    audiences: &'a [String],
+    ttl: Option<i64>,
+    refresh: bool,
+    introspect: bool,
+    auth_method: &'static str,
+    tls_subject: Option<&'a str>,
+    tls_san: Option<&'a str>,
+    certs: BTreeSet<&'a str>,
+    jwks: Option<&'a str>,
+    jwks_uri: Option<&'a str>,
+}
+
 /// The fields the file sets, in a fixed order, as text; `partner` and the kind of auth method
 /// are checked before (they cannot change in place).
 fn desired_fields(d: &DesiredClient) -> Vec<Field> {
-    let (tls_subject, tls_san, certs, jwks, jwks_uri) = match &d.auth {
-        ClientAuth::Secret(_) => (None, None, BTreeSet::new(), None, None),
-        ClientAuth::Tls(TlsIdentity::Subject(dn)) => {
-            (Some(dn.clone()), None, BTreeSet::new(), None, None)
-        }
-        ClientAuth::Tls(TlsIdentity::San(san)) => {
-            (None, Some(san.clone()), BTreeSet::new(), None, None)
-        }
-        ClientAuth::SelfSignedTls(certs) => (
-            None,
-            None,
-            certs.iter().map(|c| c.thumbprint.clone()).collect(),
-            None,
-            None,
-        ),
-        ClientAuth::PrivateKeyJwt(KeySourceUpdate::Document(doc)) => {
-            (None, None, BTreeSet::new(), Some(doc.as_str()), None)
-        }
-        ClientAuth::PrivateKeyJwt(KeySourceUpdate::Uri(uri)) => {
-            (None, None, BTreeSet::new(), None, Some(uri.clone()))
-        }
+    let mut values = Values {
+        name: &d.name,
+        scopes: d.scopes.to_string(),
+        audiences: &d.audiences,
+        ttl: d.access_token_ttl,
+        refresh: d.refresh_enabled,
+        introspect: d.introspect_allowed,
+        auth_method: d.auth.method().as_str(),
+        tls_subject: None,
+        tls_san: None,
+        certs: BTreeSet::new(),
+        jwks: None,
+        jwks_uri: None,
     };
-    fields(
-        &d.name,
-        &d.scopes.to_string(),
-        &d.audiences,
-        d.access_token_ttl,
-        d.refresh_enabled,
-        d.introspect_allowed,
-        d.auth.method().as_str(),
-        [tls_subject, tls_san],
-        certs,
-        jwks,
-        jwks_uri,
-    )
+    match &d.auth {
+        ClientAuth::Secret(_) => {}
+        ClientAuth::Tls(TlsIdentity::Subject(dn)) => values.tls_subject = Some(dn),
+        ClientAuth::Tls(TlsIdentity::San(san)) => values.tls_san = Some(san),
+        ClientAuth::SelfSignedTls(certs) => {
+            values.certs = certs.iter().map(|c| c.thumbprint.as_str()).collect();
+        }
+        ClientAuth::PrivateKeyJwt(KeySourceUpdate::Document(doc)) => values.jwks = Some(doc),
+        ClientAuth::PrivateKeyJwt(KeySourceUpdate::Uri(uri)) => values.jwks_uri = Some(uri),
+    }
+    values.fields()
 }
 
 fn current_fields(m: &ManagedClient) -> Vec<Field> {
     let c = &m.client;
-    fields(
-        &c.name,
-        &c.scopes.to_string(),
-        &c.audiences,
-        c.access_token_ttl,
-        c.refresh_enabled,
-        c.introspect_allowed,
-        c.auth_method.as_str(),
-        [c.tls_subject.clone(), c.tls_san.clone()],
-        m.certs.iter().map(|c| c.thumbprint.clone()).collect(),
-        c.jwks.as_deref(),
-        c.jwks_uri.clone(),
-    )
+    Values {
+        name: &c.name,
+        scopes: c.scopes.to_string(),
+        audiences: &c.audiences,
+        ttl: c.access_token_ttl,
+        refresh: c.refresh_enabled,
+        introspect: c.introspect_allowed,
+        auth_method: c.auth_method.as_str(),
+        tls_subject: c.tls_subject.as_deref(),
+        tls_san: c.tls_san.as_deref(),
+        certs: m.certs.iter().map(|c| c.thumbprint.as_str()).collect(),
+        jwks: c.jwks.as_deref(),
+        jwks_uri: c.jwks_uri.as_deref(),
+    }
+    .fields()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn fields(
-    name: &str,
-    scopes: &str,
-    audiences: &[String],
-    ttl: Option<i64>,
-    refresh: bool,
-    introspect: bool,
-    auth_method: &str,
-    [tls_subject, tls_san]: [Option<String>; 2],
-    certs: BTreeSet<String>,
-    jwks: Option<&str>,
-    jwks_uri: Option<String>,
-) -> Vec<Field> {
-    let jwks_value = jwks.map(|doc| serde_json::from_str(doc).unwrap_or(serde_json::Value::Null));
-    vec![
-        field("name", name.to_owned()),
-        field("scopes", scopes.to_owned()),
-        field("audiences", audiences.join(" ")),
-        field(
-            "access_ttl",
-            ttl.map_or_else(|| "default".to_owned(), |t| t.to_string()),
-        ),
-        field("refresh", refresh.to_string()),
-        field("introspect", introspect.to_string()),
-        field("auth_method", auth_method.to_owned()),
-        field("tls_subject", tls_subject.unwrap_or_default()),
-        field("tls_san", tls_san.unwrap_or_default()),
-        field(
-            "certificates",
-            certs.into_iter().collect::<Vec<_>>().join(" "),
-        ),
-        Field {
-            name: "jwks",
-            shown: jwks.map(key_summary).unwrap_or_default(),
-            compared: Some(jwks_value.unwrap_or(serde_json::Value::Null)),
-        },
-        field("jwks_uri", jwks_uri.unwrap_or_default()),
-    ]
+impl Values<'_> {
+    fn fields(self) -> Vec<Field> {
+        let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
+        let jwks_value = self
+            .jwks
+            .map(|doc| serde_json::from_str(doc).unwrap_or(serde_json::Value::Null));
+        vec![
+            field("name", self.name.to_owned()),
+            field("scopes", self.scopes),
+            field("audiences", self.audiences.join(" ")),
+            field(
+                "access_ttl",
+                self.ttl
+                    .map_or_else(|| "default".to_owned(), |t| t.to_string()),
+            ),
+            field("refresh", self.refresh.to_string()),
+            field("introspect", self.introspect.to_string()),
+            field("auth_method", self.auth_method.to_owned()),
+            field("tls_subject", text(self.tls_subject)),
+            field("tls_san", text(self.tls_san)),
+            field(
+                "certificates",
+                self.certs.into_iter().collect::<Vec<_>>().join(" "),
+            ),
+            Field {
+                name: "jwks",
+                shown: self.jwks.map(key_summary).unwrap_or_default(),
+                compared: Some(jwks_value.unwrap_or(serde_json::Value::Null)),
+            },
+            field("jwks_uri", text(self.jwks_uri)),
+        ]
+    }
 }
 
 /// A JWKS document as the plan shows it: its keys' RFC 7638 thumbprints.
@@ -284,4 +285,139 @@ fn created_fields(d: &DesiredClient) -> Vec<(&'static str, String)> {
             .map(|f| (f.name, f.shown)),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::client_keys::test_keys::PartnerKey;
+    use crate::clients_as_code::file;
+    use crate::store::RegisteredCert;
+
+    /// The file `text` (with `extra` files beside it), read as `clients apply` reads it.
+    fn read(text: &str, extra: &[(&str, String)]) -> ClientsFile {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in extra {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let path = dir.path().join("clients.toml");
+        std::fs::write(&path, text).unwrap();
+        file::read(&path, "partner-api").unwrap()
+    }
+
+    /// The managed client that applying `file`'s entry would have stored.
+    fn stored(file: &ClientsFile) -> Vec<ManagedClient> {
+        file.clients
+            .iter()
+            .map(|d| {
+                let prepared = crate::admin::prepare_client(
+                    crate::admin::ClientSpec {
+                        name: d.name.clone(),
+                        partner_id: d.partner_id.clone(),
+                        scopes: d.scopes.clone(),
+                        audiences: d.audiences.clone(),
+                        access_token_ttl: d.access_token_ttl,
+                        refresh_enabled: d.refresh_enabled,
+                        introspect_allowed: d.introspect_allowed,
+                    },
+                    d.auth.clone(),
+                )
+                .unwrap();
+                ManagedClient {
+                    managed_name: d.name.clone(),
+                    certs: prepared
+                        .new
+                        .certs
+                        .iter()
+                        .map(|c| RegisteredCert {
+                            thumbprint: c.thumbprint.clone(),
+                            subject: c.subject.clone(),
+                            not_after: c.not_after,
+                            created_at: 0,
+                        })
+                        .collect(),
+                    client: prepared.new.client,
+                }
+            })
+            .collect()
+    }
+
+    const HEAD: &str = "[clients.k]\npartner = \"acme\"\nscopes = [\"a\"]\n\
+                        auth_method = \"private_key_jwt\"\njwks_file = \"keys.json\"\n";
+
+    #[test]
+    fn a_jwks_document_is_compared_by_its_content_not_its_text() {
+        let (one, two) = (PartnerKey::ed25519(), PartnerKey::es256());
+        let jwk = one.jwk(Some("k1"), json!({}));
+        let compact = json!({ "keys": [jwk] }).to_string();
+        let current = stored(&read(HEAD, &[("keys.json", compact)]));
+        // The same document, pretty-printed: nothing to do.
+        let pretty = serde_json::to_string_pretty(&json!({ "keys": [jwk] })).unwrap();
+        let plan = compute(&read(HEAD, &[("keys.json", pretty)]), &current).unwrap();
+        assert!(plan.is_empty(), "{plan:?}");
+        // A second key: a change of `jwks`, shown by thumbprints.
+        let both = json!({ "keys": [jwk, two.jwk(Some("k2"), json!({}))] }).to_string();
+        let plan = compute(&read(HEAD, &[("keys.json", both)]), &current).unwrap();
+        let [update] = &plan.updates[..] else {
+            panic!("{plan:?}");
+        };
+        let [change] = &update.changes[..] else {
+            panic!("{update:?}");
+        };
+        assert_eq!(change.field, "jwks");
+        assert!(change.from.starts_with("keys ") && change.to.contains(&change.from[5..]));
+        assert_eq!(change.to.split(' ').count(), 3, "{change:?}");
+        // The same key under another kid: a change, said to be one.
+        let renamed = json!({ "keys": [one.jwk(Some("k9"), json!({}))] }).to_string();
+        let plan = compute(&read(HEAD, &[("keys.json", renamed)]), &current).unwrap();
+        assert_eq!(
+            plan.updates[0].changes[0].to,
+            format!(
+                "{} (other members changed)",
+                plan.updates[0].changes[0].from
+            )
+        );
+    }
+
+    #[test]
+    fn every_managed_field_that_differs_is_one_change_and_the_rest_are_none() {
+        let file = read(
+            "[clients.c]\npartner = \"acme\"\nscopes = [\"a\", \"b\"]\n\
+             audiences = [\"x\", \"y\"]\naccess_ttl = 60\nrefresh = false\nintrospect = true\n",
+            &[],
+        );
+        let mut current = stored(&file);
+        assert!(compute(&file, &current).unwrap().is_empty());
+        let client = &mut current[0].client;
+        client.audiences.reverse();
+        client.access_token_ttl = None;
+        client.refresh_enabled = true;
+        let plan = compute(&file, &current).unwrap();
+        let changes: Vec<(&str, &str, &str)> = plan.updates[0]
+            .changes
+            .iter()
+            .map(|c| (c.field, c.from.as_str(), c.to.as_str()))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("audiences", "y x", "x y"),
+                ("access_ttl", "default", "60"),
+                ("refresh", "true", "false"),
+            ]
+        );
+        // A managed client without an entry is deleted; an entry without a client, created.
+        current[0].managed_name = "other".into();
+        let plan = compute(&file, &current).unwrap();
+        assert_eq!(
+            (
+                plan.creates.len(),
+                plan.updates.len(),
+                plan.deletes[0].name.as_str()
+            ),
+            (1, 0, "other")
+        );
+    }
 }

@@ -15,6 +15,7 @@ on_both_backends!(
     apply_creates_the_files_clients_once_and_a_second_plan_is_empty,
     removing_an_entry_deletes_its_client_only_with_allow_delete,
     an_apply_that_fails_part_way_changes_nothing,
+    two_concurrent_applies_create_each_client_once,
 );
 
 /// Writes the clients file (`clients.toml` in the test's folder) and returns its path.
@@ -689,5 +690,42 @@ async fn a_partner_or_auth_method_change_is_refused_with_a_new_name_suggested() 
         json!([{ "field": "auth_method", "from": "client_secret_basic", "to": "client_secret_post" }])
     );
     assert_eq!(show(&app, &id)["auth_method"], "client_secret_post");
+    app.stop().await;
+}
+
+async fn two_concurrent_applies_create_each_client_once(backend: Backend) {
+    let Some(app) = spawn_auth_server(backend).await else {
+        return;
+    };
+    let text: String = (0..8)
+        .map(|i| format!("[clients.c{i}]\npartner = \"acme\"\nscopes = [\"orders:read\"]\n"))
+        .collect();
+    let file = clients_file(&app, &text);
+    // Two processes at once: each plans inside its own transaction, so the second sees what the
+    // first created and has nothing left to do.
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
+            .args(["clients", "apply", "--file", &file, "--json"])
+            .env("AUTH_DATABASE_URL", &app.db.url)
+            .env("AUTH_MASTER_KEY_FILE", app.db.master_key_path())
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run auth-server")
+    };
+    let (one, two) = (spawn(), spawn());
+    let (one, two) = (
+        one.wait_with_output().unwrap(),
+        two.wait_with_output().unwrap(),
+    );
+    let mut created: Vec<usize> = [json_of(&one), json_of(&two)]
+        .iter()
+        .map(|applied| applied["created"].as_array().unwrap().len())
+        .collect();
+    created.sort_unstable();
+    assert_eq!(created, [0, 8]);
+    assert_eq!(clients(&app).len(), 8);
+    assert_eq!(cli_audit(&app).await.len(), 8);
     app.stop().await;
 }
