@@ -168,6 +168,21 @@ pub async fn register_client(
     spec: ClientSpec,
     auth: ClientAuth,
 ) -> anyhow::Result<(Client, Option<ClientSecret>)> {
+    let prepared = prepare_client(spec, auth)?;
+    db.insert_client(&prepared.new, &prepared.audit).await?;
+    Ok((prepared.new.client, prepared.secret))
+}
+
+/// A client ready to be stored: its row, its first secret (shown once) and its audit event.
+pub struct PreparedClient {
+    pub new: NewClient,
+    pub secret: Option<ClientSecret>,
+    pub audit: AuditEvent,
+}
+
+/// Checks and builds a new client without storing it, so that `clients apply` can store several
+/// in one transaction exactly as [`register_client`] stores one.
+pub fn prepare_client(spec: ClientSpec, auth: ClientAuth) -> anyhow::Result<PreparedClient> {
     let now = crate::now();
     let method = auth.method();
     let mut client = Client {
@@ -198,22 +213,7 @@ pub async fn register_client(
         ClientAuth::Tls(TlsIdentity::Subject(dn)) => client.tls_subject = Some(dn),
         ClientAuth::Tls(TlsIdentity::San(san)) => client.tls_san = Some(san),
         ClientAuth::SelfSignedTls(list) => {
-            anyhow::ensure!(
-                !list.is_empty(),
-                "self_signed_tls_client_auth needs at least one --cert-file"
-            );
-            anyhow::ensure!(
-                list.len() <= MAX_CLIENT_CERTS,
-                "a client holds at most {MAX_CLIENT_CERTS} certificates"
-            );
-            // Refused here rather than by the database, whose message would name its tables.
-            for (i, cert) in list.iter().enumerate() {
-                anyhow::ensure!(
-                    !list[..i].iter().any(|c| c.thumbprint == cert.thumbprint),
-                    "the certificate with thumbprint {} is given twice",
-                    cert.thumbprint
-                );
-            }
+            check_cert_set(&list)?;
             certs = list;
         }
         ClientAuth::PrivateKeyJwt(KeySourceUpdate::Document(doc)) => client.jwks = Some(doc),
@@ -236,12 +236,34 @@ pub async fn register_client(
     )
     .about(Some(client.client_id.as_str()));
     let new = NewClient {
-        client: client.clone(),
+        client,
         secret_hash: secret.as_ref().map(|s| s.hash().to_vec()),
         certs,
+        managed_name: None,
     };
-    db.insert_client(&new, &audit).await?;
-    Ok((client, secret))
+    Ok(PreparedClient { new, secret, audit })
+}
+
+/// Whether a self-signed client may hold exactly these certificates: at least one, at most
+/// [`MAX_CLIENT_CERTS`], none twice.
+pub fn check_cert_set(certs: &[NewCert]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "self_signed_tls_client_auth needs at least one --cert-file"
+    );
+    anyhow::ensure!(
+        certs.len() <= MAX_CLIENT_CERTS,
+        "a client holds at most {MAX_CLIENT_CERTS} certificates"
+    );
+    // Refused here rather than by the database, whose message would name its tables.
+    for (i, cert) in certs.iter().enumerate() {
+        anyhow::ensure!(
+            !certs[..i].iter().any(|c| c.thumbprint == cert.thumbprint),
+            "the certificate with thumbprint {} is given twice",
+            cert.thumbprint
+        );
+    }
+    Ok(())
 }
 
 fn parse_client_id(text: &str) -> anyhow::Result<ClientId> {

@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod client_keys;
+pub mod clients_as_code;
 pub mod config;
 pub mod directory;
 pub mod housekeeping;

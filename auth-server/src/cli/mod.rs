@@ -4,6 +4,7 @@
 
 mod audit;
 mod client;
+mod clients;
 mod keys;
 mod render;
 
@@ -13,6 +14,7 @@ use clap::error::ErrorKind;
 use serde_json::json;
 
 pub use client::{ClientCommand, CreateArgs, TokensCommand, UpdateArgs};
+pub use clients::ClientsCommand;
 pub use keys::KeysCommand;
 
 use crate::admin;
@@ -47,6 +49,9 @@ pub enum Command {
     /// Manage partners' clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage clients from a file (clients as code): plan, then apply.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -102,6 +107,7 @@ pub async fn run_admin(
         Command::Serve(_) => anyhow::bail!("serve is not an admin command"),
         Command::Migrate => Box::new(Migrated),
         Command::Client(cmd) => client::run(&db, store, cmd).await?,
+        Command::Clients(cmd) => clients::run(&db, store, cmd).await?,
         Command::Keys(cmd) => keys::run(&db, store, cmd).await?,
         Command::Tokens(cmd) => client::run_tokens(&db, cmd).await?,
         Command::Audit { client, limit } => {

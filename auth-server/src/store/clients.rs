@@ -104,7 +104,7 @@ impl Client {
 }
 
 #[derive(FromRow)]
-struct ClientRow {
+pub(super) struct ClientRow {
     client_id: String,
     name: String,
     partner_id: String,
@@ -158,7 +158,7 @@ macro_rules! client_columns {
     };
 }
 
-const INSERT_CERT: &str = "INSERT INTO client_certs (client_id, thumbprint, subject, not_after, cert_der, created_at) \
+pub(super) const INSERT_CERT: &str = "INSERT INTO client_certs (client_id, thumbprint, subject, not_after, cert_der, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// A secret hash and when it stops working (`None`: never).
@@ -199,6 +199,8 @@ pub struct NewClient {
     pub client: Client,
     pub secret_hash: Option<Vec<u8>>,
     pub certs: Vec<NewCert>,
+    /// The clients-file entry that manages it (`clients apply`); `None` for `client create`.
+    pub managed_name: Option<String>,
 }
 
 /// Fields `client update` may change; `None` leaves a field as it is.
@@ -222,60 +224,71 @@ pub enum KeySourceUpdate {
     Uri(String),
 }
 
+/// Inserts `$new` (a [`NewClient`]: the client, its first secret, its certificates) on `$conn`,
+/// inside the caller's transaction. A macro rather than a function because the statements run on
+/// either backend's connection type (see `on_pool!`).
+macro_rules! insert_new_client {
+    ($conn:expr, $new:expr) => {{
+        let new: &NewClient = $new;
+        let c = &new.client;
+        let audiences = serde_json::to_string(&c.audiences)?;
+        sqlx::query(
+            "INSERT INTO clients (client_id, name, partner_id, scopes, audiences, \
+             access_token_ttl, refresh_enabled, introspect_allowed, disabled_at, created_at, updated_at, \
+             auth_method, tls_subject, tls_san, jwks, jwks_uri, managed_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(c.client_id.as_str())
+        .bind(&c.name)
+        .bind(c.partner_id.as_str())
+        .bind(c.scopes.to_string())
+        .bind(&audiences)
+        .bind(c.access_token_ttl)
+        .bind(c.refresh_enabled)
+        .bind(c.introspect_allowed)
+        .bind(c.disabled_at)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .bind(c.auth_method.as_str())
+        .bind(c.tls_subject.as_deref())
+        .bind(c.tls_san.as_deref())
+        .bind(c.jwks.as_deref())
+        .bind(c.jwks_uri.as_deref())
+        .bind(new.managed_name.as_deref())
+        .execute($conn)
+        .await?;
+        if let Some(hash) = &new.secret_hash {
+            sqlx::query(
+                "INSERT INTO client_secrets (id, client_id, secret_hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, NULL)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(c.client_id.as_str())
+            .bind(hash)
+            .bind(c.created_at)
+            .execute($conn)
+            .await?;
+        }
+        for cert in &new.certs {
+            sqlx::query($crate::store::clients::INSERT_CERT)
+                .bind(c.client_id.as_str())
+                .bind(&cert.thumbprint)
+                .bind(&cert.subject)
+                .bind(cert.not_after)
+                .bind(&cert.der)
+                .bind(c.created_at)
+                .execute($conn)
+                .await?;
+        }
+    }};
+}
+
 impl Store {
     /// Inserts a client, its first secret and the audit event in one transaction.
     pub async fn insert_client(&self, new: &NewClient, audit: &AuditEvent) -> anyhow::Result<()> {
-        let c = &new.client;
-        let audiences = serde_json::to_string(&c.audiences)?;
         on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO clients (client_id, name, partner_id, scopes, audiences, \
-                 access_token_ttl, refresh_enabled, introspect_allowed, disabled_at, created_at, updated_at, \
-                 auth_method, tls_subject, tls_san, jwks, jwks_uri) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(c.client_id.as_str())
-            .bind(&c.name)
-            .bind(c.partner_id.as_str())
-            .bind(c.scopes.to_string())
-            .bind(&audiences)
-            .bind(c.access_token_ttl)
-            .bind(c.refresh_enabled)
-            .bind(c.introspect_allowed)
-            .bind(c.disabled_at)
-            .bind(c.created_at)
-            .bind(c.updated_at)
-            .bind(c.auth_method.as_str())
-            .bind(c.tls_subject.as_deref())
-            .bind(c.tls_san.as_deref())
-            .bind(c.jwks.as_deref())
-            .bind(c.jwks_uri.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            if let Some(hash) = &new.secret_hash {
-                sqlx::query(
-                    "INSERT INTO client_secrets (id, client_id, secret_hash, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, NULL)",
-                )
-                .bind(uuid::Uuid::now_v7().to_string())
-                .bind(c.client_id.as_str())
-                .bind(hash)
-                .bind(c.created_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for cert in &new.certs {
-                sqlx::query(INSERT_CERT)
-                    .bind(c.client_id.as_str())
-                    .bind(&cert.thumbprint)
-                    .bind(&cert.subject)
-                    .bind(cert.not_after)
-                    .bind(&cert.der)
-                    .bind(c.created_at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            insert_new_client!(&mut *tx, new);
             audit.insert(&mut *tx).await?;
             tx.commit().await?;
         });

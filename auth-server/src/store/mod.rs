@@ -2,8 +2,11 @@
 //! same SQL on SQLite and PostgreSQL (see the `storage` crate).
 
 mod audit;
+// Its query macros (`client_columns!`, `insert_new_client!`) serve `managed` too.
+#[macro_use]
 mod clients;
 mod keys;
+mod managed;
 mod refresh;
 
 use sqlx::migrate::Migrator;
@@ -14,6 +17,7 @@ pub use clients::{
     NewCert, NewClient, RegisteredCert,
 };
 pub use keys::{KeyChange, SigningKeyRow};
+pub use managed::{ManagedChange, ManagedClient, ManagedFields};
 pub use refresh::{RefreshRow, Spend};
 pub(crate) use storage::on_pool;
 pub use storage::{Db, is_unique_violation};

@@ -5,6 +5,7 @@
 mod support;
 mod certificate_clients;
 mod certificate_rotation;
+mod clients_as_code;
 mod key_clients;
 
 use std::process::Command;
