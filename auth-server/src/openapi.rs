@@ -31,6 +31,9 @@ pub const TOKEN_SCHEME: &str = "partner_token";
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// RFC 6749 §3.1: a parameter sent without a value is treated as omitted (`oauth::form` does
+/// so), so an optional one may be empty and a required one may not.
+///
 /// The client-authentication parameters a form may carry instead of HTTP Basic: exactly one
 /// method per request (`client_secret_post`, `private_key_jwt`, or `client_id` alone with a
 /// client certificate); a client may use only the method it was registered with.
@@ -69,6 +72,7 @@ pub struct TokenRequest {
 #[derive(Deserialize, ToSchema)]
 pub struct RevocationRequest {
     /// A refresh token (its whole family is revoked) or an access token of this client.
+    #[schema(min_length = 1)]
     token: String,
     /// `refresh_token` or `access_token`; only orders the lookups.
     token_type_hint: Option<String>,
@@ -79,6 +83,7 @@ pub struct RevocationRequest {
 /// `POST /oauth2/introspect` (RFC 7662 §2.1).
 #[derive(Deserialize, ToSchema)]
 pub struct IntrospectionRequest {
+    #[schema(min_length = 1)]
     token: String,
     /// Accepted and ignored.
     token_type_hint: Option<String>,

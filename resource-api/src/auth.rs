@@ -238,7 +238,7 @@ impl ProtectedRoute {
                     require_scope(scope, request, next)
                 }));
         }
-        if let Some(online) = online.filter(|o| o.routes.iter().any(|r| *r == self.path)) {
+        if let Some(online) = online.filter(|o| o.routes.contains(&self.path)) {
             let online = online.clone();
             handler =
                 handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {

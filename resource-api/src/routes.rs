@@ -42,8 +42,12 @@ pub struct ListQuery {
     /// Items per page.
     #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
+    /// The `next_cursor` of the previous page: opaque, base64url without padding; one this API
+    /// did not return is 400.
+    #[param(
+        max_length = 86,
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{4}|[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])$"
+    )]
     cursor: Option<String>,
 }
 
