@@ -45,7 +45,7 @@ pub struct ClientAuthentication {
     /// The client's secret (`client_secret_post`).
     client_secret: Option<String>,
     /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` (`private_key_jwt`, RFC 7523).
-    #[schema(pattern = "^urn:ietf:params:oauth:client-assertion-type:jwt-bearer$")]
+    #[schema(pattern = "^(urn:ietf:params:oauth:client-assertion-type:jwt-bearer)?$")]
     client_assertion_type: Option<String>,
     /// A JWT signed with the client's registered key, `aud` the issuer, `jti` single-use.
     client_assertion: Option<String>,
@@ -302,13 +302,10 @@ fn add_client_authentication(operation: &mut Operation, path: &str) {
         ResponseBuilder::new()
             .description(
                 "The form is over 16 KiB (`invalid_request`, with `no-store`), or the body over \
-                 the envelope's bound (problem+json).",
+                 the envelope's bound (a line of text).",
             )
             .content("application/json", oauth_error())
-            .content(
-                api_docs::PROBLEM_JSON,
-                Content::new(Some(Ref::from_schema_name("Problem"))),
-            ),
+            .content("text/plain", Content::new(Some(api_docs::string_schema()))),
     );
     add(
         "429",
