@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::{get, post};
 use keys::MasterKey;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::audit::{AuditLog, Durability};
 use crate::client_keys::{ClientKeys, KeyFetchPolicy};
@@ -18,7 +19,7 @@ use crate::directory::ClientDirectory;
 use crate::signing::{self, KeyRing, MasterKeySource, SharedKeys};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
-use crate::{oauth, wellknown};
+use crate::{oauth, openapi, wellknown};
 use shared_limits::{Lockouts, SharedStore};
 
 /// A token service bound to its port (and its mutual-TLS port, when configured), ready to run.
@@ -200,22 +201,20 @@ pub fn router(state: AppState) -> Router {
         config.max_concurrent_requests,
         MAX_REQUEST_BYTES,
     );
-    let routes = Router::new()
-        .route("/oauth2/token", post(oauth::token::token))
-        .route("/oauth2/revoke", post(oauth::revoke::revoke))
-        .route("/oauth2/introspect", post(oauth::introspect::introspect))
-        .route("/.well-known/jwks.json", get(wellknown::jwks))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(wellknown::metadata),
-        )
+    // The router and its OpenAPI description come from the same `#[utoipa::path]` annotations.
+    let (routes, described) = OpenApiRouter::new()
+        .routes(routes!(oauth::token::token))
+        .routes(routes!(oauth::revoke::revoke))
+        .routes(routes!(oauth::introspect::introspect))
+        .routes(routes!(wellknown::jwks))
+        .routes(routes!(wellknown::metadata))
         // The same document where OpenID Connect discovery (API Gateway's JWT authorizer) looks.
-        .route(
-            "/.well-known/openid-configuration",
-            get(wellknown::metadata),
-        )
-        .route("/healthz", get(wellknown::healthz))
-        .route("/readyz", get(wellknown::readyz))
+        .routes(routes!(wellknown::openid_configuration))
+        .routes(routes!(wellknown::healthz))
+        .routes(routes!(wellknown::readyz))
+        .split_for_parts();
+    let routes = routes
+        .merge(api_docs::routes(&openapi::description(described)))
         .fallback(edge::problem::not_found)
         .with_state(state);
     envelope.wrap(routes)

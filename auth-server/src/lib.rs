@@ -12,6 +12,7 @@ pub mod directory;
 pub mod housekeeping;
 pub mod lambda;
 pub mod oauth;
+pub mod openapi;
 pub mod secret;
 pub mod signing;
 pub mod state;

@@ -14,6 +14,16 @@ use crate::store::ClientAuthMethod;
 pub const ASSERTION_ALGS: [&str; 4] = ["ES256", "EdDSA", "RS256", "PS256"];
 
 /// The public keys, served from the JSON built when the keys last changed.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = crate::openapi::DISCOVERY_TAG,
+    responses(
+        (status = 200, description = "The published public keys (pending, active and retired).",
+         body = crate::openapi::JwkSet, content_type = "application/jwk-set+json",
+         headers(("Cache-Control" = String, description = "`public, max-age=N` (`AUTH_JWKS_MAX_AGE`)."))),
+    )
+)]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let body = state.keys.get().jwks_json().clone();
     let cache = format!("public, max-age={}", state.config.jwks_max_age);
@@ -37,6 +47,17 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 /// It names no OpenID-only member (`subject_types_supported`, `id_token_signing_alg_values_supported`,
 /// an authorization endpoint): this service issues no ID tokens, and verifiers of access tokens
 /// need only `issuer` and `jwks_uri`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = crate::openapi::DISCOVERY_TAG,
+    responses(
+        (status = 200, description = "RFC 8414 authorization-server metadata.", body = crate::openapi::Metadata),
+        (status = 503, description = "The scopes cannot be read from the database; retry later.",
+         body = api_docs::Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
 pub async fn metadata(State(state): State<AppState>) -> Response {
     let issuer = state.config.issuer.trim_end_matches('/');
     let scopes = match state.db.granted_scopes().await {
@@ -46,7 +67,11 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
             .collect::<Vec<_>>(),
         Err(err) => {
             tracing::error!(error = ?err, "cannot read scopes for the metadata document");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            let problem = edge::problem::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("the metadata cannot be read now"),
+            );
+            return edge::problem::with_retry_after(problem, std::time::Duration::from_secs(5));
         }
     };
     let algs: Vec<&str> = ["ES256", "EdDSA", "RS256"].into();
@@ -83,11 +108,35 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
     Json(doc).into_response()
 }
 
+/// The metadata where OpenID Connect discovery looks (API Gateway's JWT authorizer): the same
+/// document as [`metadata`].
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = crate::openapi::DISCOVERY_TAG,
+    responses(
+        (status = 200, description = "The same document as `/.well-known/oauth-authorization-server`.", body = crate::openapi::Metadata),
+        (status = 503, description = "The scopes cannot be read from the database; retry later.",
+         body = api_docs::Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
+pub async fn openid_configuration(state: State<AppState>) -> Response {
+    metadata(state).await
+}
+
+#[utoipa::path(get, path = "/healthz", tag = crate::openapi::HEALTH_TAG,
+    responses((status = 200, description = "The process answers.", body = crate::openapi::Health)))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Ready when the database answers and a key can sign.
+#[utoipa::path(get, path = "/readyz", tag = crate::openapi::HEALTH_TAG,
+    responses(
+        (status = 200, description = "Ready: the database answers and a key can sign.", body = crate::openapi::Readiness),
+        (status = 503, description = "Not ready.", body = crate::openapi::Readiness),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let db_ok = state.db.ping().await.is_ok();
     let key_ok = state.keys.get().active().is_some();

@@ -157,8 +157,9 @@ pub async fn shutdown_signal() {
 }
 
 /// Adds security headers to every response: no MIME sniffing, no framing, no referrer, a
-/// content-security policy that allows nothing (the services serve JSON only), and HSTS when the
-/// server itself speaks TLS.
+/// content-security policy that allows nothing (the services serve JSON, and the one page that
+/// needs more, `/docs`, sets its own narrower relaxation), and HSTS when the server itself speaks
+/// TLS.
 #[derive(Clone, Copy)]
 pub struct SecurityHeadersLayer {
     pub hsts: bool,
@@ -210,10 +211,14 @@ where
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
             );
-            headers.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-            );
+            // A route that serves a page sets its own policy (the services' `/docs`); every
+            // other response allows nothing.
+            if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+                headers.insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+                );
+            }
             if hsts {
                 headers.insert(
                     header::STRICT_TRANSPORT_SECURITY,

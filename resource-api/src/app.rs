@@ -9,15 +9,15 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde_json::json;
 use shared_limits::{Rate, RateLimiter, SharedStore};
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::UnknownOnlineRoute;
 use crate::config::Settings;
 use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
+use crate::openapi::{self, Health, Readiness};
 use crate::problem;
 use crate::routes;
 use crate::state::{AppState, Introspection, Shared};
@@ -140,24 +140,39 @@ pub(crate) async fn rate_limiter(settings: &Settings) -> anyhow::Result<RateLimi
 }
 
 /// The HTTP surface of the partner API: the `/v1` routes of [`routes::v1`] behind authentication,
-/// health and readiness, and the bounds every request is held to. Fails when the configured
-/// online routes name a route that is not declared (see [`UnknownOnlineRoute`]).
+/// health and readiness, their OpenAPI description (`/openapi.json`, `/docs`), and the bounds
+/// every request is held to. Fails when the configured online routes name a route that is not
+/// declared (see [`UnknownOnlineRoute`]).
 pub fn router(state: AppState) -> Result<Router, UnknownOnlineRoute> {
     let envelope = state.envelope.clone();
-    let v1 = routes::v1().into_router(state.clone())?;
+    let v1 = routes::v1();
+    let (probes, probes_described) = OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(readyz))
+        .split_for_parts();
+    let description = openapi::description(&v1, probes_described, state.verifier.issuer());
     let routes = Router::new()
-        .merge(v1)
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(json!({ "status": "ok" })) }),
-        )
-        .route("/readyz", get(readyz))
+        .merge(v1.into_router(state.clone())?)
+        .merge(probes)
+        .merge(api_docs::routes(&description))
         .fallback(problem::not_found)
         .with_state(state);
     Ok(envelope.wrap(routes))
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = openapi::HEALTH_TAG,
+    responses((status = 200, description = "The process answers.", body = Health)))]
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
 /// Ready when the signing keys are loaded and the database answers.
+#[utoipa::path(get, path = "/readyz", tag = openapi::HEALTH_TAG,
+    responses(
+        (status = 200, description = "Ready: a key set is loaded and the database answers.", body = Readiness),
+        (status = 503, description = "Not ready: no key set has been loaded yet, or the database does not answer.", body = Readiness),
+    ))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let keys_ok = state.verifier.jwks().is_loaded();
     let db_ok = state.store.ping().await.is_ok();
@@ -166,11 +181,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
-        "jwks": if keys_ok { "loaded" } else { "not_loaded" },
-        "database": if db_ok { "ok" } else { "unavailable" },
-    });
+    let body = Readiness {
+        status: if status == StatusCode::OK {
+            "ready"
+        } else {
+            "not_ready"
+        },
+        jwks: if keys_ok { "loaded" } else { "not_loaded" },
+        database: if db_ok { "ok" } else { "unavailable" },
+    };
     (status, axum::Json(body)).into_response()
 }
 

@@ -18,8 +18,70 @@ use axum::routing::MethodRouter;
 use shared_claims::AccessTokenClaims;
 use shared_limits::Verdict;
 
+use utoipa::openapi::path::{Operation, Paths};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa_axum::router::UtoipaMethodRouter;
+
 use crate::problem::ApiError;
 use crate::state::{AppState, Introspection};
+
+/// The name of the OAuth 2.0 security scheme in the OpenAPI description: a client-credentials
+/// access token from the token service, whose scopes the `/v1` operations require.
+pub const TOKEN_SCHEME: &str = "partner_token";
+
+/// What [`ProtectedRoutes::into_router`]'s layers may answer instead of the handler, written
+/// into the operation's description.
+fn describe_access(operation: &mut Operation, access: Access) {
+    use api_docs::{problem_response, required_header, retry_after, string_schema};
+    let scopes: Vec<&str> = match access {
+        Access::AnyValidToken => vec![],
+        Access::Scope(scope) => vec![scope],
+    };
+    operation
+        .security
+        .get_or_insert_with(Vec::new)
+        .push(SecurityRequirement::new(TOKEN_SCHEME, scopes));
+    let challenge = |what: &str| required_header(string_schema(), what);
+    let responses = &mut operation.responses.responses;
+    responses.insert(
+        "401".into(),
+        RefOr::T(
+            problem_response(
+                "No bearer token, or one that is malformed, expired, wrongly signed or addressed, \
+                 or bound to a certificate this request did not present (RFC 6750 §3).",
+            )
+            .header(
+                "WWW-Authenticate",
+                challenge("`Bearer realm=\"partner-api\"`, with `error=\"invalid_token\"` when a token was presented."),
+            )
+            .build(),
+        ),
+    );
+    if let Access::Scope(scope) = access {
+        responses.insert(
+            "403".into(),
+            RefOr::T(
+                problem_response(&format!("The token lacks the scope `{scope}` (RFC 6750 §3.1)."))
+                    .header(
+                        "WWW-Authenticate",
+                        challenge(&format!(
+                            "`Bearer realm=\"partner-api\", error=\"insufficient_scope\", scope=\"{scope}\"`."
+                        )),
+                    )
+                    .build(),
+            ),
+        );
+    }
+    responses.insert(
+        "429".into(),
+        RefOr::T(
+            problem_response("This client is over its request rate.")
+                .header("Retry-After", retry_after())
+                .build(),
+        ),
+    );
+}
 
 /// What a route requires of a verified token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +120,13 @@ pub struct ProtectedRoutes {
 }
 
 struct ProtectedRoute {
-    path: &'static str,
+    path: String,
     access: Access,
     handler: MethodRouter<AppState>,
+    /// The route's operations as its `#[utoipa::path]` describes them, without what the access
+    /// requirement adds (see [`ProtectedRoutes::describe`]).
+    described: Paths,
+    schemas: Vec<(String, RefOr<Schema>)>,
 }
 
 /// `RESOURCE_INTROSPECT_ROUTES` names a route that is not declared. Such a route would silently go
@@ -78,19 +144,56 @@ impl ProtectedRoutes {
         ProtectedRoutes::default()
     }
 
-    /// Declares a route: its path, what it requires of a token, and its handler.
-    pub fn route(
-        mut self,
-        path: &'static str,
-        access: Access,
-        handler: MethodRouter<AppState>,
-    ) -> ProtectedRoutes {
+    /// Declares a route: what it requires of a token, and its handler with its description
+    /// (`utoipa_axum::routes!(handler)`), whose `#[utoipa::path]` gives the path and method. The
+    /// router and the OpenAPI description are both built from this one declaration.
+    pub fn route(mut self, access: Access, route: UtoipaMethodRouter<AppState>) -> ProtectedRoutes {
+        let (schemas, described, handler) = route;
+        let mut paths = described.paths.keys();
+        let (Some(path), None) = (paths.next(), paths.next()) else {
+            panic!("a protected route is one #[utoipa::path] handler with one path");
+        };
         self.routes.push(ProtectedRoute {
-            path,
+            path: path.clone(),
             access,
             handler,
+            described,
+            schemas,
         });
         self
+    }
+
+    /// Each declared path with its access requirement, in declaration order.
+    pub fn declared(&self) -> impl Iterator<Item = (&str, Access)> {
+        self.routes.iter().map(|r| (r.path.as_str(), r.access))
+    }
+
+    /// The OpenAPI paths and schemas of the declared routes, each operation with what
+    /// [`ProtectedRoutes::into_router`] puts in front of its handler: the security requirement
+    /// of its [`Access`] (the scheme [`TOKEN_SCHEME`] with the route's scope), 401 with a bearer
+    /// challenge, 403 `insufficient_scope` when it needs a scope, and 429 with `Retry-After`.
+    pub fn describe(&self) -> (Paths, Vec<(String, RefOr<Schema>)>) {
+        let mut paths = Paths::new();
+        let mut schemas = Vec::new();
+        for route in &self.routes {
+            let mut described = route.described.clone();
+            for item in described.paths.values_mut() {
+                for operation in [
+                    &mut item.get,
+                    &mut item.post,
+                    &mut item.put,
+                    &mut item.delete,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    describe_access(operation, route.access);
+                }
+            }
+            paths.merge(described);
+            schemas.extend(route.schemas.iter().cloned());
+        }
+        (paths, schemas)
     }
 
     /// The declared routes behind token verification and the per-client rate limit, each with its
@@ -102,13 +205,14 @@ impl ProtectedRoutes {
         }
         let mut router = Router::new();
         for route in self.routes {
-            router = router.route(route.path, route.guarded(online.as_ref()));
+            let path = route.path.clone();
+            router = router.route(&path, route.guarded(online.as_ref()));
         }
         Ok(router.route_layer(middleware::from_fn_with_state(state, authenticate)))
     }
 
     fn check_declared(&self, online_routes: &[String]) -> Result<(), UnknownOnlineRoute> {
-        let declared: Vec<&str> = self.routes.iter().map(|r| r.path).collect();
+        let declared: Vec<&str> = self.routes.iter().map(|r| r.path.as_str()).collect();
         match online_routes
             .iter()
             .find(|r| !declared.contains(&r.as_str()))
@@ -134,7 +238,7 @@ impl ProtectedRoute {
                     require_scope(scope, request, next)
                 }));
         }
-        if let Some(online) = online.filter(|o| o.routes.iter().any(|r| r == self.path)) {
+        if let Some(online) = online.filter(|o| o.routes.contains(&self.path)) {
             let online = online.clone();
             handler =
                 handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {

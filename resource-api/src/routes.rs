@@ -4,9 +4,10 @@
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use utoipa::IntoParams;
+use utoipa_axum::routes;
 
 use crate::auth::{Access, Principal, ProtectedRoutes};
 use crate::problem::ApiError;
@@ -14,43 +15,50 @@ use crate::state::AppState;
 use crate::store::Page;
 use crate::views::{InvoiceView, List, Me, OrderView, ProductView, StockLevelView};
 
-/// Every `/v1` route with its access requirement and handler. The router is built from this
-/// table and the online routes of `RESOURCE_INTROSPECT_ROUTES` are checked against it, so adding
-/// a route is one `.route` call here and nothing else.
+/// The tag of every `/v1` operation in the OpenAPI description.
+const TAG: &str = "partner API";
+
+/// Every `/v1` route with its access requirement and handler. The router, the OpenAPI
+/// description (`crate::openapi`) and the check of the online routes of
+/// `RESOURCE_INTROSPECT_ROUTES` are all built from this table, so adding a route is one `.route`
+/// call here (with the handler's `#[utoipa::path]`) and nothing else.
 pub fn v1() -> ProtectedRoutes {
     ProtectedRoutes::new()
-        .route("/v1/me", Access::AnyValidToken, get(me))
-        .route(
-            "/v1/products",
-            Access::Scope("catalog:read"),
-            get(list_products),
-        )
-        .route(
-            "/v1/products/{id}",
-            Access::Scope("catalog:read"),
-            get(get_product),
-        )
-        .route(
-            "/v1/inventory",
-            Access::Scope("inventory:read"),
-            get(list_inventory),
-        )
-        .route("/v1/orders", Access::Scope("orders:read"), get(list_orders))
-        .route(
-            "/v1/orders/{id}",
-            Access::Scope("orders:read"),
-            get(get_order),
-        )
-        .route(
-            "/v1/invoices",
-            Access::Scope("invoices:read"),
-            get(list_invoices),
-        )
-        .route(
-            "/v1/invoices/{id}",
-            Access::Scope("invoices:read"),
-            get(get_invoice),
-        )
+        .route(Access::AnyValidToken, routes!(me))
+        .route(Access::Scope("catalog:read"), routes!(list_products))
+        .route(Access::Scope("catalog:read"), routes!(get_product))
+        .route(Access::Scope("inventory:read"), routes!(list_inventory))
+        .route(Access::Scope("orders:read"), routes!(list_orders))
+        .route(Access::Scope("orders:read"), routes!(get_order))
+        .route(Access::Scope("invoices:read"), routes!(list_invoices))
+        .route(Access::Scope("invoices:read"), routes!(get_invoice))
+}
+
+/// The query of a list request, as the OpenAPI description shows it ([`ListParams`] reads it).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // a description, never built
+pub struct ListQuery {
+    /// Items per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page: opaque, base64url without padding; one this API
+    /// did not return is 400.
+    #[param(
+        max_length = 86,
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{4}|[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])$"
+    )]
+    cursor: Option<String>,
+}
+
+/// The id in an item's path, as the OpenAPI description shows it ([`ItemId`] reads it).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // a description, never built
+pub struct ItemPath {
+    /// The item's `id`. Another partner's id answers 404, as an unknown one does.
+    #[param(min_length = 1, max_length = 64)]
+    id: String,
 }
 
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -155,10 +163,28 @@ impl<S: Send + Sync> FromRequestParts<S> for ItemId {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = TAG,
+    responses(
+        (status = 200, description = "Who the token says the caller is.", body = Me),
+    )
+)]
 pub async fn me(Principal(claims): Principal) -> Json<Me> {
     Json(Me::from(&*claims))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/products",
+    tag = TAG,
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of products.", body = List<ProductView>),
+        (status = 400, description = "`limit` is not an integer from 1 to 100, or `cursor` is not one this API returned.", body = api_docs::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_products(
     State(state): State<AppState>,
     params: ListParams,
@@ -167,6 +193,16 @@ pub async fn list_products(
     Ok(Json(params.finish(rows, |p| &p.id, ProductView::from)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}",
+    tag = TAG,
+    params(ItemPath),
+    responses(
+        (status = 200, description = "The product.", body = ProductView),
+        (status = 404, description = "No such product (or another partner's).", body = api_docs::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get_product(
     State(state): State<AppState>,
     ItemId(id): ItemId,
@@ -175,6 +211,16 @@ pub async fn get_product(
     Ok(Json(product.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/inventory",
+    tag = TAG,
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of stock levels.", body = List<StockLevelView>),
+        (status = 400, description = "`limit` is not an integer from 1 to 100, or `cursor` is not one this API returned.", body = api_docs::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_inventory(
     State(state): State<AppState>,
     params: ListParams,
@@ -187,6 +233,16 @@ pub async fn list_inventory(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/orders",
+    tag = TAG,
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the caller's orders.", body = List<OrderView>),
+        (status = 400, description = "`limit` is not an integer from 1 to 100, or `cursor` is not one this API returned.", body = api_docs::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_orders(
     State(state): State<AppState>,
     Principal(claims): Principal,
@@ -199,6 +255,16 @@ pub async fn list_orders(
     Ok(Json(params.finish(rows, |o| &o.id, OrderView::from)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}",
+    tag = TAG,
+    params(ItemPath),
+    responses(
+        (status = 200, description = "The order.", body = OrderView),
+        (status = 404, description = "No such order (or another partner's).", body = api_docs::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get_order(
     State(state): State<AppState>,
     Principal(claims): Principal,
@@ -212,6 +278,16 @@ pub async fn get_order(
     Ok(Json(order.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/invoices",
+    tag = TAG,
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the caller's invoices.", body = List<InvoiceView>),
+        (status = 400, description = "`limit` is not an integer from 1 to 100, or `cursor` is not one this API returned.", body = api_docs::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_invoices(
     State(state): State<AppState>,
     Principal(claims): Principal,
@@ -224,6 +300,16 @@ pub async fn list_invoices(
     Ok(Json(params.finish(rows, |i| &i.id, InvoiceView::from)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/invoices/{id}",
+    tag = TAG,
+    params(ItemPath),
+    responses(
+        (status = 200, description = "The invoice.", body = InvoiceView),
+        (status = 404, description = "No such invoice (or another partner's).", body = api_docs::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get_invoice(
     State(state): State<AppState>,
     Principal(claims): Principal,

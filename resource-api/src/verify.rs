@@ -84,6 +84,11 @@ impl Verifier {
         self.inner.full_checks.load(Ordering::Relaxed)
     }
 
+    /// The issuer tokens must come from: the token service's base URL.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
     pub fn jwks(&self) -> &JwksCache {
         &self.inner.jwks
     }

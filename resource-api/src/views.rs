@@ -8,13 +8,15 @@
 
 use serde::{Serialize, Serializer};
 use shared_claims::{AccessTokenClaims, ClientId, PartnerId};
+use utoipa::ToSchema;
 
 use crate::store::{Invoice, Order, Product, StockLevel};
 
 /// `{"items": [...], "next_cursor": "..." | null}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct List<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
@@ -33,10 +35,13 @@ impl Serialize for Rfc3339 {
 }
 
 /// `GET /v1/me`: who the token says the caller is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
+    #[schema(value_type = String)]
     pub client_id: ClientId,
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: Rfc3339,
+    #[schema(value_type = String)]
     pub partner_id: PartnerId,
     pub scopes: Vec<String>,
 }
@@ -52,7 +57,7 @@ impl From<&AccessTokenClaims> for Me {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProductView {
     pub currency: String,
     pub id: String,
@@ -73,10 +78,11 @@ impl From<Product> for ProductView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StockLevelView {
     pub product_id: String,
     pub quantity: i64,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Rfc3339,
     pub warehouse: String,
 }
@@ -92,8 +98,9 @@ impl From<StockLevel> for StockLevelView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Rfc3339,
     pub currency: String,
     pub id: String,
@@ -115,12 +122,14 @@ impl From<Order> for OrderView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceView {
     pub amount_cents: i64,
     pub currency: String,
+    #[schema(value_type = String, format = DateTime)]
     pub due_at: Rfc3339,
     pub id: String,
+    #[schema(value_type = String, format = DateTime)]
     pub issued_at: Rfc3339,
     pub order_id: String,
     pub partner_id: String,

@@ -8,6 +8,7 @@
 #[macro_use]
 mod common;
 
+mod api_docs;
 mod brute_force;
 mod client_certs;
 mod demo_launcher;

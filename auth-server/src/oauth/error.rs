@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// The error codes of RFC 6749 §5.2 and RFC 8707 §2 we answer with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidRequest,
@@ -70,11 +70,15 @@ impl OAuthError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorCode,
+/// An RFC 6749 §5.2 error response.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OAuthError)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorCode,
+    /// What was wrong, for the developer; never a secret or the request echoed back.
     #[serde(skip_serializing_if = "Option::is_none")]
-    error_description: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
+    pub error_description: Option<&'a str>,
 }
 
 /// The realm of our Basic challenge.
@@ -99,7 +103,7 @@ impl IntoResponse for OAuthError {
                 let seconds = edge::problem::retry_after_secs(*retry_after);
                 let mut response = (
                     StatusCode::TOO_MANY_REQUESTS,
-                    Json(Body {
+                    Json(ErrorBody {
                         error: ErrorCode::InvalidClient,
                         error_description: Some(
                             "too many failed authentication attempts; retry later",
@@ -142,7 +146,7 @@ impl IntoResponse for OAuthError {
         };
         let mut response = (
             status,
-            Json(Body {
+            Json(ErrorBody {
                 error: code,
                 error_description: description,
             }),

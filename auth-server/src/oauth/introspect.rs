@@ -18,6 +18,19 @@ use crate::secret::hash_secret;
 use crate::state::AppState;
 use crate::store::Client;
 
+/// Says whether a token is active, for resource servers (clients created with `--introspect`).
+#[utoipa::path(
+    post,
+    path = "/oauth2/introspect",
+    tag = crate::openapi::OAUTH_TAG,
+    request_body(content = crate::openapi::IntrospectionRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "RFC 7662 §2.2.", body = crate::openapi::IntrospectionResponse,
+         headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 403, description = "`unauthorized_client`: this client may not introspect tokens.",
+         body = super::error::ErrorBody, headers(("Cache-Control" = String, description = "`no-store`."))),
+    )
+)]
 pub async fn introspect(
     State(state): State<AppState>,
     mut request: ClientRequest,

@@ -17,6 +17,17 @@ use crate::secret::hash_secret;
 use crate::state::AppState;
 use crate::store::{AuditEvent, Client};
 
+/// Revokes a refresh token (and its family) or an access token of the calling client.
+#[utoipa::path(
+    post,
+    path = "/oauth2/revoke",
+    tag = crate::openapi::OAUTH_TAG,
+    request_body(content = crate::openapi::RevocationRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or unknown or another client's token, which is left alone (RFC 7009 §2.2). No body.",
+         headers(("Cache-Control" = String, description = "`no-store`."))),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     mut request: ClientRequest,

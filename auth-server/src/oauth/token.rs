@@ -22,12 +22,19 @@ use crate::secret::{REFRESH_PREFIX, hash_secret, random_token};
 use crate::state::AppState;
 use crate::store::{AuditEvent, Client, RefreshRow, Spend};
 
-#[derive(Serialize)]
+/// RFC 6749 §5.1.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
+    /// An RFC 9068 JWT (`typ: at+jwt`).
     pub access_token: String,
+    #[schema(value_type = String, pattern = "^Bearer$")]
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(minimum = 1)]
     pub expires_in: i64,
+    /// The granted scopes, space-separated.
     pub scope: String,
+    /// Opaque; spend it at this endpoint with `grant_type=refresh_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
 }
@@ -63,6 +70,18 @@ impl FromForm for GrantType {
     }
 }
 
+/// Issues an access token (client credentials) or spends a refresh token for a new pair.
+#[utoipa::path(
+    post,
+    path = "/oauth2/token",
+    tag = crate::openapi::OAUTH_TAG,
+    request_body(content = crate::openapi::TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "RFC 6749 §5.1: the access token (a RFC 9068 JWT) and, when the client has refresh enabled, a rotated refresh token.",
+         body = TokenResponse,
+         headers(("Cache-Control" = String, description = "`no-store`."), ("Pragma" = String, description = "`no-cache`."))),
+    )
+)]
 pub async fn token(
     State(state): State<AppState>,
     request: ClientRequest<GrantType>,
