@@ -86,7 +86,7 @@ token() {
     jq -r '.access_token' "$CACHE_FILE"
 }
 
-# GET of the first page of orders with the cached token. The token goes to curl as a header on
+# GET of the first page of orders with the token $1. The token goes to curl as a header on
 # stdin, for the same reason as the secret.
 get_orders() {
     printf 'header = "Authorization: Bearer %s"\n' "$1" \

@@ -141,8 +141,8 @@ impl Client {
         if !status.is_success() {
             return Err(Error::Api {
                 status,
-                challenge: BearerChallenge::from_headers(&headers),
-                problem: serde_json::from_slice::<Problem>(&body).ok(),
+                challenge: BearerChallenge::from_headers(&headers).map(Box::new),
+                problem: serde_json::from_slice::<Problem>(&body).ok().map(Box::new),
             });
         }
         serde_json::from_slice(&body)

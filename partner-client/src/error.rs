@@ -23,9 +23,9 @@ pub enum Error {
     Api {
         status: StatusCode,
         /// The `WWW-Authenticate: Bearer` challenge (RFC 6750 §3), on 401 and 403.
-        challenge: Option<BearerChallenge>,
+        challenge: Option<Box<BearerChallenge>>,
         /// The `application/problem+json` body, when there is one.
-        problem: Option<Problem>,
+        problem: Option<Box<Problem>>,
     },
     /// 429 from the API or the token endpoint: wait `retry_after` (when given) and try again.
     #[error("rate limited{}", match .retry_after {
@@ -82,7 +82,7 @@ fn describe(description: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-fn api_detail(challenge: &Option<BearerChallenge>, problem: &Option<Problem>) -> String {
+fn api_detail(challenge: &Option<Box<BearerChallenge>>, problem: &Option<Box<Problem>>) -> String {
     let mut out = String::new();
     if let Some(error) = challenge.as_ref().and_then(|c| c.error.as_deref()) {
         out.push_str(&format!(": {error}"));
