@@ -184,6 +184,13 @@ async fn every_example_prints_the_partners_first_page_of_orders() {
     let run = run_example("curl", &token_url, &api.base_url, id, secret, cache.path()).await;
     assert_eq!(run.json("curl"), expected);
     assert_eq!(issued(&auth, id).await, before, "the cached token was used");
+    // A damaged cache file is replaced by a new token.
+    for file in std::fs::read_dir(cache.path()).unwrap() {
+        std::fs::write(file.unwrap().path(), "{\"renew_at\": \"soon\"").unwrap();
+    }
+    let run = run_example("curl", &token_url, &api.base_url, id, secret, cache.path()).await;
+    assert_eq!(run.json("curl"), expected);
+    assert_eq!(issued(&auth, id).await, before + 1, "a new token");
     api.stop().await;
     auth.stop().await;
 }

@@ -15,9 +15,12 @@ set -euo pipefail
 : "${PARTNER_TOKEN_URL:?is not set}" "${PARTNER_API_URL:?is not set}"
 : "${PARTNER_CLIENT_ID:?is not set}" "${PARTNER_CLIENT_SECRET:?is not set}"
 
+# SHA-256 of stdin, in hex: sha256sum on Linux, shasum on macOS.
+sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }
+
 CACHE_DIR="${PARTNER_TOKEN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/partner-api}"
 # One cache file per token endpoint and client.
-CACHE_FILE="$CACHE_DIR/token-$(printf '%s %s' "$PARTNER_TOKEN_URL" "$PARTNER_CLIENT_ID" | sha256sum | cut -c 1-16).json"
+CACHE_FILE="$CACHE_DIR/token-$(printf '%s %s' "$PARTNER_TOKEN_URL" "$PARTNER_CLIENT_ID" | sha256 | cut -c 1-16).json"
 RENEW_BEFORE=60        # seconds before expiry a token is renewed (at most half its lifetime)
 RATE_LIMIT_RETRIES=3   # a 429 is tried again this many times, after its Retry-After
 LONGEST_WAIT=60
@@ -80,7 +83,10 @@ fetch_token() {
 
 # Prints a token that is not due for renewal: the cached one, or a new one.
 token() {
-    if ! [ -f "$CACHE_FILE" ] || [ "$(jq -r '.renew_at' "$CACHE_FILE" 2>/dev/null || echo 0)" -le "$(date +%s)" ]; then
+    local renew_at
+    renew_at=$(jq -r '.renew_at // 0' "$CACHE_FILE" 2>/dev/null || echo 0)
+    case "$renew_at" in ''|*[!0-9]*) renew_at=0 ;; esac   # missing or damaged: renew
+    if [ "$renew_at" -le "$(date +%s)" ]; then
         fetch_token
     fi
     jq -r '.access_token' "$CACHE_FILE"
