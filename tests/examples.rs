@@ -87,14 +87,26 @@ async fn run_example(
     secret: &str,
     cache: &Path,
 ) -> Run {
+    let settings = [
+        ("PARTNER_TOKEN_URL", token_url),
+        ("PARTNER_API_URL", api_url),
+        ("PARTNER_CLIENT_ID", id),
+        ("PARTNER_CLIENT_SECRET", secret),
+    ];
+    run_with(lang, &settings, cache).await
+}
+
+/// Runs `examples/run LANG` with exactly the `PARTNER_*` variables in `settings`.
+async fn run_with(lang: &str, settings: &[(&str, &str)], cache: &Path) -> Run {
     let mut command = Command::new(workspace().join("examples/run"));
     command
         .arg(lang)
         .current_dir(workspace())
-        .env("PARTNER_TOKEN_URL", token_url)
-        .env("PARTNER_API_URL", api_url)
-        .env("PARTNER_CLIENT_ID", id)
-        .env("PARTNER_CLIENT_SECRET", secret)
+        .env_remove("PARTNER_TOKEN_URL")
+        .env_remove("PARTNER_API_URL")
+        .env_remove("PARTNER_CLIENT_ID")
+        .env_remove("PARTNER_CLIENT_SECRET")
+        .envs(settings.iter().copied())
         .env("PARTNER_TOKEN_CACHE_DIR", cache)
         .kill_on_drop(true);
     // What cargo sets for this test binary is not the partner's environment, and some build
@@ -247,6 +259,60 @@ async fn every_example_reports_a_wrong_secret_and_a_missing_scope_without_showin
             "{lang} showed the secret"
         );
     }
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_names_a_missing_setting_and_reports_an_unreachable_api() {
+    let (auth, api) = system(|_| {}).await;
+    let (client, secret) = auth.client("acme", "orders:read").await;
+    let (id, secret) = (client.client_id.as_str(), secret.expose());
+    let token_url = auth.url("/oauth2/token");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let all = [
+        ("PARTNER_TOKEN_URL", token_url.as_str()),
+        ("PARTNER_API_URL", api.base_url.as_str()),
+        ("PARTNER_CLIENT_ID", id),
+        ("PARTNER_CLIENT_SECRET", secret),
+    ];
+    for lang in LANGS {
+        for (missing, _) in all {
+            let settings: Vec<_> = all
+                .into_iter()
+                .filter(|(name, _)| *name != missing)
+                .collect();
+            let run = run_with(lang, &settings, cache.path()).await;
+            assert!(
+                !run.success && run.stdout.is_empty(),
+                "{lang} without {missing}"
+            );
+            assert!(
+                run.stderr.contains(missing),
+                "{lang} does not name {missing}: {}",
+                run.stderr
+            );
+        }
+        let run = run_example(lang, &token_url, &closed, id, secret, cache.path()).await;
+        assert!(!run.success && run.stdout.is_empty(), "{lang} with no API");
+        assert!(
+            run.stderr.starts_with("error") || run.stderr.contains("\nerror"),
+            "{lang}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains(secret), "{lang} showed the secret");
+    }
+    let run = run_example("cobol", &token_url, &api.base_url, id, secret, cache.path()).await;
+    assert!(
+        !run.success
+            && run
+                .stderr
+                .contains("usage: examples/run curl|python|node|rust")
+    );
     api.stop().await;
     auth.stop().await;
 }

@@ -104,8 +104,8 @@ impl Client {
             .map_err(|()| Error::Config("the API URL cannot take a path".into()))?
             .pop_if_empty()
             .extend(segments);
-        if let Some(page) = page {
-            url.query_pairs_mut().extend_pairs(page.query());
+        if let Some(query) = page.map(PageRequest::query).filter(|q| !q.is_empty()) {
+            url.query_pairs_mut().extend_pairs(query);
         }
         let token = self.tokens.get().await?;
         match self.send(&url, &token).await {

@@ -34,7 +34,7 @@ pub enum Error {
     })]
     RateLimited { retry_after: Option<Duration> },
     /// The request did not get an answer: connection refused, timeout, TLS...
-    #[error("transport: {0}")]
+    #[error("transport: {}", with_causes(.0))]
     Transport(#[from] reqwest::Error),
     /// An answer that is not what the protocol says.
     #[error("could not read {what}: {detail}")]
@@ -73,6 +73,18 @@ impl Error {
             detail: detail.to_string(),
         }
     }
+}
+
+/// An error and its causes, `a: b: c`: reqwest's own message ("error sending request") does not
+/// say what went wrong ("Connection refused").
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 fn describe(description: &Option<String>) -> String {
