@@ -150,7 +150,7 @@ async fn a_forced_rotation_with_the_wrong_master_key_changes_nothing() {
 }
 
 /// A token service whose keys rotate quickly: JWKS max-age 1 s, key reload every 200 ms.
-async fn fast_auth(backend: Backend) -> Option<TestAuth> {
+pub(crate) async fn fast_auth(backend: Backend) -> Option<TestAuth> {
     let db = test_db(backend).await?;
     let mut settings = TestAuth::settings(&db);
     settings.jwks_max_age = 1;
@@ -158,7 +158,7 @@ async fn fast_auth(backend: Backend) -> Option<TestAuth> {
 }
 
 /// Rotates as an operator would: `keys rotate`, waiting out a "too early" refusal.
-async fn rotate_when_safe(auth: &TestAuth) -> auth_server::signing::Rotation {
+pub(crate) async fn rotate_when_safe(auth: &TestAuth) -> auth_server::signing::Rotation {
     let master = MasterKey::load(&auth.db.master_key_path()).unwrap();
     let policy = auth.state.config.key_policy();
     common::eventually(Duration::from_secs(60), "rotation became safe", || {

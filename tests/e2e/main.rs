@@ -17,6 +17,7 @@ mod jwks_cache;
 mod key_lifecycle;
 mod online_check;
 mod partner_api;
+mod partner_client;
 mod private_key_jwt;
 mod real_clients;
 mod refresh_tokens;

@@ -1,0 +1,67 @@
+//! What a client needs to know: where the token service and the API are, and who it is.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::Error;
+
+/// The environment variables [`Config::from_env`] reads.
+pub const TOKEN_URL_VAR: &str = "PARTNER_TOKEN_URL";
+pub const API_URL_VAR: &str = "PARTNER_API_URL";
+pub const CLIENT_ID_VAR: &str = "PARTNER_CLIENT_ID";
+pub const CLIENT_SECRET_VAR: &str = "PARTNER_CLIENT_SECRET";
+
+/// A client's configuration. `Debug` shows everything but the secret.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The token endpoint, in full: `https://auth.example.com/oauth2/token`.
+    pub token_url: String,
+    /// The API's base URL: `https://api.example.com` (the client appends `/v1/...`).
+    pub api_url: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The scopes to ask for, space-separated; `None` asks for every scope the client has.
+    pub scope: Option<String>,
+    /// How long before its expiry a token is renewed (at most half its lifetime, so a short-lived
+    /// token is not renewed on every call). Default 60 s.
+    pub renew_before: Duration,
+    /// Bounds a hung connection attempt and a hung request. Defaults 10 s and 30 s.
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+impl Config {
+    pub fn new(
+        token_url: impl Into<String>,
+        api_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: SecretString,
+    ) -> Config {
+        Config {
+            token_url: token_url.into(),
+            api_url: api_url.into(),
+            client_id: client_id.into(),
+            client_secret,
+            scope: None,
+            renew_before: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Reads `PARTNER_TOKEN_URL`, `PARTNER_API_URL`, `PARTNER_CLIENT_ID` and
+    /// `PARTNER_CLIENT_SECRET`; a missing or empty one is an [`Error::Config`] naming it.
+    pub fn from_env() -> Result<Config, Error> {
+        let var = |name: &str| match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Ok(value),
+            _ => Err(Error::Config(format!("{name} is not set"))),
+        };
+        Ok(Config::new(
+            var(TOKEN_URL_VAR)?,
+            var(API_URL_VAR)?,
+            var(CLIENT_ID_VAR)?,
+            SecretString::from(var(CLIENT_SECRET_VAR)?),
+        ))
+    }
+}
