@@ -9,6 +9,7 @@ pub mod config;
 pub mod introspection;
 pub mod jwks;
 pub mod lambda;
+pub mod metrics;
 pub mod problem;
 pub mod routes;
 pub mod state;
