@@ -21,7 +21,9 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use tokio::net::TcpListener;
 
 /// The name of the request-duration histogram, the same on every service.
@@ -109,7 +111,9 @@ impl Metrics {
     /// of their fixed label sets once, at start; a no-op when off.
     pub fn counter(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Counter {
         match &self.0 {
-            Some(registry) => registry.recorder.register_counter(&key(name, labels), &METADATA),
+            Some(registry) => registry
+                .recorder
+                .register_counter(&key(name, labels), &METADATA),
             None => Counter::noop(),
         }
     }
@@ -146,7 +150,8 @@ impl Metrics {
         Router::new()
             .route(
                 "/metrics",
-                axum::routing::get(move || async move { exposition(metrics.render()) }),
+                axum::routing::get(move || async move { exposition(metrics.render()) })
+                    .fallback(crate::problem::not_found),
             )
             .fallback(crate::problem::not_found)
     }
@@ -192,8 +197,9 @@ pub fn check_bind(
     taken: &[(SocketAddr, &str)],
 ) -> anyhow::Result<()> {
     for (bind, name) in taken {
-        let same_ip =
-            metrics.ip() == bind.ip() || metrics.ip().is_unspecified() || bind.ip().is_unspecified();
+        let same_ip = metrics.ip() == bind.ip()
+            || metrics.ip().is_unspecified()
+            || bind.ip().is_unspecified();
         if metrics.port() != 0 && metrics.port() == bind.port() && same_ip {
             anyhow::bail!(
                 "{setting} ({metrics}) is the address of {name} ({bind}): metrics are served on \
@@ -268,9 +274,11 @@ impl RequestSeries {
         elapsed: f64,
     ) {
         let known = self.known.load();
-        let found = known
-            .get(route)
-            .and_then(|series| series.iter().find(|s| s.method == method && s.status == status));
+        let found = known.get(route).and_then(|series| {
+            series
+                .iter()
+                .find(|s| s.method == method && s.status == status)
+        });
         let record = |handles: &SeriesHandles| {
             handles.duration.record(elapsed);
             if let Some(requests) = &handles.requests {
@@ -328,10 +336,7 @@ impl RequestSeries {
             requests,
         };
         let mut known = HashMap::clone(&self.known.load());
-        known
-            .entry(route.into())
-            .or_default()
-            .push(handles.clone());
+        known.entry(route.into()).or_default().push(handles.clone());
         self.known.store(Arc::new(known));
         handles
     }
@@ -414,7 +419,10 @@ mod tests {
         let everywhere = [("0.0.0.0:8080".parse().unwrap(), "AUTH_BIND")];
         assert!(check_bind(auth, "M", &everywhere).is_err());
         for apart in ["127.0.0.1:9090", "10.0.0.1:8080", "127.0.0.1:0"] {
-            assert!(check_bind(apart.parse().unwrap(), "M", &taken).is_ok(), "{apart}");
+            assert!(
+                check_bind(apart.parse().unwrap(), "M", &taken).is_ok(),
+                "{apart}"
+            );
         }
         let any_port = [("127.0.0.1:0".parse().unwrap(), "AUTH_BIND")];
         assert!(check_bind("127.0.0.1:0".parse().unwrap(), "M", &any_port).is_ok());
@@ -433,7 +441,8 @@ mod tests {
         two.counter("c_total", &[("k", "w")]).increment(5);
         let text = one.render();
         assert!(
-            text.contains("c_total{service=\"one\",k=\"v\"} 3") || text.contains("c_total{k=\"v\",service=\"one\"} 3"),
+            text.contains("c_total{service=\"one\",k=\"v\"} 3")
+                || text.contains("c_total{k=\"v\",service=\"one\"} 3"),
             "{text}"
         );
         assert!(!text.contains("k=\"w\""), "{text}");

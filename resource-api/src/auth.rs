@@ -104,10 +104,7 @@ impl ProtectedRoutes {
         }
         let mut router = Router::new();
         for route in self.routes {
-            router = router.route(
-                route.path,
-                route.guarded(online.as_ref(), &state.metrics),
-            );
+            router = router.route(route.path, route.guarded(online.as_ref(), &state.metrics));
         }
         Ok(router.route_layer(middleware::from_fn_with_state(state, authenticate)))
     }

@@ -400,8 +400,8 @@ mod tests {
     fn metrics_are_off_unless_a_bind_is_set_and_never_on_the_api_address() {
         let w = Wrapper::try_parse_from(["x"]).unwrap();
         assert_eq!(Settings::new(w.args).unwrap().metrics_bind, None);
-        let w = Wrapper::try_parse_from(["x", "--resource-metrics-bind", "127.0.0.1:9101"])
-            .unwrap();
+        let w =
+            Wrapper::try_parse_from(["x", "--resource-metrics-bind", "127.0.0.1:9101"]).unwrap();
         assert_eq!(
             Settings::new(w.args).unwrap().metrics_bind,
             Some("127.0.0.1:9101".parse().unwrap())

@@ -114,7 +114,10 @@ impl ApiMetrics {
 
     /// Counters in `registry` (no-ops when it is off).
     pub fn new(registry: Metrics) -> ApiMetrics {
-        registry.describe_counter(REJECTIONS, "Requests refused for their bearer token, by reason");
+        registry.describe_counter(
+            REJECTIONS,
+            "Requests refused for their bearer token, by reason",
+        );
         let rejections = std::array::from_fn(|i| {
             registry.counter(REJECTIONS, &[("reason", Rejection::ALL[i].as_str())])
         });

@@ -196,9 +196,14 @@ mod tests {
             None
         );
         assert_eq!(
-            settings(&["auth-server", "serve", "--auth-metrics-bind", "127.0.0.1:9100"])
-                .unwrap()
-                .metrics_bind,
+            settings(&[
+                "auth-server",
+                "serve",
+                "--auth-metrics-bind",
+                "127.0.0.1:9100"
+            ])
+            .unwrap()
+            .metrics_bind,
             Some("127.0.0.1:9100".parse().unwrap())
         );
         assert!(

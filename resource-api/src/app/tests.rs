@@ -279,22 +279,54 @@ async fn requests_are_counted_by_route_template_and_refusals_by_reason() {
         "Bearer {}",
         api.token_with("acme", "orders:read", |_| {}, now - 3600)
     );
-    assert_eq!(api.get("/v1/orders/ord_00001", Some(&acme)).await.status(), 200);
-    assert_eq!(api.get("/v1/orders/ord_99999", Some(&acme)).await.status(), 404);
+    assert_eq!(
+        api.get("/v1/orders/ord_00001", Some(&acme)).await.status(),
+        200
+    );
+    assert_eq!(
+        api.get("/v1/orders/ord_99999", Some(&acme)).await.status(),
+        404
+    );
     assert_eq!(api.get("/v1/orders", None).await.status(), 401);
     assert_eq!(api.get("/v1/orders", Some(&expired)).await.status(), 401);
-    assert_eq!(api.get("/v1/orders", Some("Bearer a.b.c")).await.status(), 401);
+    assert_eq!(
+        api.get("/v1/orders", Some("Bearer a.b.c")).await.status(),
+        401
+    );
     assert_eq!(api.get("/v1/orders", Some(&catalog)).await.status(), 403);
     assert_eq!(api.get("/v1/nope/../x", None).await.status(), 404);
 
     let text = api.state.metrics.registry().render();
     let requests = |labels: &str| series(&text, "resource_requests_total", labels);
-    assert_eq!(requests("route=\"/v1/orders/{id}\",status=\"200\""), Some(1.0), "{text}");
-    assert_eq!(requests("route=\"/v1/orders/{id}\",status=\"404\""), Some(1.0), "{text}");
-    assert_eq!(requests("route=\"/v1/orders\",status=\"401\""), Some(3.0), "{text}");
-    assert_eq!(requests("route=\"/v1/orders\",status=\"403\""), Some(1.0), "{text}");
-    assert_eq!(requests("route=\"unmatched\",status=\"404\""), Some(1.0), "{text}");
-    assert!(!text.contains("ord_0000") && !text.contains("/v1/nope"), "{text}");
+    assert_eq!(
+        requests("route=\"/v1/orders/{id}\",status=\"200\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        requests("route=\"/v1/orders/{id}\",status=\"404\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        requests("route=\"/v1/orders\",status=\"401\""),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        requests("route=\"/v1/orders\",status=\"403\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        requests("route=\"unmatched\",status=\"404\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ord_0000") && !text.contains("/v1/nope"),
+        "{text}"
+    );
     let rejected = |reason: &str| {
         series(
             &text,
