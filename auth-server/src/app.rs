@@ -16,16 +16,19 @@ use crate::audit::{AuditLog, Durability};
 use crate::client_keys::{ClientKeys, KeyFetchPolicy};
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
+use crate::metrics::AuthMetrics;
 use crate::signing::{self, KeyRing, MasterKeySource, SharedKeys};
 use crate::state::{AppState, Shared};
 use crate::store::Store;
 use crate::{oauth, openapi, wellknown};
 use shared_limits::{Lockouts, SharedStore};
 
-/// A token service bound to its port (and its mutual-TLS port, when configured), ready to run.
+/// A token service bound to its port (and its mutual-TLS and metrics ports, when configured),
+/// ready to run.
 pub struct Application {
     listener: TcpListener,
     mtls_listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -34,8 +37,10 @@ impl Application {
     /// background work of a long-running server: the client and key reloads, scheduled rotation,
     /// purges.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
-        // Refuse a plaintext public bind before touching the database or keys.
+        // Refuse a plaintext public bind, or metrics on a partner-facing address, before touching
+        // the database or keys.
         settings.transport.check_bind(settings.bind, "AUTH")?;
+        settings.check_metrics_bind()?;
         let mtls_listener = match settings.mtls_bind {
             Some(bind) => {
                 let listener = TcpListener::bind(bind)
@@ -48,7 +53,19 @@ impl Application {
             }
             None => None,
         };
-        let state = prepare(settings, Durability::Queued).await?;
+        let metrics_listener = match settings.metrics_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("cannot listen on {bind} (AUTH_METRICS_BIND)"))?,
+            ),
+            None => None,
+        };
+        let metrics = match metrics_listener {
+            Some(_) => edge::Metrics::new("auth", None),
+            None => edge::Metrics::off(),
+        };
+        let state = prepare(settings, Durability::Queued, metrics).await?;
         let config = &state.config;
         let listener = TcpListener::bind(config.bind)
             .await
@@ -67,6 +84,7 @@ impl Application {
         Ok(Application {
             listener,
             mtls_listener,
+            metrics_listener,
             state,
         })
     }
@@ -84,6 +102,13 @@ impl Application {
             .and_then(|l| l.local_addr().ok())
     }
 
+    /// The metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -94,35 +119,51 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let transport = self.state.config.transport.clone();
-        let router = router(self.state.clone());
-        match self.mtls_listener {
-            None => edge::serve(self.listener, router, &transport, shutdown).await?,
-            Some(mtls_listener) => {
-                // The same router on a second listener that asks for client certificates.
-                let (stop, stopped) = tokio::sync::watch::channel(false);
-                tokio::spawn(async move {
-                    shutdown.await;
-                    let _ = stop.send(true);
-                });
-                let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                    let _ = rx.wait_for(|stopped| *stopped).await;
-                };
-                let mtls = transport.requesting_client_certs("AUTH")?;
-                let (plain, mutual) = tokio::join!(
-                    edge::serve(
-                        self.listener,
-                        router.clone(),
-                        &transport,
-                        until(stopped.clone())
-                    ),
-                    edge::serve(mtls_listener, router, &mtls, until(stopped)),
-                );
-                plain?;
-                mutual?;
+        let Application {
+            listener,
+            mtls_listener,
+            metrics_listener,
+            state,
+        } = self;
+        let transport = state.config.transport.clone();
+        let router = router(state.clone());
+        // One shutdown for every listener.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        };
+        // The same router on a second listener that asks for client certificates.
+        let mutual = async {
+            match mtls_listener {
+                Some(listener) => {
+                    let mtls = transport.requesting_client_certs("AUTH")?;
+                    edge::serve(listener, router.clone(), &mtls, until(stopped.clone())).await
+                }
+                None => Ok(()),
             }
-        }
-        self.state.audit.flush().await;
+        };
+        let metrics = async {
+            match metrics_listener {
+                Some(listener) => {
+                    state
+                        .metrics
+                        .registry()
+                        .serve(listener, until(stopped.clone()))
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let plain = edge::serve(listener, router.clone(), &transport, until(stopped.clone()));
+        let (plain, mutual, metrics) = tokio::join!(plain, mutual, metrics);
+        plain?;
+        mutual?;
+        metrics?;
+        state.audit.flush().await;
         Ok(())
     }
 
@@ -135,8 +176,13 @@ impl Application {
 /// (from `AUTH_MASTER_KEY`, or its file, created with a warning if missing), the schema, a first
 /// signing key, the key ring, the clients, the audit writer and the lockouts. Fails with a clear
 /// message if the master key cannot open the stored keys. A server adds its listener and timers
-/// ([`Application::build`]); a Lambda function adds neither (`crate::lambda`).
-pub(crate) async fn prepare(settings: Settings, audit: Durability) -> anyhow::Result<AppState> {
+/// ([`Application::build`]); a Lambda function adds neither (`crate::lambda`). Counters go to
+/// `metrics` (off: no-ops).
+pub(crate) async fn prepare(
+    settings: Settings,
+    audit: Durability,
+    metrics: edge::Metrics,
+) -> anyhow::Result<AppState> {
     keys::install_crypto_provider();
     let master = load_master_key(&settings)?;
     let db = Store::connect(&settings.database_url).await?;
@@ -167,6 +213,7 @@ pub(crate) async fn prepare(settings: Settings, audit: Durability) -> anyhow::Re
         master,
         audit,
         config: settings,
+        metrics: AuthMetrics::new(metrics),
     }))
 }
 
@@ -200,7 +247,8 @@ pub fn router(state: AppState) -> Router {
         config.request_timeout,
         config.max_concurrent_requests,
         MAX_REQUEST_BYTES,
-    );
+    )
+    .with_metrics(state.metrics.registry().clone());
     // The router and its OpenAPI description come from the same `#[utoipa::path]` annotations.
     let (routes, described) = OpenApiRouter::new()
         .routes(routes!(oauth::token::token))

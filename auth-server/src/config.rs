@@ -142,6 +142,14 @@ pub struct ServeArgs {
     #[arg(id = "auth-max-header-list-bytes", long = "auth-max-header-list-bytes", env = "AUTH_MAX_HEADER_LIST_BYTES",
           default_value_t = 32_768, value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_SETTING))]
     pub max_header_list_bytes: u64,
+    /// Address of the metrics listener: Prometheus text at GET /metrics, for operators, never on
+    /// AUTH_BIND or AUTH_MTLS_BIND. Unset: no metrics are kept.
+    #[arg(
+        id = "auth-metrics-bind",
+        long = "auth-metrics-bind",
+        env = "AUTH_METRICS_BIND"
+    )]
+    pub metrics_bind: Option<SocketAddr>,
     /// Redis (or Valkey) URL, redis:// or rediss://: the lockouts then hold across every
     /// instance using it. Unset, each instance counts for itself.
     #[arg(
@@ -203,6 +211,8 @@ pub struct Settings {
     /// The public base URL of the mutual-TLS listener (`AUTH_MTLS_URL`, or derived once it is
     /// bound); `None` without one.
     pub mtls_url: Option<String>,
+    /// `AUTH_METRICS_BIND`: the metrics listener; `None`: no metrics.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -230,7 +240,7 @@ impl Settings {
                 "AUTH_MTLS_URL must be an https:// URL"
             );
         }
-        Ok(Settings {
+        Settings {
             database_url: store.database_url,
             master_key_file: store.master_key_file,
             master_key: store
@@ -257,7 +267,9 @@ impl Settings {
             transport,
             mtls_bind: serve.mtls_bind,
             mtls_url: serve.mtls_url.map(|u| u.trim_end_matches('/').to_owned()),
-        })
+            metrics_bind: serve.metrics_bind,
+        }
+        .checked()
     }
 
     /// The documented defaults for a given database and master key, as tests and tools start from.
@@ -285,7 +297,23 @@ impl Settings {
             transport: edge::Transport::default(),
             mtls_bind: None,
             mtls_url: None,
+            metrics_bind: None,
         }
+    }
+
+    /// Refuses a metrics listener on one of the service's own addresses.
+    pub fn check_metrics_bind(&self) -> anyhow::Result<()> {
+        let Some(metrics) = self.metrics_bind else {
+            return Ok(());
+        };
+        let mut taken = vec![(self.bind, "AUTH_BIND")];
+        taken.extend(self.mtls_bind.map(|bind| (bind, "AUTH_MTLS_BIND")));
+        edge::metrics::check_bind(metrics, "AUTH_METRICS_BIND", &taken)
+    }
+
+    fn checked(self) -> anyhow::Result<Settings> {
+        self.check_metrics_bind()?;
+        Ok(self)
     }
 }
 

@@ -30,7 +30,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.redis.is_none() {
         edge::lambda::warn_limits_per_instance("AUTH_REDIS_URL");
     }
-    let state = app::prepare(settings, Durability::Committed).await?;
+    // No listener runs beside an invocation, so nothing would ever read (or fold) what was
+    // recorded: metrics are off under Lambda (use CloudWatch's own invocation metrics).
+    if settings.metrics_bind.is_some() {
+        tracing::warn!("AUTH_METRICS_BIND is ignored under AWS Lambda: no listener runs there");
+    }
+    let state = app::prepare(settings, Durability::Committed, edge::Metrics::off()).await?;
     let reloads = Arc::new(Reloads {
         state: state.clone(),
         last: tokio::sync::Mutex::new(Instant::now()),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod housekeeping;
 pub mod lambda;
+pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod secret;

@@ -11,6 +11,7 @@ use crate::audit::AuditLog;
 use crate::client_keys::ClientKeys;
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
+use crate::metrics::AuthMetrics;
 use crate::signing::{MasterKeySource, SharedKeys};
 use crate::store::Store;
 use shared_limits::Lockouts;
@@ -47,6 +48,8 @@ pub struct Shared {
     pub clients: ClientDirectory,
     /// `private_key_jwt` clients' public keys: parsed documents and fetched `jwks_uri`s.
     pub client_keys: ClientKeys,
+    /// The counters (no-ops unless `AUTH_METRICS_BIND` is set); see [`AuthMetrics`].
+    pub metrics: AuthMetrics,
 }
 
 /// The peer address, when the server was started with connect info (router tests run without).

@@ -5,6 +5,7 @@
 mod auth_methods;
 mod lambda;
 mod load;
+mod metrics;
 mod partner;
 mod raw;
 mod servers;
@@ -58,7 +59,7 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     max_clients: u64,
     /// Run only these sections (comma-separated: token, auth-methods, api, shared, growth,
-    /// lambda); all by default.
+    /// lambda, metrics); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -314,6 +315,15 @@ struct Auth {
 const JWKS_MAX_AGE_SECS: u64 = 5;
 
 async fn start_auth(dir: &Path, db_url: &str) -> anyhow::Result<Auth> {
+    start_auth_with(dir, db_url, &[]).await
+}
+
+/// [`start_auth`], with `extra` added to (or overriding) the environment.
+async fn start_auth_with(
+    dir: &Path,
+    db_url: &str,
+    extra: &[(&str, String)],
+) -> anyhow::Result<Auth> {
     let addr = free_addr()?;
     let env: HashMap<String, String> = [
         ("AUTH_DATABASE_URL", db_url.to_owned()),
@@ -327,6 +337,7 @@ async fn start_auth(dir: &Path, db_url: &str) -> anyhow::Result<Auth> {
         ("AUTH_JWKS_MAX_AGE", JWKS_MAX_AGE_SECS.to_string()),
     ]
     .into_iter()
+    .chain(extra.iter().cloned())
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let mut server = Server::spawn(
@@ -1096,6 +1107,9 @@ async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()>
     }
     if args.wants("lambda") {
         lambda::run(args, report, dir).await?;
+    }
+    if args.wants("metrics") {
+        metrics::run(args, report, dir).await?;
     }
     result
 }

@@ -20,6 +20,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::metrics::Metrics;
 use crate::problem::{problem, with_retry_after};
 use crate::{
     ClientCas, ClientIdentityLayer, HeaderLimitLayer, HeaderLimits, PerClientRequestLimitLayer,
@@ -48,6 +49,9 @@ pub struct Envelope {
     pub client_cas: Option<ClientCas>,
     /// `Cache-Control` for responses that set none (the partner API's data is the caller's own).
     pub default_cache_control: Option<HeaderValue>,
+    /// Where every request's duration (and, for services that ask, its count) is recorded; off
+    /// by default.
+    pub metrics: Metrics,
 }
 
 impl Envelope {
@@ -68,7 +72,14 @@ impl Envelope {
             trusted_proxies: transport.trusted_proxies.clone().into(),
             client_cas: transport.client_cas.clone(),
             default_cache_control: None,
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Requests are timed (and counted) in `metrics`; see [`crate::metrics`].
+    pub fn with_metrics(mut self, metrics: Metrics) -> Envelope {
+        self.metrics = metrics;
+        self
     }
 
     /// Responses that set no `Cache-Control` get `no-store`.
@@ -120,7 +131,7 @@ impl Envelope {
             )),
             None => router,
         };
-        router
+        let router = router
             .layer(PropagateRequestIdLayer::new(request_id.clone()))
             .layer(
                 TraceLayer::new_for_http()
@@ -158,6 +169,13 @@ impl Envelope {
             .layer(SetSensitiveRequestHeadersLayer::new([
                 header::AUTHORIZATION,
                 header::COOKIE,
-            ]))
+            ]));
+        // Outermost, so a request's time includes every bound above and every refusal they make
+        // (408, 413, 431, 503) is counted with its status. `Router::layer` wraps each route, so
+        // the matched route template is known here.
+        match self.metrics.layer() {
+            Some(layer) => router.layer(layer),
+            None => router,
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! plaintext on a non-loopback address unless a TLS-terminating proxy is declared, who the client
 //! is as seen through those (and only those) proxies (its address and its certificate, see
 //! [`mtls`]), the HTTP [`Envelope`] every request passes through, RFC 9457 [`problem`] answers,
-//! and the outgoing [`http_client`].
+//! the outgoing [`http_client`], and each service's Prometheus [`metrics`].
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +23,7 @@ mod identity;
 pub mod lambda;
 mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod mtls;
 pub mod problem;
 
@@ -31,6 +32,7 @@ pub use envelope::Envelope;
 pub use headers::{HeaderLimit, HeaderLimitLayer, HeaderLimits};
 pub use identity::{ClientIdentity, ClientIdentityLayer, ClientIp, client_ip};
 pub use limits::{PeerConnectionLimit, PerClientRequestLimitLayer};
+pub use metrics::Metrics;
 pub use mtls::{CertError, CertificateInfo, ClientCas, ClientCertificate, certificates_from_pem};
 
 /// How a server meets the network.

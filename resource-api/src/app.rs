@@ -17,6 +17,7 @@ use crate::auth::UnknownOnlineRoute;
 use crate::config::Settings;
 use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
+use crate::metrics::ApiMetrics;
 use crate::openapi::{self, Health, Readiness};
 use crate::problem;
 use crate::routes;
@@ -27,9 +28,10 @@ use crate::verify::Verifier;
 /// The API only takes GET requests; any body beyond this is refused with 413.
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
-/// A partner API bound to its port, ready to run.
+/// A partner API bound to its port (and its metrics port, when configured), ready to run.
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     router: Router,
     transport: edge::Transport,
@@ -39,9 +41,23 @@ impl Application {
     /// Opens (and on first start seeds) the database and starts loading the JWKS in the
     /// background: the API starts even while the token service is unreachable.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        // Refuse a plaintext public bind before touching the database or keys.
+        // Refuse a plaintext public bind, or metrics on the partner-facing address, before
+        // touching the database or keys.
         settings.transport.check_bind(settings.bind, "RESOURCE")?;
-        let (state, router) = prepare(&settings).await?;
+        settings.check_metrics_bind()?;
+        let metrics_listener = match settings.metrics_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("cannot listen on {bind} (RESOURCE_METRICS_BIND)"))?,
+            ),
+            None => None,
+        };
+        let metrics = match metrics_listener {
+            Some(_) => ApiMetrics::new_registry(),
+            None => edge::Metrics::off(),
+        };
+        let (state, router) = prepare(&settings, metrics).await?;
         state.verifier.jwks().spawn_refresher();
         state.rate_limit.spawn_cleanup();
         let listener = TcpListener::bind(settings.bind)
@@ -49,6 +65,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         Ok(Application {
             listener,
+            metrics_listener,
             transport: settings.transport.clone(),
             state,
             router,
@@ -61,6 +78,13 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// The metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -69,18 +93,46 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        edge::serve(self.listener, self.router, &self.transport, shutdown).await
+        let Some(metrics_listener) = self.metrics_listener else {
+            return edge::serve(self.listener, self.router, &self.transport, shutdown).await;
+        };
+        // One shutdown for both listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        };
+        let (api, metrics) = tokio::join!(
+            edge::serve(
+                self.listener,
+                self.router,
+                &self.transport,
+                until(stopped.clone())
+            ),
+            self.state
+                .metrics
+                .registry()
+                .serve(metrics_listener, until(stopped)),
+        );
+        api?;
+        metrics
     }
 }
 
 /// The state and the router, with nothing running in the background: a server adds its
 /// listener and refreshers ([`Application::build`]); a Lambda function neither (`crate::lambda`).
 /// Building the router checks the configured online routes against the declared ones, so a
-/// misspelt route stops the start here.
-pub(crate) async fn prepare(settings: &Settings) -> anyhow::Result<(AppState, Router)> {
+/// misspelt route stops the start here. Counters go to `metrics` (off: no-ops).
+pub(crate) async fn prepare(
+    settings: &Settings,
+    metrics: edge::Metrics,
+) -> anyhow::Result<(AppState, Router)> {
     keys::install_crypto_provider();
     let store = Store::open(&settings.database_url).await?;
-    let verifier = verifier(settings)?;
+    let verifier = verifier(settings, &metrics)?;
     let rate_limit = rate_limiter(settings).await?;
     let introspection = match &settings.introspection {
         Some(config) => Some(Arc::new(Introspection {
@@ -102,11 +154,13 @@ pub(crate) async fn prepare(settings: &Settings) -> anyhow::Result<(AppState, Ro
             settings.max_concurrent_requests,
             MAX_REQUEST_BYTES,
         )
-        .no_store_by_default(),
+        .no_store_by_default()
+        .with_metrics(metrics.clone()),
         store,
         verifier,
         rate_limit,
         introspection,
+        metrics: ApiMetrics::new(metrics),
     });
     let router = router(state.clone())?;
     Ok((state, router))
@@ -115,8 +169,9 @@ pub(crate) async fn prepare(settings: &Settings) -> anyhow::Result<(AppState, Ro
 /// The token verifier every entry point uses: strict checks against the JWKS of
 /// `RESOURCE_JWKS_URL`, for `RESOURCE_ISSUER` and `RESOURCE_AUDIENCE`, with the verified-token
 /// cache. Nothing is fetched yet: a server spawns the refresher, a Lambda function prefetches.
-pub(crate) fn verifier(settings: &Settings) -> anyhow::Result<Verifier> {
-    let jwks = JwksCache::new(settings.jwks_url.clone(), settings.jwks_cooldown)?;
+/// JWKS fetches are counted in `metrics`.
+pub(crate) fn verifier(settings: &Settings, metrics: &edge::Metrics) -> anyhow::Result<Verifier> {
+    let jwks = JwksCache::new(settings.jwks_url.clone(), settings.jwks_cooldown, metrics)?;
     Ok(Verifier::new(
         jwks,
         settings.issuer.clone(),

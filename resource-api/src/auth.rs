@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
+use metrics::Counter;
 use shared_claims::AccessTokenClaims;
 use shared_limits::Verdict;
 
@@ -23,6 +24,7 @@ use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa_axum::router::UtoipaMethodRouter;
 
+use crate::metrics::{ApiMetrics, Rejection};
 use crate::problem::ApiError;
 use crate::state::{AppState, Introspection};
 
@@ -206,7 +208,7 @@ impl ProtectedRoutes {
         let mut router = Router::new();
         for route in self.routes {
             let path = route.path.clone();
-            router = router.route(&path, route.guarded(online.as_ref()));
+            router = router.route(&path, route.guarded(online.as_ref(), &state.metrics));
         }
         Ok(router.route_layer(middleware::from_fn_with_state(state, authenticate)))
     }
@@ -230,19 +232,29 @@ impl ProtectedRoute {
     /// The handler behind the route's scope check and, when the route is checked online, the
     /// online check. Layers added later run first: the online check runs after authentication,
     /// before the scope check and the handler.
-    fn guarded(self, online: Option<&Arc<Introspection>>) -> MethodRouter<AppState> {
+    fn guarded(
+        self,
+        online: Option<&Arc<Introspection>>,
+        metrics: &ApiMetrics,
+    ) -> MethodRouter<AppState> {
         let mut handler = self.handler;
         if let Access::Scope(scope) = self.access {
+            let refused = metrics.rejection(Rejection::InsufficientScope).clone();
             handler =
                 handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
-                    require_scope(scope, request, next)
+                    let allowed = has_scope(&request, scope);
+                    if !allowed {
+                        refused.increment(1);
+                    }
+                    require_scope(allowed, scope, request, next)
                 }));
         }
         if let Some(online) = online.filter(|o| o.routes.contains(&self.path)) {
             let online = online.clone();
+            let revoked = metrics.rejection(Rejection::Revoked).clone();
             handler =
                 handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
-                    check_online(online.clone(), request, next)
+                    check_online(online.clone(), revoked.clone(), request, next)
                 }));
         }
         handler
@@ -275,16 +287,24 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
             Ok(claims) => claims,
             Err(err) => {
                 tracing::info!(reason = %err, "bearer token refused");
+                state.metrics.rejected(Rejection::of(&err));
                 return ApiError::InvalidToken(err.to_string()).into_response();
             }
         },
-        Err(err) => return err.into_response(),
+        Err(err) => {
+            state.metrics.rejected(match err {
+                ApiError::MissingToken => Rejection::Missing,
+                _ => Rejection::Malformed,
+            });
+            return err.into_response();
+        }
     };
     let presented = request
         .extensions()
         .get::<edge::ClientCertificate>()
         .map(edge::ClientCertificate::x5t_s256);
     if !crate::verify::binding_holds(&claims, presented) {
+        state.metrics.rejected(Rejection::CertificateBinding);
         tracing::info!(client_id = %claims.client_id, "certificate-bound token without its certificate");
         return ApiError::InvalidToken(
             "the token is bound to a client certificate this request did not present".into(),
@@ -308,27 +328,41 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     response
 }
 
-/// Asks the token service whether the (locally valid) token is still active.
-async fn check_online(online: Arc<Introspection>, request: Request, next: Next) -> Response {
+/// Asks the token service whether the (locally valid) token is still active; `revoked` counts
+/// the tokens it says are not.
+async fn check_online(
+    online: Arc<Introspection>,
+    revoked: Counter,
+    request: Request,
+    next: Next,
+) -> Response {
     let Ok(token) = bearer_token(&request) else {
         return ApiError::MissingToken.into_response();
     };
     match online.introspector.is_active(token).await {
         Ok(true) => next.run(request).await,
-        Ok(false) => ApiError::InvalidToken("the token has been revoked".into()).into_response(),
+        Ok(false) => {
+            revoked.increment(1);
+            ApiError::InvalidToken("the token has been revoked".into()).into_response()
+        }
         Err(err) => ApiError::Unavailable(err.to_string()).into_response(),
     }
 }
 
+/// Whether the verified caller holds `scope`.
+fn has_scope(request: &Request, scope: &str) -> bool {
+    request
+        .extensions()
+        .get::<Principal>()
+        .is_some_and(|p| p.0.scope.contains(scope))
+}
+
 async fn require_scope(
+    allowed: bool,
     scope: &'static str,
     request: Request,
     next: Next,
 ) -> Result<Response, Infallible> {
-    let allowed = request
-        .extensions()
-        .get::<Principal>()
-        .is_some_and(|p| p.0.scope.contains(scope));
     if !allowed {
         return Ok(ApiError::InsufficientScope(scope).into_response());
     }

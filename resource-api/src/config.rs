@@ -145,6 +145,14 @@ pub struct ResourceArgs {
     #[arg(id = "resource-max-header-list-bytes", long = "resource-max-header-list-bytes", env = "RESOURCE_MAX_HEADER_LIST_BYTES",
           default_value_t = 32_768, value_parser = clap::value_parser!(u64).range(1..=MAX_HEADER_SETTING))]
     pub max_header_list_bytes: u64,
+    /// Address of the metrics listener: Prometheus text at GET /metrics, for operators, never on
+    /// RESOURCE_BIND. Unset: no metrics are kept.
+    #[arg(
+        id = "resource-metrics-bind",
+        long = "resource-metrics-bind",
+        env = "RESOURCE_METRICS_BIND"
+    )]
+    pub metrics_bind: Option<SocketAddr>,
     /// Redis (or Valkey) URL, redis:// or rediss://: the per-client rate limit then holds across
     /// every instance using it. Unset, each instance counts for itself.
     #[arg(
@@ -209,6 +217,8 @@ pub struct Settings {
     pub max_concurrent_requests: usize,
     /// TLS, trusted proxies and the limits applied at the network edge.
     pub transport: edge::Transport,
+    /// `RESOURCE_METRICS_BIND`: the metrics listener; `None`: no metrics.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -266,7 +276,7 @@ impl Settings {
                 args.issuer.trim_end_matches('/')
             )
         });
-        Ok(Settings {
+        let settings = Settings {
             bind: args.bind,
             issuer: args.issuer,
             jwks_url,
@@ -286,7 +296,22 @@ impl Settings {
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             transport,
-        })
+            metrics_bind: args.metrics_bind,
+        };
+        settings.check_metrics_bind()?;
+        Ok(settings)
+    }
+
+    /// Refuses a metrics listener on the partner-facing address.
+    pub fn check_metrics_bind(&self) -> anyhow::Result<()> {
+        match self.metrics_bind {
+            Some(metrics) => edge::metrics::check_bind(
+                metrics,
+                "RESOURCE_METRICS_BIND",
+                &[(self.bind, "RESOURCE_BIND")],
+            ),
+            None => Ok(()),
+        }
     }
 
     /// The defaults of [`ResourceArgs`] for a given issuer, JWKS URL and database, as tests start
@@ -308,6 +333,7 @@ impl Settings {
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             transport: edge::Transport::default(),
+            metrics_bind: None,
         }
     }
 }
@@ -368,6 +394,27 @@ mod tests {
         assert_eq!(redis.timeout, Duration::from_millis(20));
         assert_eq!(redis.key_prefix, "staging:");
         assert!(Wrapper::try_parse_from(["x", "--resource-redis-timeout-ms", "0"]).is_err());
+    }
+
+    #[test]
+    fn metrics_are_off_unless_a_bind_is_set_and_never_on_the_api_address() {
+        let w = Wrapper::try_parse_from(["x"]).unwrap();
+        assert_eq!(Settings::new(w.args).unwrap().metrics_bind, None);
+        let w =
+            Wrapper::try_parse_from(["x", "--resource-metrics-bind", "127.0.0.1:9101"]).unwrap();
+        assert_eq!(
+            Settings::new(w.args).unwrap().metrics_bind,
+            Some("127.0.0.1:9101".parse().unwrap())
+        );
+        assert!(Wrapper::try_parse_from(["x", "--resource-metrics-bind", "nonsense"]).is_err());
+        for same in ["127.0.0.1:8081", "0.0.0.0:8081"] {
+            let w = Wrapper::try_parse_from(["x", "--resource-metrics-bind", same]).unwrap();
+            let err = Settings::new(w.args).err().expect(same).to_string();
+            assert!(
+                err.contains("RESOURCE_METRICS_BIND") && err.contains("RESOURCE_BIND"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

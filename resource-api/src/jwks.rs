@@ -51,6 +51,37 @@ struct Inner {
     /// When a stale set may next be refetched on demand (after a failed refetch, not before the
     /// cooldown), so an unreachable token service does not hold up every request.
     stale_retry_at: Mutex<Option<Instant>>,
+    /// `resource_jwks_fetches_total`, by outcome.
+    fetch_outcomes: FetchCounters,
+}
+
+/// The handles of `resource_jwks_fetches_total{outcome}`, one per outcome, registered once.
+struct FetchCounters([metrics::Counter; FetchCounters::OUTCOMES.len()]);
+
+impl FetchCounters {
+    const NAME: &str = "resource_jwks_fetches_total";
+    const OUTCOMES: [&str; 5] = ["ok", "network_error", "bad_status", "too_large", "invalid"];
+
+    fn new(metrics: &edge::Metrics) -> FetchCounters {
+        metrics.describe_counter(
+            Self::NAME,
+            "Fetches of the token service's JWKS (start, refresh, unknown kid), by outcome",
+        );
+        FetchCounters(std::array::from_fn(|i| {
+            metrics.counter(Self::NAME, &[("outcome", Self::OUTCOMES[i])])
+        }))
+    }
+
+    fn count(&self, result: &Result<KeySet, FetchError>) {
+        let index = match result {
+            Ok(_) => 0,
+            Err(FetchError::Http(_)) => 1,
+            Err(FetchError::Status(_)) => 2,
+            Err(FetchError::TooLarge) => 3,
+            Err(FetchError::Invalid(_)) => 4,
+        };
+        self.0[index].increment(1);
+    }
 }
 
 /// Cheap to clone; every clone shares the cache.
@@ -72,8 +103,13 @@ pub enum FetchError {
 }
 
 impl JwksCache {
-    /// `cooldown` is the least time between two fetches caused by unknown kids.
-    pub fn new(url: String, cooldown: Duration) -> anyhow::Result<JwksCache> {
+    /// `cooldown` is the least time between two fetches caused by unknown kids. Every fetch is
+    /// counted in `metrics`.
+    pub fn new(
+        url: String,
+        cooldown: Duration,
+        metrics: &edge::Metrics,
+    ) -> anyhow::Result<JwksCache> {
         let http = edge::http_client(Duration::from_secs(2), Duration::from_secs(5)).build()?;
         Ok(JwksCache {
             inner: Arc::new(Inner {
@@ -88,6 +124,7 @@ impl JwksCache {
                 loaded: AtomicBool::new(false),
                 on_demand: AtomicBool::new(false),
                 stale_retry_at: Mutex::new(None),
+                fetch_outcomes: FetchCounters::new(metrics),
             }),
         })
     }
@@ -211,6 +248,7 @@ impl JwksCache {
     async fn fetch_locked(&self) -> Result<(), FetchError> {
         self.inner.fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch_once().await;
+        self.inner.fetch_outcomes.count(&result);
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         let set = result?;
         tracing::debug!(
@@ -232,7 +270,11 @@ impl JwksCache {
     /// (no refresher is started); its URL is one that cannot answer.
     #[cfg(test)]
     pub(crate) fn preloaded(document: &[u8]) -> anyhow::Result<JwksCache> {
-        let cache = JwksCache::new("http://jwks.invalid/".into(), Duration::from_secs(10))?;
+        let cache = JwksCache::new(
+            "http://jwks.invalid/".into(),
+            Duration::from_secs(10),
+            &edge::Metrics::off(),
+        )?;
         cache.install(KeySet {
             keys: parse_jwks(document)?,
             fetched_at: Instant::now(),

@@ -19,7 +19,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.redis.is_none() {
         edge::lambda::warn_limits_per_instance("RESOURCE_REDIS_URL");
     }
-    let (state, router) = app::prepare(&settings).await?;
+    // No listener runs beside an invocation, so nothing would ever read (or fold) what was
+    // recorded: metrics are off under Lambda (use CloudWatch's own invocation metrics).
+    if settings.metrics_bind.is_some() {
+        tracing::warn!("RESOURCE_METRICS_BIND is ignored under AWS Lambda: no listener runs there");
+    }
+    let (state, router) = app::prepare(&settings, edge::Metrics::off()).await?;
     prefetch_jwks(state.verifier.jwks()).await;
     edge::lambda::serve(router, None).await
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod introspection;
 pub mod jwks;
 pub mod lambda;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod routes;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::introspection::Introspector;
+use crate::metrics::ApiMetrics;
 use crate::store::Store;
 use crate::verify::Verifier;
 
@@ -35,6 +36,8 @@ pub struct Shared {
     pub rate_limit: shared_limits::RateLimiter,
     /// Set when some routes check tokens online; see `RESOURCE_INTROSPECT_ROUTES`.
     pub introspection: Option<Arc<Introspection>>,
+    /// The counters (no-ops unless `RESOURCE_METRICS_BIND` is set); see [`ApiMetrics`].
+    pub metrics: ApiMetrics,
 }
 
 /// The online check and the routes that use it.

@@ -15,6 +15,7 @@ mod demo_launcher;
 mod hostile_tokens;
 mod jwks_cache;
 mod key_lifecycle;
+mod metrics;
 mod online_check;
 mod partner_api;
 mod partner_client;

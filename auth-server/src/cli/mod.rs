@@ -191,6 +191,58 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_off_unless_a_bind_is_set_and_never_on_a_partner_facing_address() {
+        let settings = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Serve(serve) = cli.command else {
+                panic!("not serve");
+            };
+            serve_settings(cli.store, serve)
+        };
+        assert_eq!(
+            settings(&["auth-server", "serve"]).unwrap().metrics_bind,
+            None
+        );
+        assert_eq!(
+            settings(&[
+                "auth-server",
+                "serve",
+                "--auth-metrics-bind",
+                "127.0.0.1:9100"
+            ])
+            .unwrap()
+            .metrics_bind,
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        assert!(
+            Cli::try_parse_from(["auth-server", "serve", "--auth-metrics-bind", "nonsense"])
+                .is_err()
+        );
+        for same in ["127.0.0.1:8080", "0.0.0.0:8080"] {
+            let err = settings(&["auth-server", "serve", "--auth-metrics-bind", same])
+                .err()
+                .expect(same)
+                .to_string();
+            assert!(
+                err.contains("AUTH_METRICS_BIND") && err.contains("AUTH_BIND"),
+                "{err}"
+            );
+        }
+        let err = settings(&[
+            "auth-server",
+            "serve",
+            "--auth-bind",
+            "127.0.0.1:8443",
+            "--auth-metrics-bind",
+            "127.0.0.1:8443",
+        ])
+        .err()
+        .expect("the service's own address")
+        .to_string();
+        assert!(err.contains("AUTH_BIND"), "{err}");
+    }
+
+    #[test]
     fn header_limits_default_to_16_and_32_kib_and_can_be_set() {
         let settings = |args: &[&str]| {
             let cli = Cli::try_parse_from(args).unwrap();

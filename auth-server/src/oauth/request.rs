@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 
 use super::client_auth;
 use super::error::OAuthError;
@@ -43,10 +44,38 @@ impl<P: FromForm + Send> FromRequest<AppState> for ClientRequest<P> {
     type Rejection = OAuthError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
-        let (mut parts, body) = request.into_parts();
-        let Ok(ClientAddr(source)) = ClientAddr::from_request_parts(&mut parts, state).await;
-        let mut params = read_form(&parts.headers, body).await?;
-        let parsed = P::from_form(&params)?;
+        let form = ClientForm::from_request(request, state).await?;
+        let parsed = P::from_form(&form.params)?;
+        form.authenticate(state, parsed).await
+    }
+}
+
+/// The first half of [`ClientRequest`]: the form read, nobody authenticated yet. For an endpoint
+/// that wants to see its parameter whatever becomes of the request (the token endpoint counts
+/// requests by grant type).
+pub struct ClientForm {
+    parts: Parts,
+    params: FormParams,
+    source: Option<IpAddr>,
+}
+
+impl ClientForm {
+    pub fn params(&self) -> &FormParams {
+        &self.params
+    }
+
+    /// The second half: takes the credentials from exactly one method and authenticates the
+    /// client. `parsed` is the endpoint's parameter, parsed from [`ClientForm::params`].
+    pub async fn authenticate<P>(
+        self,
+        state: &AppState,
+        parsed: P,
+    ) -> Result<ClientRequest<P>, OAuthError> {
+        let ClientForm {
+            parts,
+            mut params,
+            source,
+        } = self;
         let certificate = parts.extensions.get::<edge::ClientCertificate>();
         let presented = client_auth::extract(&parts.headers, &mut params, certificate.is_some())?;
         let authenticated =
@@ -57,6 +86,21 @@ impl<P: FromForm + Send> FromRequest<AppState> for ClientRequest<P> {
             params,
             source,
             parsed,
+        })
+    }
+}
+
+impl FromRequest<AppState> for ClientForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(ClientAddr(source)) = ClientAddr::from_request_parts(&mut parts, state).await;
+        let params = read_form(&parts.headers, body).await?;
+        Ok(ClientForm {
+            parts,
+            params,
+            source,
         })
     }
 }

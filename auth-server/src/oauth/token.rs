@@ -9,7 +9,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared_claims::{AccessTokenClaims, Audience, Confirmation, ScopeSet};
 use zeroize::Zeroizing;
@@ -17,7 +17,8 @@ use zeroize::Zeroizing;
 use super::error::{ErrorCode, OAuthError};
 use super::form::FormParams;
 use super::no_store;
-use super::request::{ClientRequest, FromForm};
+use super::request::{ClientForm, ClientRequest, FromForm};
+use crate::metrics::Outcome;
 use crate::secret::{REFRESH_PREFIX, hash_secret, random_token};
 use crate::state::AppState;
 use crate::store::{AuditEvent, Client, RefreshRow, Spend};
@@ -70,7 +71,10 @@ impl FromForm for GrantType {
     }
 }
 
-/// Issues an access token (client credentials) or spends a refresh token for a new pair.
+/// Issues an access token (client credentials) or spends a refresh token for a new pair. Every
+/// request is counted by grant type and outcome, refusals included: the form is read as a
+/// [`ClientForm`] so the grant type is known before the client is authenticated, whatever
+/// becomes of the request.
 #[utoipa::path(
     post,
     path = "/oauth2/token",
@@ -84,13 +88,38 @@ impl FromForm for GrantType {
 )]
 pub async fn token(
     State(state): State<AppState>,
-    request: ClientRequest<GrantType>,
-) -> Result<Response, OAuthError> {
-    let response = match request.parsed {
-        GrantType::ClientCredentials => client_credentials(&state, &request).await?,
-        GrantType::RefreshToken => refresh(&state, request).await?,
+    form: Result<ClientForm, OAuthError>,
+) -> Response {
+    let (grant, result) = grant(&state, form).await;
+    state.metrics.token_request(grant, Outcome::of(&result));
+    match result {
+        Ok(response) => no_store(Json(response)),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// The grant type, when the request named a supported one, and the grant's answer.
+async fn grant(
+    state: &AppState,
+    form: Result<ClientForm, OAuthError>,
+) -> (Option<GrantType>, Result<TokenResponse, OAuthError>) {
+    let form = match form {
+        Ok(form) => form,
+        Err(err) => return (None, Err(err)),
     };
-    Ok(no_store(Json(response)))
+    let grant = match GrantType::from_form(form.params()) {
+        Ok(grant) => grant,
+        Err(err) => return (None, Err(err)),
+    };
+    let request = match form.authenticate(state, grant).await {
+        Ok(request) => request,
+        Err(err) => return (Some(grant), Err(err)),
+    };
+    let response = match grant {
+        GrantType::ClientCredentials => client_credentials(state, &request).await,
+        GrantType::RefreshToken => refresh(state, request).await,
+    };
+    (Some(grant), response)
 }
 
 async fn client_credentials(

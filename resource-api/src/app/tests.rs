@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use super::router;
 use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
+use crate::metrics::ApiMetrics;
 use crate::state::{AppState, Introspection, Shared};
 use crate::store::Store;
 use crate::verify::Verifier;
@@ -66,6 +67,8 @@ impl TestApi {
             })
         });
         let unlimited = NonZeroU32::new(1_000_000).unwrap();
+        // Metrics on, as a server with RESOURCE_METRICS_BIND has them.
+        let metrics = ApiMetrics::new_registry();
         let state = AppState::new(Shared {
             envelope: edge::Envelope::new(
                 &edge::Transport::default(),
@@ -73,7 +76,8 @@ impl TestApi {
                 1024,
                 16 * 1024,
             )
-            .no_store_by_default(),
+            .no_store_by_default()
+            .with_metrics(metrics.clone()),
             store,
             verifier,
             rate_limit: shared_limits::RateLimiter::new(
@@ -81,6 +85,7 @@ impl TestApi {
                 None,
             ),
             introspection,
+            metrics: ApiMetrics::new(metrics),
         });
         TestApi {
             state,
@@ -254,4 +259,94 @@ async fn an_online_route_that_is_not_declared_refuses_the_router() {
 
     let declared = TestApi::new(Some(vec!["/v1/invoices/{id}".into()])).await;
     assert!(router(declared.state.clone()).is_ok());
+}
+
+/// The value of the series `name{labels}` in `text` (labels as rendered, after `service`).
+fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{service=\"resource\",{labels}}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map(|value| value.parse().unwrap())
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_and_refusals_by_reason() {
+    let api = TestApi::new(None).await;
+    let acme = format!("Bearer {}", api.token("acme", "orders:read"));
+    let catalog = format!("Bearer {}", api.token("acme", "catalog:read"));
+    let now = chrono::Utc::now().timestamp();
+    let expired = format!(
+        "Bearer {}",
+        api.token_with("acme", "orders:read", |_| {}, now - 3600)
+    );
+    assert_eq!(
+        api.get("/v1/orders/ord_00001", Some(&acme)).await.status(),
+        200
+    );
+    assert_eq!(
+        api.get("/v1/orders/ord_99999", Some(&acme)).await.status(),
+        404
+    );
+    assert_eq!(api.get("/v1/orders", None).await.status(), 401);
+    assert_eq!(api.get("/v1/orders", Some(&expired)).await.status(), 401);
+    assert_eq!(
+        api.get("/v1/orders", Some("Bearer a.b.c")).await.status(),
+        401
+    );
+    assert_eq!(api.get("/v1/orders", Some(&catalog)).await.status(), 403);
+    assert_eq!(api.get("/v1/nope/../x", None).await.status(), 404);
+
+    let text = api.state.metrics.registry().render();
+    let requests = |labels: &str| series(&text, "resource_requests_total", labels);
+    assert_eq!(
+        requests("route=\"/v1/orders/{id}\",status=\"200\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        requests("route=\"/v1/orders/{id}\",status=\"404\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        requests("route=\"/v1/orders\",status=\"401\""),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        requests("route=\"/v1/orders\",status=\"403\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        requests("route=\"unmatched\",status=\"404\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ord_0000") && !text.contains("/v1/nope"),
+        "{text}"
+    );
+    let rejected = |reason: &str| {
+        series(
+            &text,
+            "resource_token_rejections_total",
+            &format!("reason=\"{reason}\""),
+        )
+    };
+    assert_eq!(rejected("missing"), Some(1.0), "{text}");
+    assert_eq!(rejected("expired"), Some(1.0), "{text}");
+    assert_eq!(rejected("malformed"), Some(1.0), "{text}");
+    assert_eq!(rejected("insufficient_scope"), Some(1.0), "{text}");
+    assert_eq!(rejected("bad_signature"), Some(0.0), "{text}");
+    let durations = |labels: &str| series(&text, "http_request_duration_seconds_count", labels);
+    assert_eq!(
+        durations("route=\"/v1/orders/{id}\",method=\"GET\",status=\"200\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{service=\"resource\",route=\"/v1/orders/{id}\",method=\"GET\",status=\"200\",le=\"0.005\"}"),
+        "a histogram with buckets, not a summary: {text}"
+    );
 }

@@ -72,7 +72,8 @@ impl Authorizer {
     pub async fn build(settings: &Settings, routes: RouteTable) -> anyhow::Result<Authorizer> {
         keys::install_crypto_provider();
         Ok(Authorizer {
-            verifier: crate::app::verifier(settings)?,
+            // No listener: the authorizer keeps no metrics.
+            verifier: crate::app::verifier(settings, &edge::Metrics::off())?,
             rate_limit: crate::app::rate_limiter(settings).await?,
             routes: Arc::new(routes),
         })

@@ -46,6 +46,8 @@ pub struct TestAuth {
     pub base_url: String,
     /// `https://…` of the mutual-TLS listener, when it was started with one.
     pub mtls_base_url: Option<String>,
+    /// `http://…` of the metrics listener, when it was started with one.
+    pub metrics_base_url: Option<String>,
     pub state: AppState,
     pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
@@ -151,6 +153,7 @@ pub async fn spawn_auth_with(db: TestDb, settings: Settings) -> TestAuth {
         .expect("token service builds");
     let base_url = format!("http://{}", app.local_addr());
     let mtls_base_url = app.mtls_addr().map(|addr| format!("https://{addr}"));
+    let metrics_base_url = app.metrics_addr().map(|addr| format!("http://{addr}"));
     let state = app.state().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async {
@@ -159,6 +162,7 @@ pub async fn spawn_auth_with(db: TestDb, settings: Settings) -> TestAuth {
     TestAuth {
         base_url,
         mtls_base_url,
+        metrics_base_url,
         state,
         db,
         stop: Some(stop),

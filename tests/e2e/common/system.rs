@@ -9,6 +9,8 @@ use crate::common::{Backend, ISSUER, TestAuth, TestDb, spawn_auth_server, test_d
 /// A partner API running in-process on a loopback port, trusting `auth`'s keys.
 pub struct TestApi {
     pub base_url: String,
+    /// `http://…` of the metrics listener, when it was started with one.
+    pub metrics_base_url: Option<String>,
     pub state: resource_api::AppState,
     pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
@@ -77,6 +79,7 @@ pub async fn spawn_resource_with(db: TestDb, settings: resource_api::Settings) -
         .await
         .expect("partner API builds");
     let base_url = format!("http://{}", app.local_addr());
+    let metrics_base_url = app.metrics_addr().map(|addr| format!("http://{addr}"));
     let state = app.state().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async {
@@ -84,6 +87,7 @@ pub async fn spawn_resource_with(db: TestDb, settings: resource_api::Settings) -
     }));
     TestApi {
         base_url,
+        metrics_base_url,
         state,
         db,
         stop: Some(stop),
