@@ -83,7 +83,12 @@ impl Server {
             .args(args)
             .env_clear()
             .envs(env)
-            .env("RUST_LOG", "info")
+            // What a deployment logs without RUST_LOG (one `access` line per request included);
+            // BENCH_SERVER_LOG (e.g. `info,access=off`) measures another filter.
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .envs(std::env::var("TOKIO_WORKER_THREADS").map(|v| ("TOKIO_WORKER_THREADS", v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
