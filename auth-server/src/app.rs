@@ -53,14 +53,8 @@ impl Application {
             }
             None => None,
         };
-        let metrics_listener = match settings.metrics_bind {
-            Some(bind) => Some(
-                TcpListener::bind(bind)
-                    .await
-                    .with_context(|| format!("cannot listen on {bind} (AUTH_METRICS_BIND)"))?,
-            ),
-            None => None,
-        };
+        let metrics_listener =
+            edge::metrics::listen(settings.metrics_bind, "AUTH_METRICS_BIND").await?;
         let metrics = match metrics_listener {
             Some(_) => edge::Metrics::new("auth", None),
             None => edge::Metrics::off(),

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
@@ -185,6 +186,21 @@ impl Metrics {
             upkeep.abort();
         }
         served
+    }
+}
+
+/// The metrics listener of a `*_METRICS_BIND` setting (named `setting` in the error), or none
+/// when it is unset.
+pub async fn listen(
+    bind: Option<SocketAddr>,
+    setting: &str,
+) -> anyhow::Result<Option<TcpListener>> {
+    match bind {
+        Some(bind) => TcpListener::bind(bind)
+            .await
+            .map(Some)
+            .with_context(|| format!("cannot listen on {bind} ({setting})")),
+        None => Ok(None),
     }
 }
 

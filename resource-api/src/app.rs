@@ -45,14 +45,8 @@ impl Application {
         // touching the database or keys.
         settings.transport.check_bind(settings.bind, "RESOURCE")?;
         settings.check_metrics_bind()?;
-        let metrics_listener = match settings.metrics_bind {
-            Some(bind) => Some(
-                TcpListener::bind(bind)
-                    .await
-                    .with_context(|| format!("cannot listen on {bind} (RESOURCE_METRICS_BIND)"))?,
-            ),
-            None => None,
-        };
+        let metrics_listener =
+            edge::metrics::listen(settings.metrics_bind, "RESOURCE_METRICS_BIND").await?;
         let metrics = match metrics_listener {
             Some(_) => ApiMetrics::new_registry(),
             None => edge::Metrics::off(),

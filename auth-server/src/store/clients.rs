@@ -326,7 +326,6 @@ impl Store {
              WHERE expires_at IS NULL OR expires_at > $1 ORDER BY created_at DESC, id DESC";
         const CERTS: &str = "SELECT client_id, thumbprint, subject, not_after, created_at FROM client_certs \
              ORDER BY created_at DESC, thumbprint";
-        type CertRow = (String, String, String, i64, i64);
         let (clients, secrets, certs): (Vec<ClientRow>, Vec<SecretRow>, Vec<CertRow>) = on_pool!(&self.db, pool => {
             // One snapshot of the three tables.
             let mut tx = pool.begin().await?;
@@ -336,19 +335,7 @@ impl Store {
             tx.commit().await?;
             (clients, secrets, certs)
         });
-        let mut certs_by_client: std::collections::HashMap<String, Vec<RegisteredCert>> =
-            std::collections::HashMap::new();
-        for (client_id, thumbprint, subject, not_after, created_at) in certs {
-            certs_by_client
-                .entry(client_id)
-                .or_default()
-                .push(RegisteredCert {
-                    thumbprint,
-                    subject,
-                    not_after,
-                    created_at,
-                });
-        }
+        let mut certs_by_client = certs_by_client(certs);
         let mut by_client: std::collections::HashMap<String, Vec<LiveSecret>> =
             std::collections::HashMap::new();
         for (client_id, hash, expires_at) in secrets {
@@ -696,4 +683,27 @@ impl Store {
         }
         Ok(all.into_iter().collect())
     }
+}
+
+/// A `client_certs` row: client id, thumbprint, subject, `not_after`, `created_at`.
+pub(super) type CertRow = (String, String, String, i64, i64);
+
+/// Certificate rows grouped by their client.
+pub(super) fn certs_by_client(
+    rows: Vec<CertRow>,
+) -> std::collections::HashMap<String, Vec<RegisteredCert>> {
+    let mut by_client: std::collections::HashMap<String, Vec<RegisteredCert>> =
+        std::collections::HashMap::new();
+    for (client_id, thumbprint, subject, not_after, created_at) in rows {
+        by_client
+            .entry(client_id)
+            .or_default()
+            .push(RegisteredCert {
+                thumbprint,
+                subject,
+                not_after,
+                created_at,
+            });
+    }
+    by_client
 }

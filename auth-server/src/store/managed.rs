@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 
-use super::clients::{ClientRow, INSERT_CERT};
+use super::clients::{CertRow, ClientRow, INSERT_CERT, certs_by_client};
 use super::{AuditEvent, Client, NewCert, NewClient, RegisteredCert, Store, on_pool};
 
 /// A client the clients file created, as stored now.
@@ -61,8 +61,6 @@ struct ManagedRow {
     client: ClientRow,
     managed_name: String,
 }
-
-type CertRow = (String, String, String, i64, i64);
 
 const MANAGED_CLIENTS: &str = concat!(
     "SELECT ",
@@ -193,19 +191,7 @@ impl Store {
 
 /// Managed rows and their certificates, as [`ManagedClient`]s.
 fn assemble(rows: Vec<ManagedRow>, certs: Vec<CertRow>) -> anyhow::Result<Vec<ManagedClient>> {
-    let mut by_client: std::collections::HashMap<String, Vec<RegisteredCert>> =
-        std::collections::HashMap::new();
-    for (client_id, thumbprint, subject, not_after, created_at) in certs {
-        by_client
-            .entry(client_id)
-            .or_default()
-            .push(RegisteredCert {
-                thumbprint,
-                subject,
-                not_after,
-                created_at,
-            });
-    }
+    let mut by_client = certs_by_client(certs);
     rows.into_iter()
         .map(|row| {
             let client = Client::try_from(row.client)?;
