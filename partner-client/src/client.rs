@@ -39,7 +39,7 @@ impl Client {
     /// A client over an HTTP client of the caller's (shared connection pool, proxy, own CAs).
     pub fn with_http(config: Config, http: reqwest::Client) -> Result<Client> {
         Ok(Client {
-            api_url: parse_url("API URL", &config.api_url)?,
+            api_url: crate::config::parse_url("API URL", &config.api_url)?,
             tokens: Arc::new(Tokens::new(&config, http.clone())?),
             http,
         })
@@ -148,13 +148,4 @@ impl Client {
         serde_json::from_slice(&body)
             .map_err(|err| Error::decode(format!("the answer to GET {}", url.path()), err))
     }
-}
-
-/// An `http` or `https` URL from the configuration.
-pub(crate) fn parse_url(what: &str, text: &str) -> Result<Url> {
-    let url = Url::parse(text).map_err(|err| Error::Config(format!("the {what}: {err}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::Config(format!("the {what} is not http(s): {text}")));
-    }
-    Ok(url)
 }

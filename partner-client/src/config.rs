@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use reqwest::Url;
 use secrecy::SecretString;
 
 use crate::Error;
@@ -64,4 +65,13 @@ impl Config {
             SecretString::from(var(CLIENT_SECRET_VAR)?),
         ))
     }
+}
+
+/// An `http` or `https` URL from the configuration.
+pub(crate) fn parse_url(what: &str, text: &str) -> Result<Url, Error> {
+    let url = Url::parse(text).map_err(|err| Error::Config(format!("the {what}: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Config(format!("the {what} is not http(s): {text}")));
+    }
+    Ok(url)
 }

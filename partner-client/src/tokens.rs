@@ -89,7 +89,7 @@ impl Tokens {
     pub(crate) fn new(config: &Config, http: reqwest::Client) -> Result<Tokens, Error> {
         Ok(Tokens {
             http,
-            token_url: crate::client::parse_url("token URL", &config.token_url)?,
+            token_url: crate::config::parse_url("token URL", &config.token_url)?,
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
             scope: config.scope.clone(),

@@ -563,7 +563,7 @@ async fn record_failure(
     .about(client_id.map(ClientId::as_str))
     .from_source(source);
     state.audit.record(event).await;
-    state.metrics.client_auth_failed(failure);
+    state.metrics.client_auth_failed(failure.as_str());
     tracing::info!(
         reason = failure.as_str(),
         method = method.as_str(),

@@ -18,7 +18,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::form::FormParams;
 use super::no_store;
 use super::request::{ClientForm, ClientRequest, FromForm};
-use crate::metrics::Outcome;
+use crate::metrics::{Grant, Outcome};
 use crate::secret::{REFRESH_PREFIX, hash_secret, random_token};
 use crate::state::AppState;
 use crate::store::{AuditEvent, Client, RefreshRow, Spend};
@@ -91,6 +91,11 @@ pub async fn token(
     form: Result<ClientForm, OAuthError>,
 ) -> Response {
     let (grant, result) = grant(&state, form).await;
+    let grant = match grant {
+        Some(GrantType::ClientCredentials) => Grant::ClientCredentials,
+        Some(GrantType::RefreshToken) => Grant::RefreshToken,
+        None => Grant::Other,
+    };
     state.metrics.token_request(grant, Outcome::of(&result));
     match result {
         Ok(response) => no_store(Json(response)),
