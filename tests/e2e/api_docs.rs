@@ -25,8 +25,9 @@ use tokio::process::Command;
 /// §9.3.2), and descriptions list GET alone.
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"];
 
-/// The paths of the product's contract (PRODUCT.md), which each service must serve and document
-/// whatever its description says; with the description's own paths, the paths probed.
+/// The paths the README promises (its endpoint and route tables), which each service must serve
+/// and document whatever its description says; with the description's own paths, the paths
+/// probed.
 const AUTH_CONTRACT: [&str; 8] = [
     "/oauth2/token",
     "/oauth2/revoke",
