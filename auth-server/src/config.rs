@@ -73,7 +73,18 @@ pub struct StoreArgs {
           global = true,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub key_reload_interval: u64,
+    /// The longest, in seconds, a request (or an admin command) waits for the database: for a
+    /// lock, SQLite's busy timeout, or a connection. Then the token endpoint answers 503
+    /// `temporarily_unavailable` with Retry-After.
+    #[arg(id = "auth-database-wait", long = "auth-database-wait", env = "AUTH_DATABASE_WAIT", default_value_t = 2,
+          global = true,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_DATABASE_WAIT))]
+    pub database_wait: u64,
 }
+
+/// The upper bound of `AUTH_DATABASE_WAIT`: below the request timeout (10 s), so a request that
+/// waits on the database is answered 503 rather than 408.
+const MAX_DATABASE_WAIT: u64 = 9;
 
 /// Settings of the running token service.
 #[derive(clap::Args, Clone)]
@@ -182,6 +193,8 @@ const MAX_HEADER_SETTING: u64 = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Settings {
     pub database_url: String,
+    /// `AUTH_DATABASE_WAIT`: the longest a request waits for the database.
+    pub database_wait: Duration,
     pub master_key_file: PathBuf,
     /// `AUTH_MASTER_KEY`: the key itself, used instead of the file when set.
     pub master_key: Option<zeroize::Zeroizing<String>>,
@@ -241,6 +254,7 @@ impl Settings {
             );
         }
         Settings {
+            database_wait: store.database_wait(),
             database_url: store.database_url,
             master_key_file: store.master_key_file,
             master_key: store
@@ -279,6 +293,7 @@ impl Settings {
     ) -> Settings {
         Settings {
             database_url: database_url.into(),
+            database_wait: storage::DEFAULT_WAIT,
             master_key_file: master_key_file.into(),
             master_key: None,
             default_audience: "partner-api".into(),
@@ -330,6 +345,11 @@ impl Settings {
 }
 
 impl StoreArgs {
+    /// `AUTH_DATABASE_WAIT`.
+    pub fn database_wait(&self) -> Duration {
+        Duration::from_secs(self.database_wait)
+    }
+
     /// The same policy as [`Settings::key_policy`], for admin commands.
     pub fn key_policy(&self) -> crate::signing::KeyPolicy {
         crate::signing::KeyPolicy {

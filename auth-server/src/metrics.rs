@@ -37,6 +37,9 @@ impl Outcome {
             Err(OAuthError::TooManyAttempts { .. }) => Outcome::RateLimited,
             Err(OAuthError::BodyTooLarge { .. }) => Outcome::Refused(ErrorCode::InvalidRequest),
             Err(OAuthError::NoSigningKey) => Outcome::Refused(ErrorCode::TemporarilyUnavailable),
+            Err(OAuthError::DatabaseUnavailable(_)) => {
+                Outcome::Refused(ErrorCode::TemporarilyUnavailable)
+            }
             Err(OAuthError::Unexpected(_)) => Outcome::Refused(ErrorCode::ServerError),
         }
     }

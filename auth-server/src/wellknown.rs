@@ -131,14 +131,24 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers and a key can sign.
+/// Ready when the database can be written and a key can sign.
 #[utoipa::path(get, path = "/readyz", tag = crate::openapi::HEALTH_TAG,
     responses(
-        (status = 200, description = "Ready: the database answers and a key can sign.", body = crate::openapi::Readiness),
-        (status = 503, description = "Not ready.", body = crate::openapi::Readiness),
+        (status = 200, description = "Ready: the database can be written and a key can sign.", body = crate::openapi::Readiness),
+        (status = 503, description = "Not ready: the database cannot be written (read-only, full, unreachable, locked longer than AUTH_DATABASE_WAIT), or no key can sign.", body = crate::openapi::Readiness),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let db_ok = state.db.ping().await.is_ok();
+    // A write that changes nothing: a read would pass on a read-only database that refuses
+    // every token.
+    let db_ok = match state.db.probe_write().await {
+        Ok(()) => true,
+        Err(err) => {
+            // Also lets the pool replace connections a fixed fault left broken.
+            storage::unavailable(&err);
+            tracing::warn!(error = %err, "not ready: the database cannot be written");
+            false
+        }
+    };
     let key_ok = state.keys.get().active().is_some();
     let status = if db_ok && key_ok {
         StatusCode::OK

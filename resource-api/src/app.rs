@@ -125,7 +125,7 @@ pub(crate) async fn prepare(
     metrics: edge::Metrics,
 ) -> anyhow::Result<(AppState, Router)> {
     keys::install_crypto_provider();
-    let store = Store::open(&settings.database_url).await?;
+    let store = Store::open_waiting(&settings.database_url, settings.database_wait).await?;
     let verifier = verifier(settings, &metrics)?;
     let rate_limit = rate_limiter(settings).await?;
     let introspection = match &settings.introspection {
@@ -224,7 +224,15 @@ async fn healthz() -> axum::Json<Health> {
     ))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let keys_ok = state.verifier.jwks().is_loaded();
-    let db_ok = state.store.ping().await.is_ok();
+    let db_ok = match state.store.probe_read().await {
+        Ok(()) => true,
+        Err(err) => {
+            // Also lets the pool replace connections a fixed fault left broken.
+            storage::unavailable(&err);
+            tracing::warn!(error = %err, "not ready: the database cannot be read");
+            false
+        }
+    };
     let status = if keys_ok && db_ok {
         StatusCode::OK
     } else {

@@ -46,6 +46,11 @@ pub struct ResourceArgs {
         default_value = "sqlite://resource.db"
     )]
     pub database_url: String,
+    /// The longest, in seconds, a request waits for the database (a lock, SQLite's busy
+    /// timeout, a connection); then it is answered 503 problem+json with Retry-After.
+    #[arg(id = "resource-database-wait", long = "resource-database-wait", env = "RESOURCE_DATABASE_WAIT",
+          default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub database_wait: u64,
     /// Sustained requests per second allowed per client id.
     #[arg(
         id = "resource-rate-limit-per-second",
@@ -199,6 +204,9 @@ pub struct Settings {
     pub jwks_url: String,
     pub audience: String,
     pub database_url: String,
+    /// `RESOURCE_DATABASE_WAIT`: the longest a request waits for the database (below the
+    /// request timeout, so such a request is answered 503 rather than 408).
+    pub database_wait: Duration,
     pub rate_limit_per_second: NonZeroU32,
     pub rate_limit_burst: NonZeroU32,
     pub jwks_cooldown: Duration,
@@ -282,6 +290,7 @@ impl Settings {
             jwks_url,
             audience: args.audience,
             database_url: args.database_url,
+            database_wait: Duration::from_secs(args.database_wait),
             rate_limit_per_second: args.rate_limit_per_second,
             rate_limit_burst: args.rate_limit_burst,
             jwks_cooldown: Duration::from_secs(args.jwks_cooldown),
@@ -323,6 +332,7 @@ impl Settings {
             jwks_url: jwks_url.to_owned(),
             audience: "partner-api".into(),
             database_url: database_url.to_owned(),
+            database_wait: storage::DEFAULT_WAIT,
             rate_limit_per_second: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
             rate_limit_burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             jwks_cooldown: Duration::from_secs(10),

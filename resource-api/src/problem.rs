@@ -28,9 +28,26 @@ pub enum ApiError {
     /// A dependency this request needs (the online token check) cannot be reached.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The database cannot serve now (a wait ran out; unreachable): a fault of the
+    /// infrastructure, answered 503 with `Retry-After`.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(anyhow::Error),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Unexpected(anyhow::Error),
 }
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> ApiError {
+        if storage::unavailable(&err) {
+            ApiError::DatabaseUnavailable(err)
+        } else {
+            ApiError::Unexpected(err)
+        }
+    }
+}
+
+/// Seconds a client is asked to wait when the database cannot serve.
+const DATABASE_RETRY_AFTER_SECS: u64 = 2;
 
 /// A quoted-string for a `WWW-Authenticate` parameter: our descriptions are ASCII without quotes
 /// or backslashes, but stripping them keeps the header well-formed whatever changes later.
@@ -102,6 +119,18 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
+            ApiError::DatabaseUnavailable(err) => {
+                tracing::warn!(error = %err, "request refused: the database cannot serve now");
+                let mut response = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some("the service cannot reach its database; retry later"),
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(DATABASE_RETRY_AFTER_SECS),
+                );
                 response
             }
             ApiError::Unexpected(err) => {

@@ -8,9 +8,12 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -35,15 +38,34 @@ macro_rules! on_pool {
     };
 }
 
+/// How long a request waits for the database by default (`AUTH_DATABASE_WAIT`,
+/// `RESOURCE_DATABASE_WAIT`): for a lock, SQLite's busy timeout, or a connection from the pool.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(2);
+
 impl Db {
+    /// Connects to `url` waiting at most [`DEFAULT_WAIT`] for locks and connections; see
+    /// [`Db::connect_waiting`].
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        Db::connect_waiting(url, DEFAULT_WAIT).await
+    }
+
     /// Connects to `url` (`sqlite://path` or `postgres://...`). A SQLite file is created if missing
     /// and put in WAL mode, so readers never wait for the single writer.
+    ///
+    /// `wait` bounds each wait of a statement: for a connection from the pool, for SQLite's
+    /// write lock (its busy timeout), for a PostgreSQL lock (`lock_timeout`). A wait that runs
+    /// out is an error that [`unavailable`] recognises, answered 503 rather than 500.
+    ///
+    /// A connection opened before the latest fault [`unavailable`] saw (a read-only or closed
+    /// database, an I/O error) is not handed out again but replaced, so a fault that is fixed
+    /// heals by itself: SQLite opens a file it cannot write read-only and keeps it so, and a
+    /// PostgreSQL session keeps the `default_transaction_read_only` it started with.
     ///
     /// A SQLite database holds client secret hashes, sealed keys and partner data, so a missing
     /// file is created owner-only (mode 0600) before SQLite opens it, and the database file and
     /// its `-wal` and `-shm` companions are each named in a warning when they are readable by
     /// group or others.
-    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+    pub async fn connect_waiting(url: &str, wait: Duration) -> anyhow::Result<Db> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .context("the database URL is not a valid SQLite URL")?;
@@ -61,10 +83,11 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(wait);
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(wait)
+                .before_acquire(|_, meta| Box::pin(async move { Ok(!opened_before_fault(meta)) }))
                 .connect_with(options)
                 .await
                 .context("cannot open the SQLite database")?;
@@ -80,11 +103,14 @@ impl Db {
             }
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let lock_timeout = format!("{}ms", wait.as_millis().max(1));
             let options = PgConnectOptions::from_str(url)
-                .context("the database URL is not a valid PostgreSQL URL")?;
+                .context("the database URL is not a valid PostgreSQL URL")?
+                .options([("lock_timeout", lock_timeout.as_str())]);
             let pool = PgPoolOptions::new()
                 .max_connections(10)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(wait)
+                .before_acquire(|_, meta| Box::pin(async move { Ok(!opened_before_fault(meta)) }))
                 .connect_with(options)
                 .await
                 .context("cannot connect to PostgreSQL")?;
@@ -107,6 +133,34 @@ impl Db {
     pub async fn ping(&self) -> anyhow::Result<()> {
         on_pool!(self, pool => {
             sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Readiness probe of a service that reads: a read of `table` (a bare `SELECT 1` would not
+    /// touch a SQLite file at all).
+    pub async fn probe_read(&self, table: &'static str) -> anyhow::Result<()> {
+        let sql = format!("SELECT 1 FROM {table} LIMIT 1");
+        on_pool!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Readiness probe of a service that writes: an `UPDATE` of `table` that matches no row,
+    /// in a transaction rolled back. It changes nothing, yet needs what a real write needs (a
+    /// writable file and SQLite's write lock; a read-write PostgreSQL transaction), so it fails
+    /// when writes would.
+    pub async fn probe_write(
+        &self,
+        table: &'static str,
+        column: &'static str,
+    ) -> anyhow::Result<()> {
+        let sql = format!("UPDATE {table} SET {column} = {column} WHERE 1 = 0");
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
+            tx.rollback().await?;
         });
         Ok(())
     }
@@ -138,6 +192,102 @@ fn sqlite_files(database: &Path) -> [PathBuf; 3] {
         PathBuf::from(name)
     };
     [database.to_owned(), companion("-wal"), companion("-shm")]
+}
+
+/// Whether `err` says the database cannot serve now (a fault of the infrastructure, not of the
+/// request): a wait that ran out (lock, busy timeout, pool), a database that cannot be written
+/// (read-only, disk full) or reached (connection refused or lost, server shutting down). Such a
+/// request is answered 503 with `Retry-After`; anything else stays a 500.
+///
+/// A fault that can stick to a connection (everything but a wait that ran out) is remembered,
+/// and connections opened before it are replaced rather than reused (see
+/// [`Db::connect_waiting`]).
+pub fn unavailable(err: &anyhow::Error) -> bool {
+    let Some(fault) = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .and_then(fault)
+    else {
+        return false;
+    };
+    if fault == Fault::Sticky {
+        note_fault();
+    }
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// A wait ran out: the connection is fine.
+    Waited,
+    /// The connection may stay broken (read-only, closed): replace it.
+    Sticky,
+}
+
+fn fault(err: &sqlx::Error) -> Option<Fault> {
+    match err {
+        sqlx::Error::PoolTimedOut => Some(Fault::Waited),
+        sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => Some(Fault::Sticky),
+        sqlx::Error::Database(db) => {
+            if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                let code = sqlite.code().and_then(|c| c.parse::<i32>().ok())?;
+                // The primary result code is the low byte of the extended one.
+                match code & 0xff {
+                    // SQLITE_BUSY, SQLITE_LOCKED: the busy timeout ran out.
+                    5 | 6 => Some(Fault::Waited),
+                    // SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+                    8 | 10 | 13 | 14 => Some(Fault::Sticky),
+                    _ => None,
+                }
+            } else {
+                let code = db.code()?;
+                match code.as_ref() {
+                    // lock_not_available: lock_timeout ran out.
+                    "55P03" => Some(Fault::Waited),
+                    // read_only_sql_transaction; admin_shutdown, crash_shutdown,
+                    // cannot_connect_now; io_error.
+                    "25006" | "57P01" | "57P02" | "57P03" | "58030" => Some(Fault::Sticky),
+                    // Class 08: connection exception; class 53: insufficient resources (disk
+                    // full, out of memory, too many connections).
+                    c if c.starts_with("08") || c.starts_with("53") => Some(Fault::Sticky),
+                    _ => None,
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// When the latest sticky fault was seen, in nanoseconds since [`epoch`]; 0: never. One per
+/// process: a service has one database, and a connection replaced needlessly costs only a
+/// reconnect.
+static LAST_FAULT: AtomicU64 = AtomicU64::new(0);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn since_epoch(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn note_fault() {
+    // Never 0, which means "no fault".
+    LAST_FAULT.fetch_max(since_epoch(Instant::now()).max(1), Ordering::Relaxed);
+}
+
+/// Whether a pooled connection was opened before the latest sticky fault.
+fn opened_before_fault(meta: sqlx::pool::PoolConnectionMetadata) -> bool {
+    let fault = LAST_FAULT.load(Ordering::Relaxed);
+    if fault == 0 {
+        return false;
+    }
+    let opened = Instant::now().checked_sub(meta.age).map_or(0, since_epoch);
+    opened <= fault
 }
 
 /// Unique-constraint violations are expected outcomes in a few places; the rest are unexpected.

@@ -131,3 +131,104 @@ fn postgres_missing<T>(base: &str, why: &str) -> Option<T> {
     );
     None
 }
+
+/// A PostgreSQL database of its own (not a schema), for tests that change settings of the whole
+/// database (`default_transaction_read_only`) or end every session on it
+/// (`pg_terminate_backend`); dropped, with its sessions, when this is dropped.
+pub struct OwnPgDatabase {
+    pub url: String,
+    pub name: String,
+    admin: sqlx::PgPool,
+}
+
+impl OwnPgDatabase {
+    /// A fresh database, or `None` when PostgreSQL is absent outside CI (see [`test_db`]).
+    pub async fn create() -> Option<OwnPgDatabase> {
+        let base = postgres_base_url();
+        let connect = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(&base);
+        let admin = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok(pool)) => pool,
+            Ok(Err(err)) => return postgres_missing(&base, &err.to_string()),
+            Err(_) => return postgres_missing(&base, "timed out"),
+        };
+        let name = format!("fault_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        let (server, params) = base
+            .split_once('?')
+            .map_or((base.as_str(), ""), |(s, p)| (s, p));
+        let server = server.rsplit_once('/').map_or(server, |(server, _)| server);
+        let url = if params.is_empty() {
+            format!("{server}/{name}")
+        } else {
+            format!("{server}/{name}?{params}")
+        };
+        Some(OwnPgDatabase { url, name, admin })
+    }
+
+    /// Runs `sql` as the administrator, on the server's own database.
+    pub async fn admin(&self, sql: &str) {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&self.admin)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// New sessions on this database are read-only (`on`), or not.
+    pub async fn set_read_only(&self, on: bool) {
+        let sql = if on {
+            format!(
+                "ALTER DATABASE {} SET default_transaction_read_only = on",
+                self.name
+            )
+        } else {
+            format!(
+                "ALTER DATABASE {} RESET default_transaction_read_only",
+                self.name
+            )
+        };
+        self.admin(&sql).await;
+    }
+
+    /// Ends every session on this database; returns how many there were.
+    pub async fn terminate_sessions(&self) -> i64 {
+        let sql = format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}'",
+            self.name
+        );
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.admin)
+            .await
+            .expect("terminate sessions")
+    }
+}
+
+impl Drop for OwnPgDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                // The pool belongs to the test's runtime; a connection of this runtime drops it.
+                let _ = admin;
+                let pool = sqlx::PgPool::connect(&postgres_base_url()).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .ok()?;
+                pool.close().await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}

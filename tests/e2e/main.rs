@@ -11,6 +11,7 @@ mod common;
 mod api_docs;
 mod brute_force;
 mod client_certs;
+mod database_faults;
 mod demo_launcher;
 mod hostile_tokens;
 mod jwks_cache;

@@ -101,7 +101,7 @@ pub async fn run_admin(
     json_out: bool,
 ) -> anyhow::Result<String> {
     store.check()?;
-    let db = Store::connect(&store.database_url).await?;
+    let db = Store::connect_waiting(&store.database_url, store.database_wait()).await?;
     db.migrate().await?;
     let result: Box<dyn Render> = match command {
         Command::Serve(_) => anyhow::bail!("serve is not an admin command"),

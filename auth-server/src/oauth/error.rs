@@ -73,10 +73,27 @@ pub enum OAuthError {
     BodyTooLarge { limit: usize },
     #[error("no active signing key")]
     NoSigningKey,
+    /// The database cannot serve now (a wait ran out; read-only, full or unreachable): a
+    /// fault of the infrastructure, answered 503 `temporarily_unavailable` with `Retry-After`.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(anyhow::Error),
     /// Anything else: logged with its cause, answered with a bare `server_error`.
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Unexpected(anyhow::Error),
 }
+
+impl From<anyhow::Error> for OAuthError {
+    fn from(err: anyhow::Error) -> OAuthError {
+        if storage::unavailable(&err) {
+            OAuthError::DatabaseUnavailable(err)
+        } else {
+            OAuthError::Unexpected(err)
+        }
+    }
+}
+
+/// Seconds a client is asked to wait when the database cannot serve.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 2;
 
 impl OAuthError {
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -163,6 +180,27 @@ impl IntoResponse for OAuthError {
                     None,
                     false,
                 )
+            }
+            OAuthError::DatabaseUnavailable(err) => {
+                tracing::warn!(error = %err, "request refused: the database cannot serve now");
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(ErrorBody {
+                        error: ErrorCode::TemporarilyUnavailable,
+                        error_description: Some(
+                            "the service cannot reach its database; retry later",
+                        ),
+                    }),
+                )
+                    .into_response();
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(DATABASE_RETRY_AFTER_SECS),
+                );
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+                return response;
             }
             OAuthError::Unexpected(err) => {
                 tracing::error!(error = ?err, "token endpoint failed");

@@ -305,7 +305,7 @@ async fn reuse_detected(state: &AppState, row: &RefreshRow, audit: AuditEvent) -
             revoked = count,
             "refresh token reuse detected; family revoked"
         ),
-        Err(err) => return OAuthError::Unexpected(err),
+        Err(err) => return err.into(),
     }
     invalid_grant()
 }

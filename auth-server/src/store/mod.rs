@@ -32,9 +32,17 @@ static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
+    /// Connects waiting at most [`storage::DEFAULT_WAIT`] for the database; see
+    /// [`Store::connect_waiting`].
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        Store::connect_waiting(url, storage::DEFAULT_WAIT).await
+    }
+
+    /// Connects; a statement waits at most `wait` for a lock or a connection
+    /// ([`Db::connect_waiting`]).
+    pub async fn connect_waiting(url: &str, wait: std::time::Duration) -> anyhow::Result<Store> {
         Ok(Store {
-            db: Db::connect(url).await?,
+            db: Db::connect_waiting(url, wait).await?,
         })
     }
 
@@ -43,8 +51,9 @@ impl Store {
         self.db.migrate(&SQLITE, &POSTGRES).await
     }
 
-    pub async fn ping(&self) -> anyhow::Result<()> {
-        self.db.ping().await
+    /// Readiness: the database can be written (see [`Db::probe_write`]).
+    pub async fn probe_write(&self) -> anyhow::Result<()> {
+        self.db.probe_write("signing_keys", "state").await
     }
 
     pub async fn close(&self) {

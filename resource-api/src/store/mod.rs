@@ -68,15 +68,21 @@ pub struct Page<'a> {
 impl Store {
     /// Connects, migrates, and seeds the demo data into an empty database.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
-        let db = Db::connect(url).await?;
+        Store::open_waiting(url, storage::DEFAULT_WAIT).await
+    }
+
+    /// [`Store::open`], where a statement waits at most `wait` for a lock or a connection.
+    pub async fn open_waiting(url: &str, wait: std::time::Duration) -> anyhow::Result<Store> {
+        let db = Db::connect_waiting(url, wait).await?;
         db.migrate(&SQLITE, &POSTGRES).await?;
         let store = Store { db };
         seed::seed_if_empty(&store.db).await?;
         Ok(store)
     }
 
-    pub async fn ping(&self) -> anyhow::Result<()> {
-        self.db.ping().await
+    /// Readiness: the partner data can be read (see [`Db::probe_read`]).
+    pub async fn probe_read(&self) -> anyhow::Result<()> {
+        self.db.probe_read("partners").await
     }
 
     pub async fn close(&self) {
