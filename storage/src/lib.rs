@@ -137,29 +137,23 @@ impl Db {
         Ok(())
     }
 
-    /// Readiness probe of a service that reads: a read of `table` (a bare `SELECT 1` would not
-    /// touch a SQLite file at all).
-    pub async fn probe_read(&self, table: &'static str) -> anyhow::Result<()> {
-        let sql = format!("SELECT 1 FROM {table} LIMIT 1");
+    /// Readiness probe of a service that reads: `statement` should read one of its tables (a
+    /// bare `SELECT 1` would not touch a SQLite file at all).
+    pub async fn probe_read(&self, statement: &'static str) -> anyhow::Result<()> {
         on_pool!(self, pool => {
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+            sqlx::query(statement).execute(pool).await?;
         });
         Ok(())
     }
 
-    /// Readiness probe of a service that writes: an `UPDATE` of `table` that matches no row,
-    /// in a transaction rolled back. It changes nothing, yet needs what a real write needs (a
-    /// writable file and SQLite's write lock; a read-write PostgreSQL transaction), so it fails
-    /// when writes would.
-    pub async fn probe_write(
-        &self,
-        table: &'static str,
-        column: &'static str,
-    ) -> anyhow::Result<()> {
-        let sql = format!("UPDATE {table} SET {column} = {column} WHERE 1 = 0");
+    /// Readiness probe of a service that writes: `statement` (an `UPDATE` that matches no row)
+    /// runs in a transaction that is rolled back. It changes nothing, yet needs what a real
+    /// write needs (a writable file and SQLite's write lock; a read-write PostgreSQL
+    /// transaction), so it fails when writes would.
+    pub async fn probe_write(&self, statement: &'static str) -> anyhow::Result<()> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
+            sqlx::query(statement).execute(&mut *tx).await?;
             tx.rollback().await?;
         });
         Ok(())

@@ -82,7 +82,7 @@ impl Store {
 
     /// Readiness: the partner data can be read (see [`Db::probe_read`]).
     pub async fn probe_read(&self) -> anyhow::Result<()> {
-        self.db.probe_read("partners").await
+        self.db.probe_read("SELECT 1 FROM partners LIMIT 1").await
     }
 
     pub async fn close(&self) {
