@@ -88,8 +88,25 @@ impl AuditLog {
     /// [`AuditError`] (in the `anyhow` chain) when it is not. A request whose event is not on
     /// record must not be answered as if it succeeded.
     pub async fn record(&self, event: AuditEvent) -> anyhow::Result<()> {
-        let (done, committed) = oneshot::channel();
-        self.send(Message::Event(event, done), committed).await
+        self.record_all([event]).await
+    }
+
+    /// [`record`](Self::record) for several events of one request: all are handed over before
+    /// any commit is awaited, so they share a batch rather than waiting for one commit each.
+    pub async fn record_all(
+        &self,
+        events: impl IntoIterator<Item = AuditEvent>,
+    ) -> anyhow::Result<()> {
+        let mut waiting = Vec::new();
+        for event in events {
+            let (done, committed) = oneshot::channel();
+            self.send(Message::Event(event, done)).await?;
+            waiting.push(committed);
+        }
+        for committed in waiting {
+            outcome(committed.await)?;
+        }
+        Ok(())
     }
 
     /// Waits until the writer is done with everything handed to it before this call, including
@@ -97,23 +114,26 @@ impl AuditLog {
     /// batch has already been logged by the writer.
     pub async fn flush(&self) {
         let (done, written) = oneshot::channel();
-        let _ = self.send(Message::Barrier(done), written).await;
+        if self.send(Message::Barrier(done)).await.is_ok() {
+            let _ = written.await;
+        }
     }
 
-    async fn send(
-        &self,
-        message: Message,
-        outcome: oneshot::Receiver<Outcome>,
-    ) -> anyhow::Result<()> {
+    async fn send(&self, message: Message) -> Result<(), AuditError> {
         self.tx
             .send(message)
             .await
-            .map_err(|_| AuditError::WriterStopped)?;
-        match outcome.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(cause)) => Err(AuditError::NotStored(cause).into()),
-            Err(_) => Err(AuditError::WriterStopped.into()),
-        }
+            .map_err(|_| AuditError::WriterStopped)
+    }
+}
+
+/// What a waiter heard from the writer, as `record`'s result.
+fn outcome(heard: Result<Outcome, oneshot::error::RecvError>) -> anyhow::Result<()> {
+    match heard {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(cause)) => Err(AuditError::NotStored(cause).into()),
+        // The writer went away with the event unwritten.
+        Err(_) => Err(AuditError::WriterStopped.into()),
     }
 }
 

@@ -154,6 +154,15 @@ async fn no_token_without_its_event_while_the_trail_cannot_be_written(backend: B
             Some("no-store")
         );
     }
+    // A failed authentication is not answered without its `client.auth_failed` event either.
+    let wrong = http
+        .post(&url)
+        .basic_auth(&id, Some("pcs_wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert!(wrong.status().is_server_error(), "{}", wrong.status());
 
     refuse_audit_inserts(&db, false).await;
     let answer = token().await.unwrap();
