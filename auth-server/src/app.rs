@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::audit::{AuditLog, Durability};
+use crate::audit::AuditLog;
 use crate::client_keys::{ClientKeys, KeyFetchPolicy};
 use crate::config::Settings;
 use crate::directory::ClientDirectory;
@@ -59,7 +59,7 @@ impl Application {
             Some(_) => edge::Metrics::new("auth", None),
             None => edge::Metrics::off(),
         };
-        let state = prepare(settings, Durability::Queued, metrics).await?;
+        let state = prepare(settings, metrics).await?;
         let config = &state.config;
         let listener = TcpListener::bind(config.bind)
             .await
@@ -174,7 +174,6 @@ impl Application {
 /// `metrics` (off: no-ops).
 pub(crate) async fn prepare(
     settings: Settings,
-    audit: Durability,
     metrics: edge::Metrics,
 ) -> anyhow::Result<AppState> {
     keys::install_crypto_provider();
@@ -193,7 +192,7 @@ pub(crate) async fn prepare(
         .is_none()
         .then(|| settings.master_key_file.clone());
     let master = Arc::new(MasterKeySource::new(file, master));
-    let (audit, _writer) = AuditLog::spawn(db.clone(), audit);
+    let (audit, _writer) = AuditLog::spawn(db.clone());
     let shared = match &settings.redis {
         Some(redis) => Some(SharedStore::connect(redis, "AUTH_REDIS_URL").await?),
         None => None,

@@ -1,12 +1,17 @@
-//! Audit events written off the request path: handlers hand events to a channel and one task
-//! stores them in batches, one transaction per batch, so issuing a token never waits for a write.
+//! Audit events committed before their request is answered, many to a transaction (group
+//! commit). A handler hands its event to the one writer task and waits for the commit of the
+//! batch that holds it. While the writer commits a batch, the events of concurrent requests queue
+//! up and form the next one, so under load one transaction carries many events, and a lone event
+//! is written at once (nothing lingers: every event has a request waiting for it).
 //!
-//! Where a process may be frozen or reclaimed the moment it has answered (AWS Lambda), the log is
-//! durable instead: `record` returns only once the batch holding the event is committed, so every
-//! event of an invocation is stored before its response leaves. Events recorded while a batch is
-//! being written form the next batch (group commit), and a waiting event is written at once
-//! rather than after the linger.
+//! Nothing is acknowledged before its commit, so a crash of the process (SIGKILL, an OOM kill)
+//! loses no event of an answered request; what a power loss may lose is the database's
+//! durability setting (SQLite's `synchronous`, PostgreSQL's `synchronous_commit`). If a batch
+//! cannot be committed, every request waiting on it fails rather than answering without its
+//! event on record.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -21,108 +26,248 @@ const QUEUE: usize = 16_384;
 /// transact-rs/sqlx#4335), so a batch must carry a busy server's events for that long. SQLite
 /// writes it as several statements inside the one transaction; see `Store::insert_audit_events`.
 const BATCH: usize = 4096;
-/// How long the writer gathers events after the first before writing them (unless the batch
-/// fills or a flush is asked for): under load, one transaction per 50 ms instead of one per
-/// handful of requests, and far fewer wake-ups. At a stop the queue is flushed; a crash can lose
-/// at most this much of the trail.
-const LINGER: Duration = Duration::from_millis(50);
+/// How long the writer keeps retrying a batch that failed. Requests wait for it, and the
+/// database's own wait for a lock or a connection already bounds each attempt, so a fault that
+/// lasts longer fails the batch's requests instead of holding them.
+const RETRY_FOR: Duration = Duration::from_secs(1);
+
+/// What the writer tells the waiters of a batch: committed, or the one error that kept it from
+/// being committed (shared by every waiter).
+type Outcome = Result<(), Arc<anyhow::Error>>;
 
 enum Message {
-    Event(AuditEvent),
-    Flush(oneshot::Sender<()>),
+    /// An event, and the request waiting for its commit.
+    Event(AuditEvent, oneshot::Sender<Outcome>),
+    /// Answered once everything sent before it has been written.
+    Barrier(oneshot::Sender<Outcome>),
 }
 
-/// When `record` returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Once the event is queued (a long-running server: a stop flushes the queue).
-    Queued,
-    /// Once the event is committed (AWS Lambda: nothing runs after the response).
-    Committed,
+/// Why an audit event is not on record. The cause (a `sqlx::Error`, say) is the next link of
+/// the error's chain, as the database reported it.
+#[derive(Debug)]
+pub enum AuditError {
+    /// The batch holding the event could not be committed.
+    NotStored(Arc<anyhow::Error>),
+    /// The writer task is gone (the runtime is shutting down).
+    WriterStopped,
+}
+
+impl fmt::Display for AuditError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditError::NotStored(_) => f.write_str("audit event could not be stored"),
+            AuditError::WriterStopped => f.write_str("audit writer has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for AuditError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AuditError::NotStored(cause) => Some(cause.as_ref().as_ref()),
+            AuditError::WriterStopped => None,
+        }
+    }
 }
 
 /// Handle for recording audit events; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Message>,
-    durability: Durability,
 }
 
 impl AuditLog {
     /// Starts the writer task. It ends, after writing what is queued, when every handle is dropped.
-    pub fn spawn(db: Store, durability: Durability) -> (AuditLog, tokio::task::JoinHandle<()>) {
+    pub fn spawn(db: Store) -> (AuditLog, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(write_loop(db, rx));
-        (AuditLog { tx, durability }, task)
+        (AuditLog { tx }, task)
     }
 
-    pub async fn record(&self, event: AuditEvent) {
-        if self.tx.send(Message::Event(event)).await.is_err() {
-            tracing::error!("audit writer has stopped; an audit event was not recorded");
-            return;
-        }
-        if self.durability == Durability::Committed {
-            self.flush().await;
-        }
+    /// Returns once `event` is committed, together with whatever else was queued; an
+    /// [`AuditError`] (in the `anyhow` chain) when it is not. A request whose event is not on
+    /// record must not be answered as if it succeeded.
+    pub async fn record(&self, event: AuditEvent) -> anyhow::Result<()> {
+        self.record_all([event]).await
     }
 
-    /// Waits until every event recorded before this call is stored.
+    /// [`record`](Self::record) for several events of one request: all are handed over before
+    /// any commit is awaited, so they share a batch rather than waiting for one commit each.
+    pub async fn record_all(
+        &self,
+        events: impl IntoIterator<Item = AuditEvent>,
+    ) -> anyhow::Result<()> {
+        let mut waiting = Vec::new();
+        for event in events {
+            let (done, committed) = oneshot::channel();
+            self.send(Message::Event(event, done)).await?;
+            waiting.push(committed);
+        }
+        for committed in waiting {
+            outcome(committed.await)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the writer is done with everything handed to it before this call, including
+    /// events whose request went away before their commit (a dropped connection). A failed
+    /// batch has already been logged by the writer.
     pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() {
-            let _ = wait.await;
+        let (done, written) = oneshot::channel();
+        if self.send(Message::Barrier(done)).await.is_ok() {
+            let _ = written.await;
         }
+    }
+
+    async fn send(&self, message: Message) -> Result<(), AuditError> {
+        self.tx
+            .send(message)
+            .await
+            .map_err(|_| AuditError::WriterStopped)
     }
 }
 
+/// What a waiter heard from the writer, as `record`'s result.
+fn outcome(heard: Result<Outcome, oneshot::error::RecvError>) -> anyhow::Result<()> {
+    match heard {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(cause)) => Err(AuditError::NotStored(cause).into()),
+        // The writer went away with the event unwritten.
+        Err(_) => Err(AuditError::WriterStopped.into()),
+    }
+}
+
+/// Takes whatever is queued (up to [`BATCH`] events) as soon as the previous batch is done,
+/// writes it in one transaction and tells each waiter how it went.
 async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut waiters = Vec::new();
+    let mut events = Vec::with_capacity(BATCH);
+    let mut waiters = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
-        let deadline = tokio::time::Instant::now() + LINGER;
         let mut next = Some(first);
-        loop {
-            while let Some(message) = next.take() {
-                match message {
-                    Message::Event(event) => batch.push(event),
-                    Message::Flush(done) => waiters.push(done),
+        while let Some(message) = next {
+            match message {
+                Message::Event(event, done) => {
+                    events.push(event);
+                    waiters.push(done);
                 }
-                if batch.len() < BATCH {
-                    next = rx.try_recv().ok();
-                }
+                Message::Barrier(done) => waiters.push(done),
             }
-            if batch.len() >= BATCH || !waiters.is_empty() {
-                break;
-            }
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(message)) => next = Some(message),
-                // Every handle dropped, or lingered long enough.
-                Ok(None) | Err(_) => break,
-            }
+            next = if events.len() < BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
-        if !batch.is_empty() {
-            write_with_retry(&db, &batch).await;
-            batch.clear();
-        }
+        let outcome = write_with_retry(&db, &events).await.map_err(Arc::new);
+        events.clear();
         for done in waiters.drain(..) {
-            let _ = done.send(());
+            // A waiter that went away (its connection dropped) needs no answer.
+            let _ = done.send(outcome.clone());
         }
     }
 }
 
-async fn write_with_retry(db: &Store, batch: &[AuditEvent]) {
+async fn write_with_retry(db: &Store, events: &[AuditEvent]) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(50);
-    for attempt in 1..=5 {
-        match db.insert_audit_events(batch).await {
-            Ok(()) => return,
-            Err(err) if attempt < 5 => {
-                tracing::warn!(error = %err, attempt, "audit write failed; retrying");
+    let mut attempt = 1;
+    loop {
+        match db.insert_audit_events(events).await {
+            Ok(()) => return Ok(()),
+            Err(err) if started.elapsed() + delay < RETRY_FOR => {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    attempt,
+                    "audit write failed; retrying"
+                );
                 tokio::time::sleep(delay).await;
                 delay *= 2;
+                attempt += 1;
             }
             Err(err) => {
-                tracing::error!(error = %err, events = batch.len(), "audit events could not be stored");
+                tracing::error!(
+                    error = format!("{err:#}"),
+                    events = events.len(),
+                    "audit events could not be stored; their requests fail"
+                );
+                return Err(err);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store(migrated: bool) -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let db = Store::connect(&url).await.unwrap();
+        if migrated {
+            db.migrate().await.unwrap();
+        }
+        (db, dir)
+    }
+
+    fn event(n: usize) -> AuditEvent {
+        AuditEvent::new("test", "test.event", 1, serde_json::json!({ "n": n }))
+    }
+
+    #[tokio::test]
+    async fn record_returns_once_the_event_is_stored() {
+        let (db, _dir) = store(true).await;
+        let (audit, _writer) = AuditLog::spawn(db.clone());
+        let records: Vec<_> = (0..100)
+            .map(|n| {
+                let audit = audit.clone();
+                tokio::spawn(async move { audit.record(event(n)).await })
+            })
+            .collect();
+        for record in records {
+            record.await.unwrap().unwrap();
+        }
+        assert_eq!(db.list_audit(None, 1000).await.unwrap().len(), 100);
+    }
+
+    #[tokio::test]
+    async fn every_waiter_of_a_failed_batch_gets_the_database_error() {
+        // No schema: every insert fails.
+        let (db, _dir) = store(false).await;
+        let (audit, _writer) = AuditLog::spawn(db);
+        let records: Vec<_> = (0..20)
+            .map(|n| {
+                let audit = audit.clone();
+                tokio::spawn(async move { audit.record(event(n)).await })
+            })
+            .collect();
+        for record in records {
+            let err = record.await.unwrap().unwrap_err();
+            assert!(matches!(
+                err.downcast_ref::<AuditError>(),
+                Some(AuditError::NotStored(_))
+            ));
+            assert!(
+                err.chain()
+                    .any(|cause| cause.downcast_ref::<sqlx::Error>().is_some()),
+                "{err:#}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_writer_is_an_error() {
+        let (db, _dir) = store(true).await;
+        let (audit, writer) = AuditLog::spawn(db);
+        writer.abort();
+        let _ = writer.await;
+        let err = audit.record(event(0)).await.unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<AuditError>(),
+            Some(AuditError::WriterStopped)
+        ));
     }
 }

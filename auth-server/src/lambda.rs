@@ -19,7 +19,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::audit::Durability;
 use crate::config::Settings;
 use crate::state::AppState;
 use crate::{app, housekeeping, signing};
@@ -35,7 +34,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.metrics_bind.is_some() {
         tracing::warn!("AUTH_METRICS_BIND is ignored under AWS Lambda: no listener runs there");
     }
-    let state = app::prepare(settings, Durability::Committed, edge::Metrics::off()).await?;
+    let state = app::prepare(settings, edge::Metrics::off()).await?;
     let reloads = Arc::new(Reloads {
         state: state.clone(),
         last: tokio::sync::Mutex::new(Instant::now()),

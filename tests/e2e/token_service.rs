@@ -763,16 +763,12 @@ async fn a_burst_of_audit_events_is_stored_whole_and_in_order(backend: Backend) 
         source_ip: None,
         detail: serde_json::json!({ "seq": seq }),
     };
-    // 1,000 events (more than three 256-row statements) and then 600 more: the second batch
-    // reuses the prepared statement of the first.
-    for seq in 0..1000 {
-        app.state.audit.record(event(seq)).await;
+    // 1,000 events (more than three 256-row statements) and then 600 more, as the audit writer
+    // hands them to the store: the second batch reuses the prepared statement of the first.
+    for seqs in [0..1000, 1000..1600] {
+        let batch: Vec<_> = seqs.map(event).collect();
+        app.state.db.insert_audit_events(&batch).await.unwrap();
     }
-    app.state.audit.flush().await;
-    for seq in 1000..1600 {
-        app.state.audit.record(event(seq)).await;
-    }
-    app.state.audit.flush().await;
     let trail = app.state.db.list_audit(Some("burst"), 5000).await.unwrap();
     assert_eq!(trail.len(), 1600);
     // Newest first: ids and sequence numbers both descend, with no gap and no repeat.

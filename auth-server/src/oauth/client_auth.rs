@@ -391,7 +391,7 @@ pub async fn authenticate(
                 failure,
                 now,
             )
-            .await;
+            .await?;
             Err(OAuthError::invalid_client(
                 "client authentication failed",
                 method == AuthMethod::Basic,
@@ -527,6 +527,7 @@ async fn by_assertion(
 
 /// The effects of a failed authentication: the lockout counters (and a `client.lockout` event
 /// for each budget it spends), a `client.auth_failed` event, and a log line without secrets.
+/// The events are committed together; fails when they cannot be.
 async fn record_failure(
     state: &AppState,
     method: AuthMethod,
@@ -535,7 +536,8 @@ async fn record_failure(
     source: Option<IpAddr>,
     failure: AuthFailure,
     now: i64,
-) {
+) -> anyhow::Result<()> {
+    let mut events = Vec::new();
     if let Some(ip) = source {
         for (key, wait) in state.lockouts.record_failure(attempted, ip).await {
             let (scope, locked_client) = match &key {
@@ -551,7 +553,7 @@ async fn record_failure(
             )
             .about(locked_client.filter(|c| ClientId::parse(c).is_ok()))
             .from_source(source);
-            state.audit.record(event).await;
+            events.push(event);
         }
     }
     let event = AuditEvent::new(
@@ -562,13 +564,14 @@ async fn record_failure(
     )
     .about(client_id.map(ClientId::as_str))
     .from_source(source);
-    state.audit.record(event).await;
+    events.push(event);
     state.metrics.client_auth_failed(failure.as_str());
     tracing::info!(
         reason = failure.as_str(),
         method = method.as_str(),
         "client authentication failed"
     );
+    state.audit.record_all(events).await
 }
 
 #[cfg(test)]

@@ -281,7 +281,7 @@ async fn refresh(
             state
                 .audit
                 .record(audit("refresh.wrong_client", &row.family_id))
-                .await;
+                .await?;
             Err(invalid_grant())
         }
         (Err(RefreshRefusal::Spent), Some(row)) => {
@@ -409,7 +409,7 @@ async fn issue(
         }),
     )
     .from_source(request.source);
-    state.audit.record(event).await;
+    state.audit.record(event).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
