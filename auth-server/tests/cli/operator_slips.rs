@@ -158,7 +158,7 @@ async fn names_and_scopes_with_control_or_format_characters_are_refused(backend:
         );
         let line = failure_line(&cli_on(&db, &["clients", "plan", "--file", &file]));
         assert!(
-            line.contains(&format!(":1: clients.Acme")) && line.contains(code) && !line.contains(c),
+            line.contains(":1: clients.Acme") && line.contains(code) && !line.contains(c),
             "{line:?}"
         );
         let file = write_file_in(
