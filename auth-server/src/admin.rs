@@ -4,7 +4,8 @@
 
 use anyhow::Context;
 use ring::rand::{SecureRandom, SystemRandom};
-use shared_claims::{ClientId, PartnerId, ScopeSet};
+use shared_claims::{ClientId, PartnerId, Scope, ScopeSet};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::secret::ClientSecret;
 use crate::store::{
@@ -31,22 +32,154 @@ pub fn parse_name(name: &str) -> anyhow::Result<String> {
         !name.is_empty() && name.len() <= 100,
         "client name must be 1 to 100 characters"
     );
-    anyhow::ensure!(
-        !name.chars().any(char::is_control),
-        "client name must not contain control characters"
-    );
+    check_printable("client name", name)?;
     Ok(name.to_owned())
+}
+
+/// Whether `c` would reach a terminal unseen or rearrange the text around it when `client list`
+/// prints it: Unicode control (Cc) and format (Cf) characters, which include the bidirectional
+/// overrides such as U+202E and the zero-width ones such as U+200B, and the line and paragraph
+/// separators (Zl, Zp), which break a table row as a newline does.
+fn is_unprintable(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
+}
+
+/// Refuses `text` if it holds an unprintable character, naming the character by its code point
+/// (printing it would hide it again).
+fn check_printable(what: &str, text: &str) -> anyhow::Result<()> {
+    match text.chars().find(|&c| is_unprintable(c)) {
+        Some(c) => anyhow::bail!(
+            "{what} {text:?} contains U+{:04X}, an invisible control or format character",
+            u32::from(c)
+        ),
+        None => Ok(()),
+    }
+}
+
+/// How the operator wrote a list of scopes, so that a refusal shows the right spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeSpelling {
+    /// One string, scopes separated by spaces (`--scopes "a b"`).
+    SpaceSeparated,
+    /// One string per scope (a clients file's `scopes = ["a", "b"]`).
+    OnePerString,
+}
+
+/// Validates the scopes an operator gives a client (`--scopes`, a clients file's entry): RFC 6749
+/// §3.3 syntax, and first two slips that syntax alone would let through or refuse obscurely. A
+/// comma is a legal scope character, so `"orders:read,catalog:read"` would be one scope no
+/// resource server knows; it is refused with the spelling meant. A control or format character
+/// is refused by its code point.
+pub fn parse_scopes(text: &str, spelling: ScopeSpelling) -> anyhow::Result<ScopeSet> {
+    check_printable("scopes", text)?;
+    if let Some(token) = text.split(' ').find(|t| t.contains(',')) {
+        let meant: Vec<&str> = text
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let suggestion = match spelling {
+            ScopeSpelling::SpaceSeparated => format!("{:?}", meant.join(" ")),
+            ScopeSpelling::OnePerString => format!("{meant:?}"),
+        };
+        let how = match spelling {
+            ScopeSpelling::SpaceSeparated => "scopes are separated by spaces",
+            ScopeSpelling::OnePerString => "write one scope per string",
+        };
+        anyhow::bail!("scope {token:?} contains a comma: {how}, as in {suggestion}");
+    }
+    Ok(ScopeSet::parse(text)?)
 }
 
 /// Validates an audience value (a name or URI; no whitespace, bounded).
 pub fn parse_audience(aud: &str) -> anyhow::Result<String> {
     anyhow::ensure!(
-        !aud.is_empty()
-            && aud.len() <= 200
-            && !aud.chars().any(|c| c.is_whitespace() || c.is_control()),
+        !aud.is_empty() && aud.len() <= 200 && !aud.chars().any(char::is_whitespace),
         "audience must be 1 to 200 characters without spaces"
     );
+    check_printable("audience", aud)?;
     Ok(aud.to_owned())
+}
+
+/// A partner id and scopes another client holds, as [`unfamiliar`] compares against them.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<'a> {
+    pub partner_id: &'a PartnerId,
+    pub scopes: &'a ScopeSet,
+}
+
+impl<'a> From<&'a Client> for Held<'a> {
+    fn from(client: &'a Client) -> Held<'a> {
+        Held {
+            partner_id: &client.partner_id,
+            scopes: &client.scopes,
+        }
+    }
+}
+
+/// Warnings about a partner id (of a new client) and scopes that none of `others` has: likely a
+/// typo, which the token service would otherwise accept silently. Nothing is said when there
+/// are no other clients: the first client of a directory has nothing to be compared with, and
+/// a warning about each of its scopes would be noise.
+pub fn unfamiliar<'s>(
+    partner_id: Option<&PartnerId>,
+    scopes: impl IntoIterator<Item = &'s Scope>,
+    others: &[Held<'_>],
+) -> Vec<String> {
+    if others.is_empty() {
+        return Vec::new();
+    }
+    let mut warnings = Vec::new();
+    if let Some(partner) = partner_id
+        && !others.iter().any(|o| o.partner_id == partner)
+    {
+        warnings.push(format!("no other client has partner \"{partner}\""));
+    }
+    for scope in scopes {
+        if !others.iter().any(|o| o.scopes.contains(scope.as_str())) {
+            warnings.push(format!("no other client has scope \"{scope}\""));
+        }
+    }
+    warnings
+}
+
+/// [`unfamiliar`] for a client about to be created from `spec`, against every stored client.
+pub async fn new_client_warnings(db: &Store, spec: &ClientSpec) -> anyhow::Result<Vec<String>> {
+    let clients = db.list_clients().await?;
+    let others: Vec<Held<'_>> = clients.iter().map(Held::from).collect();
+    Ok(unfamiliar(
+        Some(&spec.partner_id),
+        spec.scopes.iter(),
+        &others,
+    ))
+}
+
+/// [`unfamiliar`] for the scopes `client_id` is about to gain (those it holds already were
+/// looked at when it got them), against every other stored client.
+pub async fn scope_change_warnings(
+    db: &Store,
+    client_id: &str,
+    scopes: &ScopeSet,
+) -> anyhow::Result<Vec<String>> {
+    let clients = db.list_clients().await?;
+    let Some(current) = clients.iter().find(|c| c.client_id.as_str() == client_id) else {
+        return Ok(Vec::new());
+    };
+    let others: Vec<Held<'_>> = clients
+        .iter()
+        .filter(|c| c.client_id != current.client_id)
+        .map(Held::from)
+        .collect();
+    let gained = scopes
+        .iter()
+        .filter(|s| !current.scopes.contains(s.as_str()));
+    Ok(unfamiliar(None, gained, &others))
 }
 
 /// Validates an access-token lifetime override.
@@ -122,9 +255,10 @@ pub fn certs_from_pem(pem: &str) -> anyhow::Result<Vec<NewCert>> {
 pub fn parse_tls_subject(dn: &str) -> anyhow::Result<String> {
     let dn = dn.trim();
     anyhow::ensure!(
-        !dn.is_empty() && dn.len() <= 1024 && !dn.chars().any(char::is_control) && dn.contains('='),
+        !dn.is_empty() && dn.len() <= 1024 && dn.contains('='),
         "--tls-subject must be a distinguished name such as 'CN=acme-client,O=Acme,C=DE'"
     );
+    check_printable("subject DN", dn)?;
     Ok(dn.to_owned())
 }
 
@@ -132,11 +266,10 @@ pub fn parse_tls_subject(dn: &str) -> anyhow::Result<String> {
 pub fn parse_tls_san(san: &str) -> anyhow::Result<String> {
     let san = san.trim();
     anyhow::ensure!(
-        !san.is_empty()
-            && san.len() <= 1024
-            && !san.chars().any(|c| c.is_whitespace() || c.is_control()),
+        !san.is_empty() && san.len() <= 1024 && !san.chars().any(char::is_whitespace),
         "--tls-san must be a DNS name or a URI without spaces"
     );
+    check_printable("SAN", san)?;
     Ok(san.to_owned())
 }
 
@@ -537,4 +670,65 @@ pub async fn audit_trail(
 ) -> anyhow::Result<Vec<AuditRecord>> {
     anyhow::ensure!((1..=10_000).contains(&limit), "--limit must be 1 to 10000");
     db.list_audit(client_id, limit).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_refused_for_a_comma_or_an_unprintable_character_before_their_syntax() {
+        fn refusal(text: &str, spelling: ScopeSpelling) -> String {
+            format!("{:#}", parse_scopes(text, spelling).unwrap_err())
+        }
+        assert_eq!(
+            refusal("a b,c", ScopeSpelling::SpaceSeparated),
+            "scope \"b,c\" contains a comma: scopes are separated by spaces, as in \"a b c\""
+        );
+        assert_eq!(
+            refusal("a,b", ScopeSpelling::OnePerString),
+            "scope \"a,b\" contains a comma: write one scope per string, as in [\"a\", \"b\"]"
+        );
+        for (c, code) in [
+            ('\u{2028}', "U+2028"),
+            ('\u{FEFF}', "U+FEFF"),
+            ('\t', "U+0009"),
+        ] {
+            let text = format!("a{c}b");
+            assert!(
+                refusal(&text, ScopeSpelling::SpaceSeparated).contains(code),
+                "{code}"
+            );
+            assert!(parse_name(&text).unwrap_err().to_string().contains(code));
+        }
+        assert_eq!(
+            parse_scopes("orders:read catalog:read", ScopeSpelling::SpaceSeparated)
+                .unwrap()
+                .to_string(),
+            "catalog:read orders:read"
+        );
+        // Printable text of any script is a fine name.
+        assert_eq!(parse_name(" Zürich ERP 東京 ").unwrap(), "Zürich ERP 東京");
+    }
+
+    #[test]
+    fn only_what_no_other_client_has_is_unfamiliar_and_nothing_without_others() {
+        let acme = PartnerId::parse("acme").unwrap();
+        let held = ScopeSet::parse("orders:read").unwrap();
+        let others = [Held {
+            partner_id: &acme,
+            scopes: &held,
+        }];
+        let wanted = ScopeSet::parse("orders:read ordrs:read").unwrap();
+        let typo = PartnerId::parse("acme-typo").unwrap();
+        assert_eq!(
+            unfamiliar(Some(&typo), wanted.iter(), &others),
+            [
+                "no other client has partner \"acme-typo\"",
+                "no other client has scope \"ordrs:read\"",
+            ]
+        );
+        assert!(unfamiliar(Some(&acme), held.iter(), &others).is_empty());
+        assert!(unfamiliar(Some(&typo), wanted.iter(), &[]).is_empty());
+    }
 }

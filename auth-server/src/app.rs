@@ -215,8 +215,8 @@ fn load_master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
         // The parse error never quotes the value.
         return MasterKey::from_file_contents(text).context("AUTH_MASTER_KEY");
     }
-    let loaded = MasterKey::load_or_create(&settings.master_key_file)
-        .with_context(|| format!("master key file {}", settings.master_key_file.display()))?;
+    // Its messages name the file already ("master key file PATH does not exist").
+    let loaded = MasterKey::load_or_create(&settings.master_key_file)?;
     if loaded.created {
         tracing::warn!(
             path = %settings.master_key_file.display(),

@@ -2,14 +2,22 @@
 
 use std::process::ExitCode;
 
-use auth_server::cli::{Cli, Command, run_admin, serve_settings};
+use auth_server::cli::{
+    Cli, Command, error_line, init_operator_warnings, run_admin_reporting, serve_settings,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
     let serving = matches!(cli.command, Command::Serve(_));
-    // Admin commands print their result on stdout; their logs stay quiet unless RUST_LOG asks.
-    let default_level = if serving { "info" } else { "warn" };
-    edge::logging::init(cli.log.log_format, default_level);
+    // Admin commands print their result on stdout and, on stderr, one `error:` line or our own
+    // warnings; library logs only when RUST_LOG asks for them.
+    if serving {
+        edge::logging::init(cli.log.log_format, "info");
+    } else if std::env::var_os("RUST_LOG").is_some() {
+        edge::logging::init(cli.log.log_format, "warn");
+    } else {
+        init_operator_warnings();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -29,8 +37,11 @@ fn main() -> ExitCode {
                 app.run_until_stopped().await
             }
             command => {
-                let out = run_admin(&cli.store, command, cli.json).await?;
-                print!("{out}");
+                let out = run_admin_reporting(&cli.store, command, cli.json).await?;
+                for warning in &out.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                print!("{}", out.stdout);
                 Ok(())
             }
         }
@@ -38,7 +49,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("{}", error_line(&err));
             ExitCode::FAILURE
         }
     }

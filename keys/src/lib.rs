@@ -151,8 +151,9 @@ pub enum KeyError {
     /// Encryption failed; ring only refuses inputs far larger than any key.
     #[error("cannot encrypt private key")]
     Seal,
-    /// The master key file is missing or its contents are not a master key.
-    #[error("master key file: {0}")]
+    /// The master key file is missing or its contents are not a master key. The message says
+    /// which (it names the file, when there is one), so callers add nothing to it.
+    #[error("{0}")]
     MasterKeyFile(String),
     /// Reading or writing a key file failed.
     #[error("I/O error on {}: {source}", .path.display())]

@@ -58,27 +58,7 @@ impl MasterKey {
     /// Parses a master key file: base64url without padding of 32 bytes, surrounding whitespace
     /// ignored.
     pub fn from_file_contents(text: &str) -> Result<MasterKey, KeyError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(KeyError::MasterKeyFile("the file is empty".to_owned()));
-        }
-        // The decode error is not echoed because it quotes a byte of the file, which could be
-        // part of a key.
-        let decoded = Zeroizing::new(URL_SAFE_NO_PAD.decode(text).map_err(|_| {
-            KeyError::MasterKeyFile(
-                "contents are not base64url without padding (expected 43 characters encoding 32 bytes)"
-                    .to_owned(),
-            )
-        })?);
-        if decoded.len() != KEY_LEN {
-            return Err(KeyError::MasterKeyFile(format!(
-                "contents decode to {} bytes, expected {KEY_LEN}",
-                decoded.len()
-            )));
-        }
-        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-        bytes.copy_from_slice(&decoded);
-        Ok(MasterKey { bytes })
+        parse(text).map_err(|problem| KeyError::MasterKeyFile(format!("the master key {problem}")))
     }
 
     /// The master key file contents: base64url without padding, then a newline.
@@ -112,9 +92,9 @@ impl MasterKey {
     pub fn load_checked(path: &Path) -> Result<LoadedMasterKey, KeyError> {
         match File::open(path) {
             Ok(file) => read_key_file(path, file),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(KeyError::MasterKeyFile(
-                format!("{} does not exist", path.display()),
-            )),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                Err(file_error(path, "does not exist"))
+            }
             Err(err) => Err(io_error(path, err)),
         }
     }
@@ -180,16 +160,43 @@ impl fmt::Debug for MasterKey {
     }
 }
 
+/// Parses master key text, or says what is wrong with it as a predicate ("is empty") that the
+/// caller gives a subject: the file, or the key given another way.
+fn parse(text: &str) -> Result<MasterKey, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("is empty".to_owned());
+    }
+    // The decode error is not echoed because it quotes a byte of the file, which could be part
+    // of a key.
+    let decoded = Zeroizing::new(URL_SAFE_NO_PAD.decode(text).map_err(|_| {
+        "is not base64url without padding (expected 43 characters encoding 32 bytes)".to_owned()
+    })?);
+    if decoded.len() != KEY_LEN {
+        return Err(format!(
+            "decodes to {} bytes, expected {KEY_LEN}",
+            decoded.len()
+        ));
+    }
+    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+    bytes.copy_from_slice(&decoded);
+    Ok(MasterKey { bytes })
+}
+
+/// A refusal of the master key file at `path`: `master key file PATH PROBLEM`.
+fn file_error(path: &Path, problem: impl fmt::Display) -> KeyError {
+    KeyError::MasterKeyFile(format!("master key file {} {problem}", path.display()))
+}
+
 /// Reads and parses an open key file, checking the permissions of the file actually opened rather
 /// than of whatever the path names a moment later.
 fn read_key_file(path: &Path, mut file: File) -> Result<LoadedMasterKey, KeyError> {
     let metadata = file.metadata().map_err(|err| io_error(path, err))?;
     if metadata.len() > MAX_FILE_LEN {
-        return Err(KeyError::MasterKeyFile(format!(
-            "{} is {} bytes, too large to be a master key file",
-            path.display(),
-            metadata.len()
-        )));
+        return Err(file_error(
+            path,
+            format_args!("is {} bytes, too large to be a master key", metadata.len()),
+        ));
     }
     // Reserving the whole length first means the read never reallocates, so no unzeroized partial
     // copy of the key is left in freed memory.
@@ -198,12 +205,12 @@ fn read_key_file(path: &Path, mut file: File) -> Result<LoadedMasterKey, KeyErro
     ));
     file.read_to_string(&mut text).map_err(|err| {
         if err.kind() == io::ErrorKind::InvalidData {
-            KeyError::MasterKeyFile(format!("{} is not UTF-8 text", path.display()))
+            file_error(path, "is not UTF-8 text")
         } else {
             io_error(path, err)
         }
     })?;
-    let key = MasterKey::from_file_contents(&text)?;
+    let key = parse(&text).map_err(|problem| file_error(path, problem))?;
     Ok(LoadedMasterKey {
         key,
         created: false,
@@ -489,7 +496,11 @@ mod tests {
         let path = dir.path().join("absent.key");
         let err = MasterKey::load(&path).unwrap_err();
         assert!(matches!(err, KeyError::MasterKeyFile(_)));
-        assert!(err.to_string().contains("absent.key"), "{err}");
+        // Each clause once: callers add nothing to it.
+        assert_eq!(
+            err.to_string(),
+            format!("master key file {} does not exist", path.display())
+        );
         assert!(!path.exists());
     }
 

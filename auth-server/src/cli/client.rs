@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use shared_claims::{PartnerId, ScopeSet};
+use shared_claims::PartnerId;
 
-use super::render::{Render, table, time};
-use crate::admin::{self, ClientAuth, ClientSpec, TlsIdentity};
+use super::render::{Render, Warned, table, time};
+use crate::admin::{self, ClientAuth, ClientSpec, ScopeSpelling, TlsIdentity};
 use crate::config::StoreArgs;
 use crate::secret::ClientSecret;
 use crate::store::{
@@ -199,7 +199,11 @@ pub async fn run_tokens(db: &Store, cmd: TokensCommand) -> anyhow::Result<Box<dy
     })
 }
 
-async fn create(db: &Store, store: &StoreArgs, args: CreateArgs) -> anyhow::Result<Created> {
+async fn create(
+    db: &Store,
+    store: &StoreArgs,
+    args: CreateArgs,
+) -> anyhow::Result<Warned<Created>> {
     let audiences = if args.audience.is_empty() {
         vec![store.default_audience.clone()]
     } else {
@@ -209,7 +213,8 @@ async fn create(db: &Store, store: &StoreArgs, args: CreateArgs) -> anyhow::Resu
     let spec = ClientSpec {
         name: admin::parse_name(&args.name)?,
         partner_id: PartnerId::parse(&args.partner)?,
-        scopes: ScopeSet::parse(&args.scopes).map_err(|e| anyhow::anyhow!("--scopes: {e}"))?,
+        scopes: admin::parse_scopes(&args.scopes, ScopeSpelling::SpaceSeparated)
+            .map_err(|e| anyhow::anyhow!("--scopes: {e:#}"))?,
         audiences: audiences
             .iter()
             .map(|a| admin::parse_audience(a))
@@ -218,9 +223,13 @@ async fn create(db: &Store, store: &StoreArgs, args: CreateArgs) -> anyhow::Resu
         refresh_enabled: !args.no_refresh,
         introspect_allowed: args.introspect,
     };
+    let warnings = admin::new_client_warnings(db, &spec).await?;
     let (client, secret) = admin::register_client(db, spec, auth).await?;
     let shown = shown(db, client).await?;
-    Ok(Created { shown, secret })
+    Ok(Warned {
+        result: Created { shown, secret },
+        warnings,
+    })
 }
 
 /// What `--auth-method` needs, read and checked; options of another method are refused, so a
@@ -314,15 +323,15 @@ fn key_source(file: Option<&Path>, uri: Option<&str>) -> anyhow::Result<Option<K
     })
 }
 
-async fn update(db: &Store, args: UpdateArgs) -> anyhow::Result<Shown> {
+async fn update(db: &Store, args: UpdateArgs) -> anyhow::Result<Warned<Shown>> {
     let update = ClientUpdate {
         name: args.name.as_deref().map(admin::parse_name).transpose()?,
         scopes: args
             .scopes
             .as_deref()
-            .map(ScopeSet::parse)
+            .map(|s| admin::parse_scopes(s, ScopeSpelling::SpaceSeparated))
             .transpose()
-            .map_err(|e| anyhow::anyhow!("--scopes: {e}"))?,
+            .map_err(|e| anyhow::anyhow!("--scopes: {e:#}"))?,
         access_token_ttl: args
             .access_ttl
             .map(|t| admin::parse_ttl(t).map(Some))
@@ -351,6 +360,11 @@ async fn update(db: &Store, args: UpdateArgs) -> anyhow::Result<Shown> {
         )
         .await?;
     }
+    // Looked at before the change, so that the client's own scopes are not counted.
+    let warnings = match &update.scopes {
+        Some(scopes) => admin::scope_change_warnings(db, &args.client_id, scopes).await?,
+        None => Vec::new(),
+    };
     let certs_only = update.name.is_none()
         && update.scopes.is_none()
         && update.access_token_ttl.is_none()
@@ -371,7 +385,10 @@ async fn update(db: &Store, args: UpdateArgs) -> anyhow::Result<Shown> {
     if let Some(thumbprint) = &args.remove_cert {
         client = admin::remove_cert(db, &args.client_id, thumbprint).await?;
     }
-    shown(db, client).await
+    Ok(Warned {
+        result: shown(db, client).await?,
+        warnings,
+    })
 }
 
 async fn show(db: &Store, client_id: &str) -> anyhow::Result<Shown> {

@@ -106,7 +106,12 @@ impl Render for Plan {
                 .iter()
                 .map(|u| (u.name.clone(), changes_json(&u.changes)))
                 .collect::<serde_json::Map<_, _>>(),
+            "warnings": self.warnings,
         })
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 }
 
@@ -161,6 +166,11 @@ impl Render for Applied {
                 .iter()
                 .map(|u| (u.name.clone(), changes_json(&u.changes)))
                 .collect::<serde_json::Map<_, _>>(),
+            "warnings": self.warnings,
         })
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 }

@@ -195,8 +195,8 @@ fn load_master(store: &StoreArgs) -> anyhow::Result<MasterKey> {
         return MasterKey::from_file_contents(text).context("AUTH_MASTER_KEY");
     }
     let path = &store.master_key_file;
-    let loaded = MasterKey::load_checked(path)
-        .with_context(|| format!("master key file {}", path.display()))?;
+    // Its messages name the file already ("master key file PATH does not exist").
+    let loaded = MasterKey::load_checked(path)?;
     if loaded.loose_permissions {
         eprintln!(
             "warning: master key file {} is readable by group or others; run chmod 600 on it",

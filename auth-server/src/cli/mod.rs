@@ -6,6 +6,7 @@ mod audit;
 mod client;
 mod clients;
 mod keys;
+mod log;
 mod render;
 
 use clap::Parser;
@@ -16,6 +17,7 @@ use serde_json::json;
 pub use client::{ClientCommand, CreateArgs, TokensCommand, UpdateArgs};
 pub use clients::ClientsCommand;
 pub use keys::KeysCommand;
+pub use log::init_operator_warnings;
 
 use crate::admin;
 use crate::config::{ServeArgs, Settings, StoreArgs};
@@ -94,12 +96,30 @@ impl Cli {
     }
 }
 
-/// Runs an admin command (everything but `serve`) and returns what to print.
+/// Runs an admin command (everything but `serve`) and returns what to print on stdout; with
+/// `--json`, the command's warnings are in that document too.
 pub async fn run_admin(
     store: &StoreArgs,
     command: Command,
     json_out: bool,
 ) -> anyhow::Result<String> {
+    Ok(run_admin_reporting(store, command, json_out).await?.stdout)
+}
+
+/// What an admin command prints: its result on stdout, and each of its warnings on stderr as a
+/// `warning:` line (whether or not `--json` also carries them).
+#[derive(Debug)]
+pub struct AdminOutput {
+    pub stdout: String,
+    pub warnings: Vec<String>,
+}
+
+/// Runs an admin command (everything but `serve`), returning its output and its warnings.
+pub async fn run_admin_reporting(
+    store: &StoreArgs,
+    command: Command,
+    json_out: bool,
+) -> anyhow::Result<AdminOutput> {
     store.check()?;
     let db = Store::connect_waiting(&store.database_url, store.database_wait()).await?;
     db.migrate().await?;
@@ -115,7 +135,10 @@ pub async fn run_admin(
         }
     };
     db.close().await;
-    Ok(render::output(&*result, json_out))
+    Ok(AdminOutput {
+        stdout: render::output(&*result, json_out),
+        warnings: result.warnings().to_vec(),
+    })
 }
 
 /// Settings for `serve` from parsed arguments.
@@ -134,6 +157,24 @@ impl Render for Migrated {
     fn json(&self) -> serde_json::Value {
         json!({ "migrated": true })
     }
+}
+
+/// A failed command's error as its one `error:` line: the chain of causes joined by `: ` as
+/// `{:#}` joins them, except a cause whose words are already on the line (sqlx's database
+/// errors repeat their source's message in their own), and with any line break made a space.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    format!("error: {}", line.replace(['\n', '\r'], " "))
 }
 
 /// A clap error on one line: its message and the details clap puts on the lines below it
@@ -168,6 +209,24 @@ mod tests {
         let cli = Cli::try_parse_from(["auth-server", "client", "list", "--json"]).unwrap();
         assert!(cli.json);
         assert!(Cli::try_parse_from(["auth-server", "serve", "--auth-bind", "nonsense"]).is_err());
+    }
+
+    #[test]
+    fn an_error_line_gives_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error returned from database: {0}")]
+        struct Repeating(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("(code: 5) database is locked")]
+        struct Inner;
+        let err = anyhow::Error::new(Repeating(Inner)).context("cannot create the client");
+        assert_eq!(
+            error_line(&err),
+            "error: cannot create the client: error returned from database: (code: 5) database \
+             is locked"
+        );
+        let err = anyhow::anyhow!("two\nlines").context("outer");
+        assert_eq!(error_line(&err), "error: outer: two lines");
     }
 
     #[test]

@@ -11,6 +11,36 @@ pub trait Render {
     fn human(&self) -> String;
     /// The document printed with `--json`.
     fn json(&self) -> serde_json::Value;
+    /// What the operator should look at twice although the command succeeded, each printed on
+    /// stderr as a `warning:` line whatever the output form.
+    fn warnings(&self) -> &[String] {
+        &[]
+    }
+}
+
+/// A result with warnings: printed as `result` is, and with `--json` its document (an object)
+/// also carries them as `"warnings": [...]`, empty when there are none.
+pub struct Warned<T> {
+    pub result: T,
+    pub warnings: Vec<String>,
+}
+
+impl<T: Render> Render for Warned<T> {
+    fn human(&self) -> String {
+        self.result.human()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut doc = self.result.json();
+        if let Some(object) = doc.as_object_mut() {
+            object.insert("warnings".to_owned(), serde_json::json!(self.warnings));
+        }
+        doc
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
 }
 
 /// What to print for `result`: the one place where `--json` is decided.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use shared_claims::{PartnerId, ScopeSet};
 use toml::Spanned;
 
-use crate::admin::{self, ClientAuth, TlsIdentity};
+use crate::admin::{self, ClientAuth, ScopeSpelling, TlsIdentity};
 use crate::store::{ClientAuthMethod, KeySourceUpdate, NewCert};
 
 /// One entry of the file, every field parsed: what its client must look like.
@@ -171,8 +171,12 @@ impl Reader<'_> {
     fn entry(&self, key: Spanned<String>, entry: Entry) -> anyhow::Result<DesiredClient> {
         let line = self.line(key.span());
         let name = key.into_inner();
-        let parsed = admin::parse_name(&name)
-            .map_err(|e| self.file.at_line(line, format!("clients.{name}: {e:#}")))?;
+        // The key is escaped in this one message: it is the name refused for holding a character
+        // that must not reach the terminal raw.
+        let parsed = admin::parse_name(&name).map_err(|e| {
+            self.file
+                .at_line(line, format!("clients.{}: {e:#}", name.escape_debug()))
+        })?;
         if parsed != name {
             return Err(self.file.at_line(
                 line,
@@ -234,8 +238,8 @@ impl Reader<'_> {
     /// Each element one scope token, the whole a valid scope set (RFC 6749 §3.3).
     fn scopes(&self, n: &str, list: &Spanned<Vec<Spanned<String>>>) -> anyhow::Result<ScopeSet> {
         for scope in list.get_ref() {
-            let one = ScopeSet::parse(scope.get_ref())
-                .map_err(|e| self.refuse(scope.span(), n, "scopes", e))?;
+            let one = admin::parse_scopes(scope.get_ref(), ScopeSpelling::OnePerString)
+                .map_err(|e| self.refuse(scope.span(), n, "scopes", format!("{e:#}")))?;
             if one.len() != 1 {
                 return Err(self.refuse(
                     scope.span(),

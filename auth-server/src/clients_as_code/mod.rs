@@ -8,18 +8,80 @@ mod plan;
 
 use std::path::Path;
 
-use crate::admin::{self, ClientAuth, ClientSpec, TlsIdentity};
+use crate::admin::{self, ClientAuth, ClientSpec, Held, TlsIdentity};
 use crate::secret::ClientSecret;
-use crate::store::{AuditEvent, KeySourceUpdate, ManagedChange, ManagedFields, Store};
+use crate::store::{
+    AuditEvent, Client, KeySourceUpdate, ManagedChange, ManagedClient, ManagedFields, Store,
+};
 
 pub use file::{ClientsFile, DesiredClient};
 pub use plan::{FieldChange, Plan, PlannedCreate, PlannedDelete, PlannedUpdate};
 
-/// What `clients apply` would do now (nothing is written).
+/// What `clients apply` would do now (nothing is written), with the warnings it would give.
 pub async fn plan(db: &Store, path: &Path, default_audience: &str) -> anyhow::Result<Plan> {
     let file = file::read(path, default_audience)?;
+    let directory = db.list_clients().await?;
     let current = db.managed_clients().await?;
-    plan::compute(&file, &current)
+    let mut plan = plan::compute(&file, &current)?;
+    plan.warnings = warnings(&file, &plan, &current, &directory);
+    Ok(plan)
+}
+
+/// `admin::unfamiliar` for each client the plan creates (its partner and scopes) or changes
+/// (the scopes it gains), each warning prefixed with the entry's key. The other clients are
+/// the directory as the apply leaves it: the clients the file does not manage, and the file's
+/// other entries (so two new clients of a new partner do not warn about each other).
+///
+/// `directory` is every stored client, read before the apply's transaction and used for
+/// nothing but these warnings: the apply itself reads and decides over managed clients only.
+fn warnings(
+    file: &ClientsFile,
+    plan: &Plan,
+    current: &[ManagedClient],
+    directory: &[Client],
+) -> Vec<String> {
+    let others_than = |name: &str| -> Vec<Held<'_>> {
+        directory
+            .iter()
+            .filter(|c| !current.iter().any(|m| m.client.client_id == c.client_id))
+            .map(Held::from)
+            .chain(
+                file.clients
+                    .iter()
+                    .filter(|d| d.name != name)
+                    .map(|d| Held {
+                        partner_id: &d.partner_id,
+                        scopes: &d.scopes,
+                    }),
+            )
+            .collect()
+    };
+    let mut warnings = Vec::new();
+    for create in &plan.creates {
+        let desired = &file.clients[create.desired];
+        let found = admin::unfamiliar(
+            Some(&desired.partner_id),
+            desired.scopes.iter(),
+            &others_than(&desired.name),
+        );
+        warnings.extend(
+            found
+                .into_iter()
+                .map(|w| format!("clients.{}: {w}", desired.name)),
+        );
+    }
+    for update in &plan.updates {
+        let desired = &file.clients[update.desired];
+        let held = &current[update.current].client.scopes;
+        let gained = desired.scopes.iter().filter(|s| !held.contains(s.as_str()));
+        let found = admin::unfamiliar(None, gained, &others_than(&desired.name));
+        warnings.extend(
+            found
+                .into_iter()
+                .map(|w| format!("clients.{}: {w}", desired.name)),
+        );
+    }
+    warnings
 }
 
 /// A client an apply created, with its secret if it has one (shown once, never stored).
@@ -36,6 +98,8 @@ pub struct Applied {
     pub created: Vec<CreatedClient>,
     pub updated: Vec<PlannedUpdate>,
     pub deleted: Vec<PlannedDelete>,
+    /// Partners and scopes no other client has, as the plan gave them.
+    pub warnings: Vec<String>,
 }
 
 /// Makes the managed clients match the file, in one transaction whose plan is computed inside
@@ -50,8 +114,10 @@ pub async fn apply(
     // transaction begins: a refusal there leaves the database untouched, and the transaction
     // holds the write lock only while it writes.
     let file = file::read(path, default_audience)?;
+    let directory = db.list_clients().await?;
     db.apply_managed_changes(|current| {
         let plan = plan::compute(&file, &current)?;
+        let warnings = warnings(&file, &plan, &current, &directory);
         if !plan.deletes.is_empty() && !allow_delete {
             let names: Vec<String> = plan
                 .deletes
@@ -67,7 +133,10 @@ pub async fn apply(
             );
         }
         let mut changes = Vec::new();
-        let mut applied = Applied::default();
+        let mut applied = Applied {
+            warnings,
+            ..Applied::default()
+        };
         for create in &plan.creates {
             let desired = &file.clients[create.desired];
             let mut prepared = admin::prepare_client(spec(desired), desired.auth.clone())?;

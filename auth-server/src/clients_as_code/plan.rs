@@ -51,6 +51,9 @@ pub struct Plan {
     pub creates: Vec<PlannedCreate>,
     pub updates: Vec<PlannedUpdate>,
     pub deletes: Vec<PlannedDelete>,
+    /// Partners and scopes of created or changed clients that no other client has (filled in
+    /// by [`super::plan`], which reads the whole directory; `compute` sees managed clients only).
+    pub warnings: Vec<String>,
 }
 
 impl Plan {

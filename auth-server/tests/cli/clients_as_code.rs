@@ -86,7 +86,7 @@ fn actions(events: &[Value]) -> Vec<(String, String)> {
 
 /// What `plan --json` prints when the clients match the file.
 fn empty_plan() -> Value {
-    json!({ "create": [], "update": [], "delete": [], "changes": {} })
+    json!({ "create": [], "update": [], "delete": [], "changes": {}, "warnings": [] })
 }
 
 /// The plan's three lists, without the field-by-field changes.
@@ -198,7 +198,7 @@ async fn apply_creates_the_files_clients_once_and_a_second_plan_is_empty(backend
     let again = json_of(&apply(&app, &file, &["--json"]));
     assert_eq!(
         again,
-        json!({ "created": [], "updated": [], "deleted": [], "changes": {} })
+        json!({ "created": [], "updated": [], "deleted": [], "changes": {}, "warnings": [] })
     );
     assert_eq!(
         cli_audit(&app).await.len(),

@@ -7,13 +7,14 @@ mod certificate_clients;
 mod certificate_rotation;
 mod clients_as_code;
 mod key_clients;
+mod operator_slips;
 
 use std::process::Command;
 
 use clap::CommandFactory;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{Backend, TestAuth, http, spawn_auth_server};
+use support::{Backend, TestAuth, TestDb, http, spawn_auth_server};
 
 on_both_backends!(
     the_cli_round_trip_creates_uses_disables_and_audits_a_client,
@@ -25,13 +26,23 @@ on_both_backends!(
 
 /// Runs `auth-server ARGS` against the test's database and master key.
 fn cli(app: &TestAuth, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_auth-server"))
+    cli_on(&app.db, args)
+}
+
+/// Runs `auth-server ARGS` against `db` and its master key file, with no token service.
+fn cli_on(db: &TestDb, args: &[&str]) -> std::process::Output {
+    cli_command(db, args).output().expect("run auth-server")
+}
+
+/// The command [`cli_on`] runs, for a test that sets more of its environment.
+fn cli_command(db: &TestDb, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_auth-server"));
+    command
         .args(args)
-        .env("AUTH_DATABASE_URL", &app.db.url)
-        .env("AUTH_MASTER_KEY_FILE", app.db.master_key_path())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run auth-server")
+        .env("AUTH_DATABASE_URL", &db.url)
+        .env("AUTH_MASTER_KEY_FILE", db.master_key_path())
+        .env_remove("RUST_LOG");
+    command
 }
 
 /// Runs `auth-server ARGS` with an empty temporary folder for its database and master key, for
@@ -300,7 +311,12 @@ fn failure_line(output: &std::process::Output) -> String {
 
 /// Writes `text` to `name` in the test's folder and returns the path, for a `--…-file` flag.
 fn write_file(app: &TestAuth, name: &str, text: &str) -> String {
-    let path = app.db.dir.path().join(name);
+    write_file_in(&app.db, name, text)
+}
+
+/// [`write_file`] in the folder of a database without a token service.
+fn write_file_in(db: &TestDb, name: &str, text: &str) -> String {
+    let path = db.dir.path().join(name);
     std::fs::write(&path, text).expect("write a test file");
     path.to_str().expect("a UTF-8 path").to_owned()
 }
