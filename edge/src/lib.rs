@@ -36,8 +36,8 @@ pub use headers::{HeaderLimit, HeaderLimitLayer, HeaderLimits};
 pub use identity::{ClientIdentity, ClientIdentityLayer, ClientIp, client_ip};
 pub use limits::{PeerConnectionLimit, PerClientRequestLimitLayer};
 pub use metrics::Metrics;
-pub use refusal::{Refusal, RefusalFormat, RefusalLayer};
 pub use mtls::{CertError, CertificateInfo, ClientCas, ClientCertificate, certificates_from_pem};
+pub use refusal::{Refusal, RefusalFormat, RefusalLayer};
 
 /// How a server meets the network.
 #[derive(Debug, Clone, Default)]

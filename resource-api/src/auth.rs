@@ -60,6 +60,16 @@ fn describe_access(operation: &mut Operation, access: Access) {
             .build(),
         ),
     );
+    // A handler's own 400 (a malformed parameter) stays as it documents it.
+    responses.entry("400".into()).or_insert_with(|| {
+        RefOr::T(
+            problem_response(
+                "More than one `Authorization` header (RFC 6750 §3.1 `invalid_request`), or \
+                 more than one `Client-Cert` field from a trusted proxy.",
+            )
+            .build(),
+        )
+    });
     if let Access::Scope(scope) = access {
         responses.insert(
             "403".into(),

@@ -533,9 +533,8 @@ impl Answer {
         loop {
             if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
                 let answer = Answer::parse(&bytes[..end], bytes[end + 4..].to_vec());
-                let length: Option<usize> = answer
-                    .header("content-length")
-                    .and_then(|v| v.parse().ok());
+                let length: Option<usize> =
+                    answer.header("content-length").and_then(|v| v.parse().ok());
                 if length.is_some_and(|length| answer.body.len() >= length) {
                     return answer;
                 }
@@ -583,9 +582,8 @@ impl Answer {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     /// An RFC 6749 §5.2 error of `status` and `error`, with `no-store`.
@@ -655,7 +653,14 @@ async fn the_envelopes_refusals_at_the_oauth_endpoints_are_rfc_6749_errors_with_
     let answer = Answer::of(http().post(auth.url("/healthz")).send().await.unwrap()).await;
     answer.assert_problem(405, "POST /healthz");
     assert_eq!(answer.header("allow"), Some("GET,HEAD"));
-    let answer = Answer::of(http().get(auth.url("/oauth2/nothing")).send().await.unwrap()).await;
+    let answer = Answer::of(
+        http()
+            .get(auth.url("/oauth2/nothing"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     answer.assert_problem(404, "/oauth2/nothing");
     auth.stop().await;
 }
@@ -696,9 +701,11 @@ async fn a_busy_token_service_answers_temporarily_unavailable_at_its_oauth_endpo
     answer.assert_problem(503, "per address, /healthz");
     assert_eq!(answer.header("retry-after"), Some("1"));
     for stream in &mut slow {
-        Answer::read(stream)
-            .await
-            .assert_oauth_error(408, "invalid_request", "a slow token request");
+        Answer::read(stream).await.assert_oauth_error(
+            408,
+            "invalid_request",
+            "a slow token request",
+        );
     }
     auth.stop().await;
 
@@ -719,7 +726,11 @@ async fn a_busy_token_service_answers_temporarily_unavailable_at_its_oauth_endpo
     })
     .await;
     let answer = Answer::of(response).await;
-    answer.assert_oauth_error(503, "temporarily_unavailable", "server full, /oauth2/revoke");
+    answer.assert_oauth_error(
+        503,
+        "temporarily_unavailable",
+        "server full, /oauth2/revoke",
+    );
     assert_eq!(answer.header("retry-after"), Some("1"));
     let answer = Answer::of(http().get(auth.url("/healthz")).send().await.unwrap()).await;
     answer.assert_problem(503, "server full, /healthz");
@@ -788,9 +799,11 @@ async fn two_authorization_headers_are_400_invalid_request_at_both_services() {
                 .send()
                 .await
                 .unwrap();
-            Answer::of(response)
-                .await
-                .assert_oauth_error(400, "invalid_request", &format!("two at {path}"));
+            Answer::of(response).await.assert_oauth_error(
+                400,
+                "invalid_request",
+                &format!("two at {path}"),
+            );
         }
     }
     let response = http()
@@ -843,9 +856,11 @@ async fn two_client_cert_fields_from_a_trusted_proxy_are_400_at_both_services() 
         .send()
         .await
         .unwrap();
-    Answer::of(response)
-        .await
-        .assert_oauth_error(400, "invalid_request", "two Client-Cert at /oauth2/token");
+    Answer::of(response).await.assert_oauth_error(
+        400,
+        "invalid_request",
+        "two Client-Cert at /oauth2/token",
+    );
     let response = http()
         .get(api.url("/v1/me"))
         .header("client-cert", field(&one.der))

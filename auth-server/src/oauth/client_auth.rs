@@ -92,7 +92,12 @@ pub fn extract(
 ) -> Result<Presented, OAuthError> {
     // Two Authorization headers are ambiguous: taking either would let whatever sits between
     // the client and us decide who the client is.
-    if headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
         return Err(OAuthError::invalid_request(
             "more than one Authorization header: send the credentials once",
         ));
