@@ -63,9 +63,12 @@ impl Refusal {
     }
 }
 
+/// A function writing a [`Refusal`] made at a path.
+type Render = dyn Fn(&str, &Refusal) -> Response + Send + Sync;
+
 /// How a service writes a [`Refusal`] at `path`. The default writes RFC 9457 problems everywhere.
 #[derive(Clone)]
-pub struct RefusalFormat(Arc<dyn Fn(&str, &Refusal) -> Response + Send + Sync>);
+pub struct RefusalFormat(Arc<Render>);
 
 impl RefusalFormat {
     /// `render(path, refusal)` writes the answer; its status should be the refusal's.
