@@ -130,29 +130,25 @@ pub fn problem_response(description: &str) -> ResponseBuilder {
 }
 
 /// Adds the [`Problem`] schema and, to every operation, the refusals of the envelope
-/// (`edge::Envelope`) that it does not document already: 408 (not answered in time), 413 (a
-/// body over the envelope's bound), 431 (headers over their bounds, problem+json) and 503 (too
-/// many requests in flight, problem+json with `Retry-After`).
+/// (`edge::Envelope`) that it does not document already, all problem+json: 408 (not completed in
+/// time), 413 (a body over the envelope's bound), 431 (headers over their bounds) and 503 (too
+/// many requests in flight, with `Retry-After`).
 pub fn add_envelope_responses(openapi: &mut OpenApi) {
     let components = openapi.components.get_or_insert_with(Default::default);
     components
         .schemas
         .insert("Problem".to_owned(), Problem::schema());
-    // 408 and 413 are written by tower-http's layers inside the envelope: 408 without a body,
-    // 413 as a line of text.
+    // Every refusal of the envelope is a problem, whichever layer made it (`edge::refusal`),
+    // unless the service writes its own format there and documented it already.
     let refusals: [(&str, Response); 4] = [
         (
             "408",
-            ResponseBuilder::new()
-                .description("The request was not answered within the server's time limit (no body).")
+            problem_response("The request was not completed within the server's time limit.")
                 .build(),
         ),
         (
             "413",
-            ResponseBuilder::new()
-                .description("The request body is larger than the server accepts.")
-                .content("text/plain", Content::new(Some(string_schema())))
-                .build(),
+            problem_response("The request body is larger than the server accepts.").build(),
         ),
         (
             "431",

@@ -241,7 +241,8 @@ pub fn router(state: AppState) -> Router {
         config.max_concurrent_requests,
         MAX_REQUEST_BYTES,
     )
-    .with_metrics(state.metrics.registry().clone());
+    .with_metrics(state.metrics.registry().clone())
+    .with_refusal_format(refusal_format());
     // The router and its OpenAPI description come from the same `#[utoipa::path]` annotations.
     let (routes, described) = OpenApiRouter::new()
         .routes(routes!(oauth::token::token))
@@ -259,6 +260,35 @@ pub fn router(state: AppState) -> Router {
         .fallback(edge::problem::not_found)
         .with_state(state);
     envelope.wrap(routes)
+}
+
+/// The paths whose every answer is an RFC 6749 §5.2 error or success: the endpoints a client
+/// authenticates at (on either listener; the same paths under Lambda).
+const OAUTH_ENDPOINTS: [&str; 3] = ["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"];
+
+/// How the envelope's refusals (404, 405, 408, 413, 431, 503, a malformed body or `Client-Cert`)
+/// are written: at the OAuth endpoints as RFC 6749 §5.2 JSON with `no-store`, like every other
+/// answer there — `temporarily_unavailable` for 503, `server_error` for another 5xx, and
+/// `invalid_request` (the request is malformed: too large, too slow, the wrong method) for the
+/// rest, under the refusal's own status; everywhere else as RFC 9457 problems.
+fn refusal_format() -> edge::RefusalFormat {
+    use oauth::error::{ErrorCode, OAuthError};
+    edge::RefusalFormat::new(|path, refusal| {
+        if !OAUTH_ENDPOINTS.contains(&path) {
+            return edge::problem::problem(refusal.status, Some(&refusal.detail));
+        }
+        let code = if refusal.status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+            ErrorCode::TemporarilyUnavailable
+        } else if refusal.status.is_server_error() {
+            ErrorCode::ServerError
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        let mut response =
+            axum::response::IntoResponse::into_response(OAuthError::client(code, &refusal.detail));
+        *response.status_mut() = refusal.status;
+        response
+    })
 }
 
 /// The default public base URL of the mutual-TLS listener: the issuer's host over https, on the

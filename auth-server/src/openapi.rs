@@ -2,7 +2,8 @@
 //! `GET /docs`. Each operation comes from its handler's `#[utoipa::path]` (the router is built
 //! from the same annotations, see `app::router`); what every client-authenticated endpoint
 //! shares (client authentication, the RFC 6749 §5.2 errors, the lockout's 429) is added here
-//! once, from the error type that produces it; the envelope's refusals come from `api_docs`.
+//! once, from the error type that produces it, and so are the envelope's refusals there, which
+//! the token service writes as RFC 6749 errors too; elsewhere they come from `api_docs`.
 //!
 //! The form types below describe request bodies that `oauth::form` parses; they are never built.
 #![allow(dead_code)]
@@ -280,7 +281,8 @@ fn add_client_authentication(operation: &mut Operation, path: &str) {
         "400",
         error(&format!(
             "RFC 6749 §5.2: `invalid_request` (content type, a missing or repeated parameter, \
-             more than one authentication method){unsupported_grant}."
+             more than one authentication method, two `Authorization` headers or `Client-Cert` \
+             fields, a body that cannot be read){unsupported_grant}."
         )),
     );
     add(
@@ -298,14 +300,12 @@ fn add_client_authentication(operation: &mut Operation, path: &str) {
         ),
     );
     add(
+        "408",
+        error("`invalid_request`: the request was not completed within the server's time limit."),
+    );
+    add(
         "413",
-        ResponseBuilder::new()
-            .description(
-                "The form is over 16 KiB (`invalid_request`, with `no-store`), or the body over \
-                 the envelope's bound (a line of text).",
-            )
-            .content("application/json", oauth_error())
-            .content("text/plain", Content::new(Some(api_docs::string_schema()))),
+        error("`invalid_request`: the form is over 16 KiB, or the body over the envelope's bound."),
     );
     add(
         "429",
@@ -316,23 +316,21 @@ fn add_client_authentication(operation: &mut Operation, path: &str) {
         .header("Retry-After", api_docs::retry_after()),
     );
     add(
+        "431",
+        error("`invalid_request`: a request header, or all of them together, are too large."),
+    );
+    add(
         "503",
-        ResponseBuilder::new()
-            .description(
-                "`temporarily_unavailable` (no signing key, or the database is not answering), \
-                 or the server is busy (problem+json); retry later.",
-            )
-            .content("application/json", oauth_error())
-            .content(
-                api_docs::PROBLEM_JSON,
-                Content::new(Some(Ref::from_schema_name("Problem"))),
-            )
-            .header(
-                "Retry-After",
-                api_docs::optional_header(
-                    <u64 as PartialSchema>::schema(),
-                    "Seconds to wait before retrying.",
-                ),
+        error(
+            "`temporarily_unavailable`: no signing key, the database is not answering, or the \
+             server is busy (too many requests in flight); retry later.",
+        )
+        .header(
+            "Retry-After",
+            api_docs::optional_header(
+                <u64 as PartialSchema>::schema(),
+                "Seconds to wait before retrying.",
             ),
+        ),
     );
 }

@@ -1,6 +1,7 @@
 //! The HTTP envelope: the layers every request of every service passes through, applied by one
-//! function, so the services' 404, 408, 413, 431 and 503 answers, security headers, client
-//! address and certificate, request ids and trace spans are the same by construction. A new
+//! function, so the services' 404, 405, 408, 413, 431 and 503 answers (in the format each
+//! service gives, see [`crate::refusal`]), security headers, client address and certificate,
+//! request ids and trace spans are the same by construction. A new
 //! entry point (a Lambda function, a mutual-TLS listener) wraps the same router in the same
 //! envelope.
 
@@ -21,7 +22,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::metrics::Metrics;
-use crate::problem::{problem, with_retry_after};
+use crate::problem::with_retry_after;
+use crate::refusal::{Refusal, RefusalFormat, RefusalLayer};
 use crate::{
     ClientCas, ClientIdentityLayer, HeaderLimitLayer, HeaderLimits, PerClientRequestLimitLayer,
     SecurityHeadersLayer, Transport,
@@ -52,6 +54,9 @@ pub struct Envelope {
     /// Where every request's duration (and, for services that ask, its count) is recorded; off
     /// by default.
     pub metrics: Metrics,
+    /// How the refusals made before a handler answers are written; RFC 9457 problems by
+    /// default.
+    pub refusals: RefusalFormat,
 }
 
 impl Envelope {
@@ -73,7 +78,14 @@ impl Envelope {
             client_cas: transport.client_cas.clone(),
             default_cache_control: None,
             metrics: Metrics::off(),
+            refusals: RefusalFormat::default(),
         }
+    }
+
+    /// Refusals are written by `format` (see [`crate::refusal`]).
+    pub fn with_refusal_format(mut self, format: RefusalFormat) -> Envelope {
+        self.refusals = format;
+        self
     }
 
     /// Requests are timed (and counted) in `metrics`; see [`crate::metrics`].
@@ -103,11 +115,11 @@ impl Envelope {
             .layer(
                 tower::ServiceBuilder::new()
                     .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                        let busy = problem(
+                        let busy = Refusal::new(
                             StatusCode::SERVICE_UNAVAILABLE,
-                            Some("too many requests in flight"),
+                            "too many requests in flight",
                         );
-                        with_retry_after(busy, Duration::from_secs(1))
+                        with_retry_after(busy.into_response(), Duration::from_secs(1))
                     }))
                     .load_shed()
                     // Global: `Router::layer` wraps each route, and the bound is for the server.
@@ -123,7 +135,9 @@ impl Envelope {
             .layer(ClientIdentityLayer::new(
                 &self.trusted_proxies,
                 self.client_cas.clone(),
-            ));
+            ))
+            // Every refusal above, and axum's (404, 405, rejections), in the service's format.
+            .layer(RefusalLayer::new(self.refusals.clone()));
         let router = match &self.default_cache_control {
             Some(value) => router.layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::future::{Either, Ready, ready};
 
-use crate::problem::problem;
+use crate::refusal::Refusal;
 
 /// How large request headers may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub struct HeaderLimits {
 impl HeaderLimits {
     /// What hyper may buffer of a request head beyond [`HeaderLimits::max_header_list_bytes`],
     /// for the request line (or HTTP/2's pseudo-headers and per-field overhead). A head within
-    /// it always reaches [`HeaderLimitLayer`], which answers in the services' problem+json.
+    /// it always reaches [`HeaderLimitLayer`], which answers in the service's error format.
     pub const REQUEST_LINE_ALLOWANCE: usize = 8 * 1024;
 
     /// hyper's HTTP/1.1 read buffer limit (`max_buf_size`) and the HTTP/2
@@ -72,7 +72,7 @@ enum Exceeded {
 }
 
 impl Exceeded {
-    /// 431 as problem+json (RFC 9457), as the edge answers its other refusals. The detail
+    /// 431 as a [`Refusal`], as the edge answers its other refusals. The detail
     /// names the limit but never echoes the header, which is the client's and could be anything.
     fn into_response(self) -> Response {
         let detail = match self {
@@ -81,7 +81,7 @@ impl Exceeded {
                 format!("the request headers together are larger than {max} bytes")
             }
         };
-        problem(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Some(&detail))
+        Refusal::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, detail).into_response()
     }
 }
 
@@ -89,7 +89,8 @@ impl Exceeded {
 ///
 /// hyper bounds the whole head only roughly (by its read buffer, see
 /// [`HeaderLimits::head_buffer_bytes`]) and has no bound per header; this layer applies both
-/// limits exactly, and answers in the format of the edge's other refusals.
+/// limits exactly, and answers as the edge's other refusals (problem+json, or the service's
+/// format inside the envelope).
 #[derive(Clone, Copy)]
 pub struct HeaderLimitLayer {
     limits: HeaderLimits,

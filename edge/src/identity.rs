@@ -8,9 +8,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures::future::{Either, Ready, ready};
 use rustls::pki_types::CertificateDer;
 
 use crate::mtls::{ClientCas, ClientCertificate, PeerCertificates, header};
+use crate::refusal::Refusal;
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address in
 /// `X-Forwarded-For` that is not itself a trusted proxy. Set on every request by
@@ -51,6 +55,9 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) 
 /// - otherwise from the chain the connection's TLS handshake carried, or that the Lambda event
 ///   reported (a request without a TCP peer); `Client-Cert` fields are then ignored, since anyone
 ///   can send them.
+///
+/// A trusted proxy's request with two `Client-Cert` fields is ambiguous (which one did the
+/// client prove it holds?), and is refused with 400 rather than read either way.
 #[derive(Clone)]
 pub struct ClientIdentityLayer {
     trusted: Arc<[IpAddr]>,
@@ -85,10 +92,12 @@ pub struct ClientIdentity<S> {
     layer: ClientIdentityLayer,
 }
 
-impl<S: tower::Service<Request>> tower::Service<Request> for ClientIdentity<S> {
-    type Response = S::Response;
+impl<S: tower::Service<Request, Response = Response>> tower::Service<Request>
+    for ClientIdentity<S>
+{
+    type Response = Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -108,10 +117,17 @@ impl<S: tower::Service<Request>> tower::Service<Request> for ClientIdentity<S> {
             request.extensions_mut().insert(ClientIp(ip));
         }
         let from_proxy = peer.is_some_and(|peer| self.layer.trusted.contains(&peer));
+        if from_proxy && header::repeated_client_cert(request.headers()) {
+            let refusal = Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "more than one Client-Cert field: send the client certificate once",
+            );
+            return Either::Left(ready(Ok(refusal.into_response())));
+        }
         if let Some(certificate) = self.layer.certificate(&request, from_proxy) {
             request.extensions_mut().insert(certificate);
         }
-        self.inner.call(request)
+        Either::Right(self.inner.call(request))
     }
 }
 

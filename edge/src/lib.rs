@@ -1,7 +1,8 @@
 //! The network edge both services share: TLS serving (rustls on ring), the refusal to serve
 //! plaintext on a non-loopback address unless a TLS-terminating proxy is declared, who the client
 //! is as seen through those (and only those) proxies (its address and its certificate, see
-//! [`mtls`]), the HTTP [`Envelope`] every request passes through, RFC 9457 [`problem`] answers,
+//! [`mtls`]), the HTTP [`Envelope`] every request passes through, RFC 9457 [`problem`] answers
+//! and the service's own format for the envelope's [`refusal`]s, bounded [`body`] reads,
 //! the outgoing [`http_client`], and each service's Prometheus [`metrics`].
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use axum::Router;
 use axum::extract::Request;
 use tokio::net::TcpListener;
 
+pub mod body;
 mod client;
 mod envelope;
 mod headers;
@@ -26,6 +28,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mtls;
 pub mod problem;
+pub mod refusal;
 
 pub use client::http_client;
 pub use envelope::Envelope;
@@ -34,6 +37,7 @@ pub use identity::{ClientIdentity, ClientIdentityLayer, ClientIp, client_ip};
 pub use limits::{PeerConnectionLimit, PerClientRequestLimitLayer};
 pub use metrics::Metrics;
 pub use mtls::{CertError, CertificateInfo, ClientCas, ClientCertificate, certificates_from_pem};
+pub use refusal::{Refusal, RefusalFormat, RefusalLayer};
 
 /// How a server meets the network.
 #[derive(Debug, Clone, Default)]

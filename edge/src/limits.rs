@@ -20,7 +20,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::ClientIp;
-use crate::problem::{problem, with_retry_after};
+use crate::problem::with_retry_after;
+use crate::refusal::Refusal;
 
 /// Counts held per address; a [`Slot`] gives its count back when dropped.
 #[derive(Clone, Default)]
@@ -238,11 +239,11 @@ where
 }
 
 fn too_many_in_flight() -> Response {
-    let busy = problem(
+    let busy = Refusal::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        Some("too many requests in flight from this address"),
+        "too many requests in flight from this address",
     );
-    with_retry_after(busy, std::time::Duration::from_secs(1))
+    with_retry_after(busy.into_response(), std::time::Duration::from_secs(1))
 }
 
 #[cfg(test)]

@@ -60,6 +60,16 @@ fn describe_access(operation: &mut Operation, access: Access) {
             .build(),
         ),
     );
+    // A handler's own 400 (a malformed parameter) stays as it documents it.
+    responses.entry("400".into()).or_insert_with(|| {
+        RefOr::T(
+            problem_response(
+                "More than one `Authorization` header (RFC 6750 §3.1 `invalid_request`), or \
+                 more than one `Client-Cert` field from a trusted proxy.",
+            )
+            .build(),
+        )
+    });
     if let Access::Scope(scope) = access {
         responses.insert(
             "403".into(),
@@ -263,9 +273,17 @@ impl ProtectedRoute {
 
 /// Reads `Authorization: Bearer <token>` (RFC 6750 §2.1).
 fn bearer_token(request: &Request) -> Result<&str, ApiError> {
-    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Err(ApiError::MissingToken);
     };
+    // Two are ambiguous (RFC 6750 §3.1 `invalid_request`): taking either would let whatever
+    // sits between the client and us decide whose request this is.
+    if values.next().is_some() {
+        return Err(ApiError::InvalidRequest(
+            "more than one Authorization header: send the token once".into(),
+        ));
+    }
     let value = value
         .to_str()
         .map_err(|_| ApiError::InvalidToken("the Authorization header is not ASCII".into()))?;

@@ -17,6 +17,10 @@ pub enum ApiError {
     MissingToken,
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    /// A request whose credentials cannot be read as one (RFC 6750 §3.1 `invalid_request`,
+    /// 400 with a challenge).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     #[error("insufficient scope: needs {0}")]
     InsufficientScope(&'static str),
     #[error("rate limit exceeded")]
@@ -75,6 +79,19 @@ impl IntoResponse for ApiError {
                 let mut response = problem(StatusCode::UNAUTHORIZED, Some(&why));
                 let challenge = format!(
                     "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+                    quoted(&why)
+                );
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
+            }
+            ApiError::InvalidRequest(why) => {
+                let mut response = problem(StatusCode::BAD_REQUEST, Some(&why));
+                let challenge = format!(
+                    "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{}\"",
                     quoted(&why)
                 );
                 if let Ok(value) = HeaderValue::from_str(&challenge) {

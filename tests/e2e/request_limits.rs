@@ -499,3 +499,378 @@ async fn http2_requests_meet_the_same_header_limits() {
     api.stop().await;
     auth.stop().await;
 }
+
+/// An answer as it came off the wire: status, headers and body.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    async fn of(response: reqwest::Response) -> Answer {
+        Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    /// Sends `request` (raw bytes) on a fresh connection to `base_url` and reads the answer: its
+    /// head, then as many bytes as its `Content-Length` says, or until the server closes. The
+    /// 30 s deadline only tells a hang from an answer.
+    async fn raw(base_url: &str, request: &[u8]) -> Answer {
+        let addr = base_url.trim_start_matches("http://").to_owned();
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let _ = stream.write_all(request).await;
+        Answer::read(&mut stream).await
+    }
+
+    async fn read(stream: &mut TcpStream) -> Answer {
+        let mut bytes = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                let answer = Answer::parse(&bytes[..end], bytes[end + 4..].to_vec());
+                let length: Option<usize> =
+                    answer.header("content-length").and_then(|v| v.parse().ok());
+                if length.is_some_and(|length| answer.body.len() >= length) {
+                    return answer;
+                }
+            }
+            let read = tokio::time::timeout_at(deadline.into(), stream.read(&mut buffer))
+                .await
+                .expect("an answer, not a hang");
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no answer: {:?}", String::from_utf8_lossy(&bytes)));
+        Answer::parse(&bytes[..end], bytes[end + 4..].to_vec())
+    }
+
+    fn parse(head: &[u8], body: Vec<u8>) -> Answer {
+        let head = String::from_utf8_lossy(head);
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .expect("a status line");
+        let mut headers = reqwest::header::HeaderMap::new();
+        for line in lines {
+            let (name, value) = line.split_once(':').expect("a header line");
+            headers.append(
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                value.trim().parse().unwrap(),
+            );
+        }
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// An RFC 6749 §5.2 error of `status` and `error`, with `no-store`.
+    fn assert_oauth_error(&self, status: u16, error: &str, what: &str) {
+        assert_eq!(self.status, status, "{what}");
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{what}"
+        );
+        assert_eq!(self.header("cache-control"), Some("no-store"), "{what}");
+        let body = self.json();
+        assert_eq!(body["error"], error, "{what}: {body}");
+        assert!(body["error_description"].is_string(), "{what}: {body}");
+    }
+
+    /// An RFC 9457 problem of `status`.
+    fn assert_problem(&self, status: u16, what: &str) {
+        assert_eq!(self.status, status, "{what}");
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{what}"
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status, "{what}: {body}");
+        assert_eq!(body["type"], "about:blank", "{what}: {body}");
+        assert!(body["title"].is_string(), "{what}: {body}");
+    }
+}
+
+/// The token service's endpoints whose every answer is RFC 6749 JSON.
+const OAUTH_ENDPOINTS: [&str; 3] = ["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"];
+
+/// A request head for `method path` announcing `length` bytes of form body (none of which is
+/// sent), with `extra` header lines.
+fn head(method: &str, path: &str, length: usize, extra: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {length}\r\n{extra}\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_envelopes_refusals_at_the_oauth_endpoints_are_rfc_6749_errors_with_no_store() {
+    let auth = limited_auth(64, Duration::from_secs(1)).await;
+    for path in OAUTH_ENDPOINTS {
+        // A declared length over the envelope's 1 MiB bound: refused before the body is read.
+        let answer = Answer::raw(&auth.base_url, head("POST", path, 2 << 20, "").as_bytes()).await;
+        answer.assert_oauth_error(413, "invalid_request", &format!("2 MiB at {path}"));
+        let answer = Answer::of(http().get(auth.url(path)).send().await.unwrap()).await;
+        answer.assert_oauth_error(405, "invalid_request", &format!("GET {path}"));
+        assert_eq!(answer.header("allow"), Some("POST"), "GET {path}");
+        let answer = Answer::of(get_padded(&http(), &auth.url(path), 1, 17 * 1024).await).await;
+        answer.assert_oauth_error(431, "invalid_request", &format!("17 KiB header at {path}"));
+        // A body that never finishes arriving, past the 1 s request timeout.
+        let slow = format!("{}grant_type=", head("POST", path, 100, ""));
+        let answer = Answer::raw(&auth.base_url, slow.as_bytes()).await;
+        answer.assert_oauth_error(408, "invalid_request", &format!("a slow body at {path}"));
+    }
+    // The token service's other paths, known and unknown, answer RFC 9457 problems.
+    let answer = Answer::raw(
+        &auth.base_url,
+        head("POST", "/healthz", 2 << 20, "").as_bytes(),
+    )
+    .await;
+    answer.assert_problem(413, "2 MiB at /healthz");
+    let answer = Answer::of(http().post(auth.url("/healthz")).send().await.unwrap()).await;
+    answer.assert_problem(405, "POST /healthz");
+    assert_eq!(answer.header("allow"), Some("GET,HEAD"));
+    let answer = Answer::of(
+        http()
+            .get(auth.url("/oauth2/nothing"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    answer.assert_problem(404, "/oauth2/nothing");
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_token_service_answers_temporarily_unavailable_at_its_oauth_endpoints() {
+    let db = test_db(Backend::Sqlite).await.unwrap();
+    let mut settings = TestAuth::settings(&db);
+    settings.request_timeout = Duration::from_secs(10);
+    settings.max_concurrent_requests = 64;
+    settings.transport.limits.requests_per_client = 2;
+    let auth = spawn_auth_with(db, settings).await;
+    // Two slow requests from one address take its two slots: that address is shed.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from("127.0.0.7", &auth.base_url).await;
+        stream
+            .write_all(SLOW_TOKEN_REQUEST.as_bytes())
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let client = common::http_from("127.0.0.7");
+    let response = common::eventually(Duration::from_secs(30), "no 503 while full", || {
+        let request = client
+            .post(auth.url("/oauth2/token"))
+            .form(&[("grant_type", "client_credentials")]);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(response)
+        }
+    })
+    .await;
+    let answer = Answer::of(response).await;
+    answer.assert_oauth_error(503, "temporarily_unavailable", "per address, /oauth2/token");
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    let answer = Answer::of(client.get(auth.url("/healthz")).send().await.unwrap()).await;
+    answer.assert_problem(503, "per address, /healthz");
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    for stream in &mut slow {
+        Answer::read(stream).await.assert_oauth_error(
+            408,
+            "invalid_request",
+            "a slow token request",
+        );
+    }
+    auth.stop().await;
+
+    // The whole server full: the same answers.
+    let auth = limited_auth(2, Duration::from_secs(10)).await;
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        slow.push(slow_request(&auth).await);
+    }
+    let response = common::eventually(Duration::from_secs(30), "no 503 while full", || {
+        let request = http()
+            .post(auth.url("/oauth2/revoke"))
+            .form(&[("token", "x")]);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(response)
+        }
+    })
+    .await;
+    let answer = Answer::of(response).await;
+    answer.assert_oauth_error(
+        503,
+        "temporarily_unavailable",
+        "server full, /oauth2/revoke",
+    );
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    let answer = Answer::of(http().get(auth.url("/healthz")).send().await.unwrap()).await;
+    answer.assert_problem(503, "server full, /healthz");
+    for stream in &mut slow {
+        Answer::read(stream).await;
+    }
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_partner_apis_refusals_are_problems() {
+    let (auth, api) = both_services(None).await;
+    let answer = Answer::raw(&api.base_url, head("GET", "/v1/me", 2 << 20, "").as_bytes()).await;
+    answer.assert_problem(413, "2 MiB at /v1/me");
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    let answer = Answer::of(http().post(api.url("/healthz")).send().await.unwrap()).await;
+    answer.assert_problem(405, "POST /healthz");
+    assert_eq!(answer.header("allow"), Some("GET,HEAD"));
+    let answer = Answer::of(http().get(api.url("/v2/nothing")).send().await.unwrap()).await;
+    answer.assert_problem(404, "/v2/nothing");
+    let answer = Answer::of(get_padded(&http(), &api.url("/v1/me"), 1, 17 * 1024).await).await;
+    answer.assert_problem(431, "a 17 KiB header at /v1/me");
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunked_body_is_400_invalid_request_not_413() {
+    let auth = limited_auth(64, Duration::from_secs(5)).await;
+    for path in OAUTH_ENDPOINTS {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\n\r\nzz\r\ngrant_type=client_credentials\r\n0\r\n\r\n"
+        );
+        let answer = Answer::raw(&auth.base_url, request.as_bytes()).await;
+        answer.assert_oauth_error(400, "invalid_request", &format!("zz chunk at {path}"));
+    }
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_authorization_headers_are_400_invalid_request_at_both_services() {
+    let (auth, api) = both_services(None).await;
+    api.wait_ready().await;
+    let (client, secret) = auth.client("acme", "orders:read").await;
+    let id = client.client_id.as_str();
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{id}:{}", secret.expose())
+        )
+    );
+    let token = common::token(&auth, id, secret.expose()).await;
+    let bearer = format!("Bearer {token}");
+    for (path, form) in [
+        ("/oauth2/token", ("grant_type", "client_credentials")),
+        ("/oauth2/revoke", ("token", token.as_str())),
+        ("/oauth2/introspect", ("token", token.as_str())),
+    ] {
+        for (first, second) in [(&basic, &basic), (&basic, &bearer)] {
+            let response = http()
+                .post(auth.url(path))
+                .header("authorization", first)
+                .header("authorization", second)
+                .form(&[form])
+                .send()
+                .await
+                .unwrap();
+            Answer::of(response).await.assert_oauth_error(
+                400,
+                "invalid_request",
+                &format!("two at {path}"),
+            );
+        }
+    }
+    let response = http()
+        .get(api.url("/v1/me"))
+        .header("authorization", &bearer)
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    let answer = Answer::of(response).await;
+    answer.assert_problem(400, "two Authorization headers at /v1/me");
+    let challenge = answer.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with("Bearer realm=\"partner-api\", error=\"invalid_request\""),
+        "{challenge}"
+    );
+    // One is still fine.
+    assert_eq!(
+        common::get(&api, "/v1/me", &token).await.status(),
+        StatusCode::OK
+    );
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_client_cert_fields_from_a_trusted_proxy_are_400_at_both_services() {
+    let db = test_db(Backend::Sqlite).await.unwrap();
+    let mut settings = TestAuth::settings(&db);
+    settings.transport.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let auth = spawn_auth_with(db, settings).await;
+    let api = system::spawn_resource_api(Backend::Sqlite, &auth, |settings| {
+        settings.transport.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await
+    .unwrap();
+    let one = test_support::pki::self_signed(&test_support::pki::Subject::cn("one"), false);
+    let two = test_support::pki::self_signed(&test_support::pki::Subject::cn("two"), false);
+    let field = |der: &[u8]| {
+        format!(
+            ":{}:",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der)
+        )
+    };
+    let response = http()
+        .post(auth.url("/oauth2/token"))
+        .header("client-cert", field(&one.der))
+        .header("client-cert", field(&two.der))
+        .form(&[("grant_type", "client_credentials"), ("client_id", "x")])
+        .send()
+        .await
+        .unwrap();
+    Answer::of(response).await.assert_oauth_error(
+        400,
+        "invalid_request",
+        "two Client-Cert at /oauth2/token",
+    );
+    let response = http()
+        .get(api.url("/v1/me"))
+        .header("client-cert", field(&one.der))
+        .header("client-cert", field(&one.der))
+        .send()
+        .await
+        .unwrap();
+    Answer::of(response)
+        .await
+        .assert_problem(400, "two Client-Cert at /v1/me");
+    api.stop().await;
+    auth.stop().await;
+}

@@ -90,6 +90,18 @@ pub fn extract(
     params: &mut FormParams,
     certificate: bool,
 ) -> Result<Presented, OAuthError> {
+    // Two Authorization headers are ambiguous: taking either would let whatever sits between
+    // the client and us decide who the client is.
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(OAuthError::invalid_request(
+            "more than one Authorization header: send the credentials once",
+        ));
+    }
     let assertion_type = params.take("client_assertion_type");
     let assertion = params.take("client_assertion").map(Zeroizing::new);
     if assertion_type.is_some() || assertion.is_some() {

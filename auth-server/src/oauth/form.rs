@@ -24,10 +24,16 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<FormParams, OA
             "Content-Type must be application/x-www-form-urlencoded",
         ));
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let bytes = edge::body::read_body(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| OAuthError::BodyTooLarge {
-            limit: MAX_BODY_BYTES,
+        .map_err(|error| match error {
+            edge::body::BodyError::TooLarge => OAuthError::BodyTooLarge {
+                limit: MAX_BODY_BYTES,
+            },
+            // A broken chunked encoding, or a client gone midway: nothing was too large.
+            edge::body::BodyError::Unreadable => {
+                OAuthError::invalid_request("the request body could not be read")
+            }
         })?;
     if bytes.is_empty() {
         return Err(OAuthError::invalid_request("request body is empty"));

@@ -197,6 +197,22 @@ async fn tokens_and_every_oauth_error_through_each_kind_of_event() {
             .as_array()
             .is_some_and(|k| !k.is_empty())
     );
+    // The envelope's refusals at an OAuth endpoint are RFC 6749 errors there too.
+    for request in [
+        HttpRequest::get("/oauth2/token"),
+        HttpRequest::post_form("/oauth2/token", &grant).header("x-pad", &"a".repeat(17 * 1024)),
+    ] {
+        for (kind, event) in event_kinds(&request) {
+            let refused = answer(&runtime, event).await;
+            assert!(
+                [405, 431].contains(&refused.status),
+                "{kind}: {}",
+                refused.status
+            );
+            assert_eq!(refused.json()["error"], "invalid_request", "{kind}");
+            assert_eq!(refused.header("cache-control"), Some("no-store"), "{kind}");
+        }
+    }
     let missing = answer(&runtime, HttpRequest::get("/nowhere").http_api()).await;
     assert_eq!(missing.status, 404);
     assert_eq!(

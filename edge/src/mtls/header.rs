@@ -25,6 +25,12 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
+/// Whether `headers` hold more than one `Client-Cert` field line: one certificate, sent twice or
+/// two different ones, is not something a proxy does.
+pub(crate) fn repeated_client_cert(headers: &HeaderMap) -> bool {
+    headers.get_all(CLIENT_CERT).iter().nth(1).is_some()
+}
+
 /// The chain the fields carry, leaf first: `Ok(None)` without `Client-Cert`, `Err` with a
 /// reason when the fields are malformed or the chain is longer than [`MAX_CHAIN`].
 pub(crate) fn chain_from_headers(

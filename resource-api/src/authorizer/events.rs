@@ -64,8 +64,13 @@ pub fn bearer(value: &str) -> Option<&str> {
 }
 
 /// The bearer token of the `Authorization` header (names are case-insensitive in a `HeaderMap`).
+/// Two `Authorization` values are no token: which one counts would be anyone's guess.
 fn bearer_header(headers: &HeaderMap) -> Option<Option<String>> {
-    let value = headers.get(header::AUTHORIZATION)?;
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return Some(None);
+    }
     Some(value.to_str().ok().and_then(bearer).map(str::to_owned))
 }
 
@@ -106,8 +111,10 @@ pub fn read(event: Value) -> Result<Call, EventError> {
             let event: ApiGatewayCustomAuthorizerRequestTypeRequest =
                 serde_json::from_value(event).map_err(|e| malformed(e.to_string()))?;
             let arn = rest_arn(event.method_arn.as_deref()).map_err(malformed)?;
-            let token = bearer_header(&event.headers)
-                .or_else(|| bearer_header(&event.multi_value_headers))
+            // The multi-value headers first: they hold every value, where `headers` keeps the
+            // last one only.
+            let token = bearer_header(&event.multi_value_headers)
+                .or_else(|| bearer_header(&event.headers))
                 .flatten();
             Ok(Call {
                 kind,

@@ -127,6 +127,15 @@ async fn the_partner_api_answers_every_kind_of_event_as_the_server_does() {
             }
         }
     }
+    for (kind, event) in event_kinds(&HttpRequest::new("POST", "/healthz")) {
+        let answer = answer(runtime, event).await;
+        assert_eq!(answer.status, 405, "{kind}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/problem+json"),
+            "{kind}"
+        );
+    }
     for (kind, event) in event_kinds(&HttpRequest::get("/v1/nothing-here").bearer(&token)) {
         let answer = answer(runtime, event).await;
         assert_eq!(answer.status, 404, "{kind}");
