@@ -167,6 +167,9 @@ impl Envelope {
                                             request_id = %id, client_id = tracing::field::Empty)
                     })
                     .on_request(())
+                    // A failure is logged once, by whoever knows its cause (the handler's error
+                    // type); the `access` line below carries every status.
+                    .on_failure(())
                     // One line per answered request (`RUST_LOG=…,access=off` silences it).
                     .on_response(
                         |response: &Response, latency: Duration, _: &tracing::Span| {
