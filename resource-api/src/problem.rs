@@ -61,59 +61,54 @@ fn quoted(text: &str) -> String {
         .collect()
 }
 
+/// `response` with `challenge` as its `WWW-Authenticate` (RFC 6750 §3).
+fn with_challenge(mut response: Response, challenge: String) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::MissingToken => {
-                let mut response =
+                let response =
                     problem(StatusCode::UNAUTHORIZED, Some("a bearer token is required"));
-                let challenge = format!("Bearer realm=\"{REALM}\"");
-                if let Ok(value) = HeaderValue::from_str(&challenge) {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, value);
-                }
-                response
+                with_challenge(response, format!("Bearer realm=\"{REALM}\""))
             }
             ApiError::InvalidToken(why) => {
-                let mut response = problem(StatusCode::UNAUTHORIZED, Some(&why));
-                let challenge = format!(
-                    "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
-                    quoted(&why)
-                );
-                if let Ok(value) = HeaderValue::from_str(&challenge) {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, value);
-                }
-                response
+                let response = problem(StatusCode::UNAUTHORIZED, Some(&why));
+                with_challenge(
+                    response,
+                    format!(
+                        "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+                        quoted(&why)
+                    ),
+                )
             }
             ApiError::InvalidRequest(why) => {
-                let mut response = problem(StatusCode::BAD_REQUEST, Some(&why));
-                let challenge = format!(
-                    "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{}\"",
-                    quoted(&why)
-                );
-                if let Ok(value) = HeaderValue::from_str(&challenge) {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, value);
-                }
-                response
+                let response = problem(StatusCode::BAD_REQUEST, Some(&why));
+                with_challenge(
+                    response,
+                    format!(
+                        "Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{}\"",
+                        quoted(&why)
+                    ),
+                )
             }
             ApiError::InsufficientScope(scope) => {
                 let detail = format!("this route needs the scope {scope}");
-                let mut response = problem(StatusCode::FORBIDDEN, Some(&detail));
-                let challenge = format!(
-                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
-                    quoted(scope)
-                );
-                if let Ok(value) = HeaderValue::from_str(&challenge) {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, value);
-                }
-                response
+                let response = problem(StatusCode::FORBIDDEN, Some(&detail));
+                with_challenge(
+                    response,
+                    format!(
+                        "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"",
+                        quoted(scope)
+                    ),
+                )
             }
             ApiError::RateLimited { retry_after, limit } => {
                 let mut response = problem(

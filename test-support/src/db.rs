@@ -98,15 +98,7 @@ pub async fn test_db(backend: Backend) -> Option<TestDb> {
         });
     }
     let base = postgres_base_url();
-    let connect = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect(&base);
-    let pool = match tokio::time::timeout(Duration::from_secs(5), connect).await {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(err)) => return postgres_missing(&base, &err.to_string()),
-        Err(_) => return postgres_missing(&base, "timed out"),
-    };
+    let pool = admin_pool(&base).await?;
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&pool)
@@ -120,6 +112,20 @@ pub async fn test_db(backend: Backend) -> Option<TestDb> {
         dir,
         schema: Some((base, schema)),
     })
+}
+
+/// One connection to the PostgreSQL server at `base`, or `None` when it is absent outside CI
+/// (under `CI=true` an absent PostgreSQL fails the test).
+async fn admin_pool(base: &str) -> Option<sqlx::PgPool> {
+    let connect = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(base);
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(pool)) => Some(pool),
+        Ok(Err(err)) => postgres_missing(base, &err.to_string()),
+        Err(_) => postgres_missing(base, "timed out"),
+    }
 }
 
 fn postgres_missing<T>(base: &str, why: &str) -> Option<T> {
@@ -145,15 +151,7 @@ impl OwnPgDatabase {
     /// A fresh database, or `None` when PostgreSQL is absent outside CI (see [`test_db`]).
     pub async fn create() -> Option<OwnPgDatabase> {
         let base = postgres_base_url();
-        let connect = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect(&base);
-        let admin = match tokio::time::timeout(Duration::from_secs(5), connect).await {
-            Ok(Ok(pool)) => pool,
-            Ok(Err(err)) => return postgres_missing(&base, &err.to_string()),
-            Err(_) => return postgres_missing(&base, "timed out"),
-        };
+        let admin = admin_pool(&base).await?;
         let name = format!("fault_{}", uuid::Uuid::new_v4().simple());
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
