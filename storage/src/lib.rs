@@ -86,6 +86,9 @@ impl Db {
                 .busy_timeout(wait);
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                // A ping finds a connection a server closed; a SQLite connection is a file
+                // handle in this process, and the ping a round trip to its thread per checkout.
+                .test_before_acquire(false)
                 .acquire_timeout(wait)
                 .before_acquire(|_, meta| Box::pin(async move { Ok(!opened_before_fault(meta)) }))
                 .connect_with(options)

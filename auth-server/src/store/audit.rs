@@ -107,8 +107,40 @@ impl AuditEvent {
     }
 }
 
+/// Batches of at most this many events have their statement prepared once per connection (as
+/// full SQLite chunks do): under load batches are small, and preparing a statement for each
+/// would cost more than the insert. Larger sizes are rare and prepared per use, so they do not
+/// crowd the connection's statement cache.
+const PREPARED_UP_TO: usize = 16;
+
+/// Runs one multi-row `INSERT` of `events` on `conn`.
+async fn insert_audit_rows<'c, DB, E>(events: &[AuditEvent], conn: E) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database + sqlx::database::HasStatementCache,
+    E: sqlx::Executor<'c, Database = DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    let mut insert = sqlx::QueryBuilder::<DB>::new(
+        "INSERT INTO audit_events (at, actor, action, client_id, source_ip, detail) ",
+    );
+    insert.push_values(events, |mut row, event| {
+        row.push_bind(event.at)
+            .push_bind(event.actor.clone())
+            .push_bind(event.action.clone())
+            .push_bind(event.client_id.clone())
+            .push_bind(event.source_ip.clone())
+            .push_bind(event.detail.to_string());
+    });
+    let persistent = events.len() <= PREPARED_UP_TO || events.len() == ROWS_PER_STATEMENT;
+    insert.build().persistent(persistent).execute(conn).await?;
+    Ok(())
+}
+
 impl Store {
-    /// Stores a batch of events in one transaction: one commit (one fsync) for many events.
+    /// Stores a batch of events atomically: one commit for many events.: one commit (one fsync) for many events.
     pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> anyhow::Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -124,27 +156,21 @@ impl Store {
             super::Db::Sqlite(_) => ROWS_PER_STATEMENT,
             super::Db::Postgres(_) => events.len(),
         };
+        // A batch that fits one statement is written without an explicit transaction: the
+        // statement is atomic on its own, and BEGIN and COMMIT would be two more round trips to
+        // the database (on SQLite, to its connection's thread), paid per batch, that is per
+        // request when requests come one at a time.
+        let single = events.len() <= rows_per_statement;
         on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            for chunk in events.chunks(rows_per_statement) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO audit_events (at, actor, action, client_id, source_ip, detail) ",
-                );
-                insert.push_values(chunk, |mut row, event| {
-                    row.push_bind(event.at)
-                        .push_bind(event.actor.clone())
-                        .push_bind(event.action.clone())
-                        .push_bind(event.client_id.clone())
-                        .push_bind(event.source_ip.clone())
-                        .push_bind(event.detail.to_string());
-                });
-                insert
-                    .build()
-                    .persistent(chunk.len() == ROWS_PER_STATEMENT)
-                    .execute(&mut *tx)
-                    .await?;
+            if single {
+                insert_audit_rows(events, pool).await?;
+            } else {
+                let mut tx = pool.begin().await?;
+                for chunk in events.chunks(rows_per_statement) {
+                    insert_audit_rows(chunk, &mut *tx).await?;
+                }
+                tx.commit().await?;
             }
-            tx.commit().await?;
         });
         Ok(())
     }
