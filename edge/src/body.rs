@@ -25,7 +25,7 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
 
 /// Whether `error`, or an error it wraps, is a body's length limit being reached (ours, or the
 /// envelope's while the body streams in).
-pub fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(error) = current {
         if error.is::<http_body_util::LengthLimitError>() {

@@ -181,14 +181,16 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let path = request.uri().path().to_owned();
+        // A clone of the URI shares its bytes: no copy of the path for the many requests that
+        // are not refused.
+        let uri = request.uri().clone();
         let format = self.format.clone();
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
             Ok(match refusal_of(&response) {
                 Some(refusal) => {
-                    let rendered = format.render(&path, &refusal);
+                    let rendered = format.render(uri.path(), &refusal);
                     restyle(response, rendered)
                 }
                 None => response,

@@ -132,14 +132,6 @@ impl Db {
         .context("database migration failed")
     }
 
-    /// Readiness probe: one round trip to the database.
-    pub async fn ping(&self) -> anyhow::Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
-        Ok(())
-    }
-
     /// Readiness probe of a service that reads: `statement` should read one of its tables (a
     /// bare `SELECT 1` would not touch a SQLite file at all).
     pub async fn probe_read(&self, statement: &'static str) -> anyhow::Result<()> {
