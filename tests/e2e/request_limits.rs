@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::{Backend, ClientAuth, TestAuth, http, spawn_auth_with, test_db};
+use futures::FutureExt;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -25,13 +26,57 @@ const SLOW_TOKEN_REQUEST: &str = "POST /oauth2/token HTTP/1.1\r\nhost: auth.test
 
 /// Opens a connection and sends a token request whose body never finishes arriving.
 async fn slow_request(auth: &TestAuth) -> TcpStream {
-    let addr = auth.base_url.trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    slow_request_from("127.0.0.1", &auth.base_url).await
+}
+
+/// [`slow_request`] from the loopback address `from`.
+async fn slow_request_from(from: &str, server: &str) -> TcpStream {
+    let mut stream = connect_from(from, server).await;
     stream
         .write_all(SLOW_TOKEN_REQUEST.as_bytes())
         .await
         .unwrap();
     stream
+}
+
+/// Sends `probe` until the server sheds it with 503 while the `slow` requests hold their slots,
+/// and returns that answer. The server takes requests in whatever order they reach it: a probe
+/// can arrive before a slow request and take its slot, and then the slow request is the one
+/// shed. So a slow request the server has already answered (shed, or timed out) is replaced by
+/// a new one from `from` before the next probe, and how soon the server takes them in does not
+/// matter.
+async fn probe_until_shed<P, F>(
+    slow: &mut [TcpStream],
+    from: &str,
+    server: &str,
+    mut probe: P,
+) -> reqwest::Response
+where
+    P: FnMut() -> F,
+    F: std::future::Future<Output = reqwest::Response>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = probe().await;
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            return response;
+        }
+        for stream in slow.iter_mut() {
+            let mut byte = [0u8; 1];
+            let answered = !matches!(
+                stream.try_read(&mut byte),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            );
+            if answered {
+                *stream = slow_request_from(from, server).await;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 503 while full: not within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The status line of the answer on `stream`. The 30 s deadline only tells a hang from an answer;
@@ -192,12 +237,8 @@ async fn a_flood_of_slow_requests_is_shed_with_503_and_the_server_recovers() {
     // Once the four slow requests hold every slot, a normal client is answered at once with
     // 503, not left waiting for a slot. Polled until then rather than slept for, since how soon
     // the server takes the slow requests in depends on the machine.
-    let response = common::eventually(Duration::from_secs(30), "no 503 while full", || {
-        let request = http().get(auth.url("/healthz"));
-        async move {
-            let response = request.send().await.unwrap();
-            (response.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(response)
-        }
+    let response = probe_until_shed(&mut slow, "127.0.0.1", &auth.base_url, || {
+        http().get(auth.url("/healthz")).send().map(Result::unwrap)
     })
     .await;
     assert_eq!(response.headers()["retry-after"], "1");
@@ -676,22 +717,15 @@ async fn a_busy_token_service_answers_temporarily_unavailable_at_its_oauth_endpo
     // Two slow requests from one address take its two slots: that address is shed.
     let mut slow = Vec::new();
     for _ in 0..2 {
-        let mut stream = connect_from("127.0.0.7", &auth.base_url).await;
-        stream
-            .write_all(SLOW_TOKEN_REQUEST.as_bytes())
-            .await
-            .unwrap();
-        slow.push(stream);
+        slow.push(slow_request_from("127.0.0.7", &auth.base_url).await);
     }
     let client = common::http_from("127.0.0.7");
-    let response = common::eventually(Duration::from_secs(30), "no 503 while full", || {
-        let request = client
+    let response = probe_until_shed(&mut slow, "127.0.0.7", &auth.base_url, || {
+        client
             .post(auth.url("/oauth2/token"))
-            .form(&[("grant_type", "client_credentials")]);
-        async move {
-            let response = request.send().await.unwrap();
-            (response.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(response)
-        }
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .map(Result::unwrap)
     })
     .await;
     let answer = Answer::of(response).await;
@@ -715,14 +749,12 @@ async fn a_busy_token_service_answers_temporarily_unavailable_at_its_oauth_endpo
     for _ in 0..2 {
         slow.push(slow_request(&auth).await);
     }
-    let response = common::eventually(Duration::from_secs(30), "no 503 while full", || {
-        let request = http()
+    let response = probe_until_shed(&mut slow, "127.0.0.1", &auth.base_url, || {
+        http()
             .post(auth.url("/oauth2/revoke"))
-            .form(&[("token", "x")]);
-        async move {
-            let response = request.send().await.unwrap();
-            (response.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(response)
-        }
+            .form(&[("token", "x")])
+            .send()
+            .map(Result::unwrap)
     })
     .await;
     let answer = Answer::of(response).await;
