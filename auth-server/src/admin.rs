@@ -3,6 +3,7 @@
 //! transaction as its change. Signing-key operations live in [`crate::signing`].
 
 use anyhow::Context;
+use keys::HashKey;
 use ring::rand::{SecureRandom, SystemRandom};
 use shared_claims::{ClientId, PartnerId, Scope, ScopeSet};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
@@ -212,6 +213,8 @@ pub enum ClientAuth {
     SelfSignedTls(Vec<NewCert>),
     /// `private_key_jwt`: assertions signed by one of these keys.
     PrivateKeyJwt(KeySourceUpdate),
+    /// `api_key`: an API key for the partner API, hashed under this key (see `crate::api_key`).
+    ApiKey(HashKey),
 }
 
 /// What a `tls_client_auth` client's certificate must carry: exactly one of them (RFC 8705 §2.1.2).
@@ -232,6 +235,7 @@ impl ClientAuth {
             ClientAuth::Tls(_) => ClientAuthMethod::TlsClientAuth,
             ClientAuth::SelfSignedTls(_) => ClientAuthMethod::SelfSignedTlsClientAuth,
             ClientAuth::PrivateKeyJwt(_) => ClientAuthMethod::PrivateKeyJwt,
+            ClientAuth::ApiKey(_) => ClientAuthMethod::ApiKey,
         }
     }
 }
@@ -338,10 +342,29 @@ pub fn prepare_client(spec: ClientSpec, auth: ClientAuth) -> anyhow::Result<Prep
     };
     let mut certs = Vec::new();
     let mut secret = None;
+    let mut secret_hash = None;
     match auth {
         ClientAuth::Secret(method) => {
             anyhow::ensure!(method.uses_secret(), "{method} is not a secret method");
-            secret = Some(ClientSecret::generate()?);
+            let new = ClientSecret::generate()?;
+            secret_hash = Some(new.hash().to_vec());
+            secret = Some(new);
+        }
+        ClientAuth::ApiKey(hash_key) => {
+            // Nothing of the token endpoint applies to a client that never gets a token.
+            anyhow::ensure!(
+                !client.introspect_allowed,
+                "an api_key client cannot call the introspection endpoint (--introspect is for \
+                 a resource server's secret client)"
+            );
+            anyhow::ensure!(
+                client.access_token_ttl.is_none(),
+                "an api_key client gets no access tokens, so --access-ttl does not apply"
+            );
+            client.refresh_enabled = false;
+            let key = ClientSecret::generate_api_key()?;
+            secret_hash = Some(key.keyed_hash(&hash_key).to_vec());
+            secret = Some(key);
         }
         ClientAuth::Tls(TlsIdentity::Subject(dn)) => client.tls_subject = Some(dn),
         ClientAuth::Tls(TlsIdentity::San(san)) => client.tls_san = Some(san),
@@ -370,7 +393,7 @@ pub fn prepare_client(spec: ClientSpec, auth: ClientAuth) -> anyhow::Result<Prep
     .about(Some(client.client_id.as_str()));
     let new = NewClient {
         client,
-        secret_hash: secret.as_ref().map(|s| s.hash().to_vec()),
+        secret_hash,
         certs,
         managed_name: None,
     };
@@ -620,10 +643,13 @@ pub async fn reset_secret(
 
 /// Client-secret rotation: a new secret, shown once; the current one keeps working for
 /// `grace_secs` (0 stops it at once, for a leaked secret), then stops.
+/// An `api_key` client's key is rotated the same way; it needs the API-key hash key
+/// (`api_keys`), which the caller opens with the master key.
 pub async fn rotate_secret(
     db: &Store,
     client_id: &str,
     grace_secs: i64,
+    api_keys: Option<&HashKey>,
 ) -> anyhow::Result<(ClientSecret, i64)> {
     let id = parse_client_id(client_id)?;
     anyhow::ensure!(
@@ -631,13 +657,23 @@ pub async fn rotate_secret(
         "--grace must be 0 to 2592000 seconds"
     );
     let client = show_client(db, id.as_str()).await?;
-    anyhow::ensure!(
-        client.auth_method.uses_secret(),
-        "client {id} uses {} and holds no secret: rotate its certificates (--add-cert, \
-         --remove-cert) or keys (--jwks-file, --jwks-uri) with `client update`",
-        client.auth_method
-    );
-    let secret = ClientSecret::generate()?;
+    let (secret, hash) = if client.auth_method == ClientAuthMethod::ApiKey {
+        let hash_key =
+            api_keys.context("rotating an API key needs the API-key hash key (the master key)")?;
+        let key = ClientSecret::generate_api_key()?;
+        let hash = key.keyed_hash(hash_key);
+        (key, hash)
+    } else {
+        anyhow::ensure!(
+            client.auth_method.uses_secret(),
+            "client {id} uses {} and holds no secret: rotate its certificates (--add-cert, \
+             --remove-cert) or keys (--jwks-file, --jwks-uri) with `client update`",
+            client.auth_method
+        );
+        let secret = ClientSecret::generate()?;
+        let hash = secret.hash();
+        (secret, hash)
+    };
     let audit = AuditEvent::by_admin(
         "client.rotate_secret",
         serde_json::json!({ "grace_secs": grace_secs }),
@@ -645,7 +681,7 @@ pub async fn rotate_secret(
     .about(Some(id.as_str()));
     let grace_until = audit.at + grace_secs;
     if !db
-        .rotate_client_secret(id.as_str(), &secret.hash(), grace_until, &audit)
+        .rotate_client_secret(id.as_str(), &hash, grace_until, &audit)
         .await?
     {
         return Err(no_such_client(&id));

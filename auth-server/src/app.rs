@@ -185,6 +185,7 @@ pub(crate) async fn prepare(
         tracing::info!(?created, "created signing keys");
     }
     let ring = KeyRing::load(&db, &master).await?;
+    let api_keys = crate::api_key::hash_key(&db, &master).await?;
     let clients = ClientDirectory::load(&db).await?;
     // A key given in the environment has no file to re-read.
     let file = settings
@@ -204,6 +205,7 @@ pub(crate) async fn prepare(
         db,
         keys: SharedKeys::new(ring),
         master,
+        api_keys,
         audit,
         config: settings,
         metrics: AuthMetrics::new(metrics),

@@ -7,6 +7,9 @@
 //! works at its first request; a disabled client or a withdrawn secret stops working within the
 //! reload interval (default 5 s).
 //!
+//! API keys are found by their keyed hash (`crate::api_key`), in a map of their own that holds
+//! only `api_key` clients' keys.
+//!
 //! Known and unknown client ids cost the same: one map lookup, a client copied (the decoy's for
 //! an unknown id, see migration 0006) and the same constant-time hash comparison.
 
@@ -15,12 +18,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::store::{Client, DECOY_CLIENT_ID, DirectoryEntry, Store};
+use crate::store::{Client, ClientAuthMethod, DECOY_CLIENT_ID, DirectoryEntry, Store};
 
 struct Snapshot {
     generation: i64,
     clients: HashMap<String, Arc<DirectoryEntry>>,
     decoy: Option<Arc<DirectoryEntry>>,
+    /// `api_key` clients by the keyed hash of each of their keys (an API key names no client).
+    api_keys: HashMap<Vec<u8>, Arc<DirectoryEntry>>,
 }
 
 /// Cheap to clone; every clone shares the snapshot.
@@ -79,6 +84,22 @@ impl ClientDirectory {
         (known.then_some(client), hashes)
     }
 
+    /// The `api_key` client holding a live key with this keyed hash, and when that key stops
+    /// working (`None`: not before a rotation); `None` for no such key, an expired one, or a key
+    /// of another kind of client (a secret's hash is never in this map).
+    pub fn by_api_key(&self, hash: &[u8], now: i64) -> Option<(Client, Option<i64>)> {
+        let snapshot = self.snapshot();
+        let entry = snapshot.api_keys.get(hash)?;
+        let (_, expires_at) = entry
+            .secrets
+            .iter()
+            .find(|(stored, _)| stored.as_slice() == hash)?;
+        if expires_at.is_some_and(|at| at <= now) {
+            return None;
+        }
+        Some((entry.client.clone(), *expires_at))
+    }
+
     /// A known client's entry (never the decoy's), for the certificate and assertion methods,
     /// whose checks hold no secret to compare.
     pub fn entry(&self, client_id: &str) -> Option<Arc<DirectoryEntry>> {
@@ -114,13 +135,21 @@ async fn read(db: &Store) -> anyhow::Result<Snapshot> {
     let generation = db.client_generation().await?;
     let entries = db.clients_for_directory(crate::now()).await?;
     let mut clients = HashMap::with_capacity(entries.len());
+    let mut api_keys = HashMap::new();
     for entry in entries {
-        clients.insert(entry.client.client_id.as_str().to_owned(), Arc::new(entry));
+        let entry = Arc::new(entry);
+        if entry.client.auth_method == ClientAuthMethod::ApiKey {
+            for (hash, _) in &entry.secrets {
+                api_keys.insert(hash.clone(), entry.clone());
+            }
+        }
+        clients.insert(entry.client.client_id.as_str().to_owned(), entry);
     }
     let decoy = clients.get(DECOY_CLIENT_ID).cloned();
     Ok(Snapshot {
         generation,
         clients,
         decoy,
+        api_keys,
     })
 }

@@ -2,6 +2,7 @@
 //! storage, audit trail and the admin CLI.
 
 pub mod admin;
+pub mod api_key;
 pub mod app;
 pub mod audit;
 pub mod cli;

@@ -84,9 +84,10 @@ pub struct RevocationRequest {
 /// `POST /oauth2/introspect` (RFC 7662 §2.1).
 #[derive(Deserialize, ToSchema)]
 pub struct IntrospectionRequest {
+    /// An access token, a refresh token of the caller, or an API key (`pak_…`).
     #[schema(min_length = 1)]
     token: String,
-    /// Accepted and ignored.
+    /// Accepted and ignored (an API key is known by its prefix).
     token_type_hint: Option<String>,
     #[serde(flatten)]
     client: ClientAuthentication,
@@ -96,7 +97,9 @@ pub struct IntrospectionRequest {
 #[derive(ToSchema)]
 pub struct IntrospectionResponse {
     active: bool,
-    /// `Bearer` for an access token, `refresh_token` for a refresh token.
+    /// `Bearer` for an access token, `refresh_token` for a refresh token, `api_key` for an API
+    /// key (then `client_id`, `scope`, `partner_id` and `aud` say whose key it is, and `exp`
+    /// appears only while a rotated-out key is in its grace period).
     token_type: Option<String>,
     scope: Option<String>,
     client_id: Option<String>,

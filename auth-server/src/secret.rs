@@ -34,6 +34,11 @@ impl ClientSecret {
         Ok(ClientSecret(random_token(SECRET_PREFIX)?))
     }
 
+    /// A new API key (`pak_…`): the same 256 bits, another prefix.
+    pub fn generate_api_key() -> anyhow::Result<ClientSecret> {
+        Ok(ClientSecret(random_token(crate::api_key::API_KEY_PREFIX)?))
+    }
+
     /// Wraps a secret presented by a client.
     pub fn from_presented(text: String) -> ClientSecret {
         ClientSecret(Zeroizing::new(text))
@@ -46,6 +51,11 @@ impl ClientSecret {
 
     pub fn hash(&self) -> SecretHash {
         hash_secret(self.0.as_bytes())
+    }
+
+    /// An API key's stored form: its HMAC under the API-key hash key.
+    pub fn keyed_hash(&self, key: &keys::HashKey) -> SecretHash {
+        key.hash(self.0.as_bytes())
     }
 }
 

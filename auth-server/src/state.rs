@@ -48,6 +48,8 @@ pub struct Shared {
     pub clients: ClientDirectory,
     /// `private_key_jwt` clients' public keys: parsed documents and fetched `jwks_uri`s.
     pub client_keys: ClientKeys,
+    /// Hashes presented API keys for lookup (see `crate::api_key`).
+    pub api_keys: keys::HashKey,
     /// The counters (no-ops unless `AUTH_METRICS_BIND` is set); see [`AuthMetrics`].
     pub metrics: AuthMetrics,
 }

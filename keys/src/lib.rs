@@ -1,5 +1,6 @@
 //! Signing-key lifecycle: generation, encryption at rest, JWK/JWKS publication, and a ring crypto provider for jsonwebtoken.
 
+mod hash_key;
 mod jwk;
 mod master_key;
 mod provider;
@@ -11,6 +12,7 @@ pub mod verify;
 use std::fmt;
 use std::str::FromStr;
 
+pub use hash_key::{HashKey, SealedHashKey};
 pub use jwk::{jwk_set, thumbprint};
 pub use master_key::{LoadedMasterKey, MasterKey};
 pub use provider::{RING_PROVIDER, install_crypto_provider};

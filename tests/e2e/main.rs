@@ -9,6 +9,7 @@
 mod common;
 
 mod api_docs;
+mod api_keys;
 mod brute_force;
 mod client_certs;
 mod database_faults;

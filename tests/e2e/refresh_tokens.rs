@@ -552,7 +552,7 @@ async fn a_rotated_secret_keeps_working_for_its_grace_period_only(backend: Backe
     };
     // Judged by the clock, not by how many requests fit in the grace period: the old secret's
     // answer must arrive before the grace ends, and the refusal is asked a second after it.
-    let (new, grace_until) = auth_server::admin::rotate_secret(&auth.state.db, id, 5)
+    let (new, grace_until) = auth_server::admin::rotate_secret(&auth.state.db, id, 5, None)
         .await
         .unwrap();
     let inside = status(old.expose().to_owned()).await;
@@ -572,7 +572,7 @@ async fn a_rotated_secret_keeps_working_for_its_grace_period_only(backend: Backe
     assert_eq!(status(new.expose().to_owned()).await, StatusCode::OK);
 
     // Grace 0 (a leaked secret): the previous secret stops within the reload interval.
-    let (newer, _) = auth_server::admin::rotate_secret(&auth.state.db, id, 0)
+    let (newer, _) = auth_server::admin::rotate_secret(&auth.state.db, id, 0, None)
         .await
         .unwrap();
     auth.sync_clients().await;
@@ -590,7 +590,7 @@ async fn a_rotated_secret_keeps_working_for_its_grace_period_only(backend: Backe
         2
     );
     assert!(
-        auth_server::admin::rotate_secret(&auth.state.db, "cl_nobody", 0)
+        auth_server::admin::rotate_secret(&auth.state.db, "cl_nobody", 0, None)
             .await
             .is_err()
     );

@@ -28,11 +28,11 @@ pub enum ClientCommand {
     },
     /// Change a client's scopes, name, access-token lifetime, certificates or keys.
     Update(UpdateArgs),
-    /// Issue a new secret (shown once); the old one works for --grace seconds more.
+    /// Issue a new secret, or API key (shown once); the old one works for --grace seconds more.
     RotateSecret {
         /// The client's id (`cl_…`).
         client_id: String,
-        /// Seconds the current secret keeps working (0: stop it now, for a leaked secret).
+        /// Seconds the current secret or key keeps working (0: stop it now, for a leaked one).
         #[arg(long, default_value_t = 86_400)]
         grace: i64,
     },
@@ -77,7 +77,8 @@ pub struct CreateArgs {
     /// Allow this client to call the introspection endpoint.
     #[arg(long)]
     introspect: bool,
-    /// How the client authenticates at the token endpoint.
+    /// How the client authenticates at the token endpoint; `api_key`: the client gets an API
+    /// key for the partner API instead, and no tokens.
     #[arg(long, value_enum, default_value = "client_secret_basic")]
     auth_method: AuthMethodArg,
     /// tls_client_auth: the subject DN its CA-issued certificate carries, e.g.
@@ -108,6 +109,7 @@ enum AuthMethodArg {
     TlsClientAuth,
     SelfSignedTlsClientAuth,
     PrivateKeyJwt,
+    ApiKey,
 }
 
 impl From<AuthMethodArg> for ClientAuthMethod {
@@ -118,6 +120,7 @@ impl From<AuthMethodArg> for ClientAuthMethod {
             AuthMethodArg::TlsClientAuth => ClientAuthMethod::TlsClientAuth,
             AuthMethodArg::SelfSignedTlsClientAuth => ClientAuthMethod::SelfSignedTlsClientAuth,
             AuthMethodArg::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
+            AuthMethodArg::ApiKey => ClientAuthMethod::ApiKey,
         }
     }
 }
@@ -180,7 +183,7 @@ pub async fn run(
         ClientCommand::Show { client_id } => Box::new(show(db, &client_id).await?),
         ClientCommand::Update(args) => Box::new(update(db, args).await?),
         ClientCommand::RotateSecret { client_id, grace } => {
-            Box::new(rotate_secret(db, client_id, grace).await?)
+            Box::new(rotate_secret(db, store, client_id, grace).await?)
         }
         ClientCommand::Disable { client_id } => {
             Box::new(admin::set_disabled(db, &client_id, true).await?)
@@ -209,7 +212,10 @@ async fn create(
     } else {
         args.audience.clone()
     };
-    let auth = client_auth(&args)?;
+    let auth = match client_auth(&args)? {
+        Some(auth) => auth,
+        None => ClientAuth::ApiKey(api_key_hash_key(db, store).await?),
+    };
     let spec = ClientSpec {
         name: admin::parse_name(&args.name)?,
         partner_id: PartnerId::parse(&args.partner)?,
@@ -232,9 +238,16 @@ async fn create(
     })
 }
 
+/// The API-key hash key, opened with the master key (created on first use).
+async fn api_key_hash_key(db: &Store, store: &StoreArgs) -> anyhow::Result<keys::HashKey> {
+    let master = super::keys::load_master(store)?;
+    crate::api_key::hash_key(db, &master).await
+}
+
 /// What `--auth-method` needs, read and checked; options of another method are refused, so a
-/// typo never creates a client that authenticates otherwise than intended.
-fn client_auth(args: &CreateArgs) -> anyhow::Result<ClientAuth> {
+/// typo never creates a client that authenticates otherwise than intended. `None` for
+/// `api_key`, whose hash key the caller opens.
+fn client_auth(args: &CreateArgs) -> anyhow::Result<Option<ClientAuth>> {
     let method = ClientAuthMethod::from(args.auth_method);
     let tls = args.tls_subject.is_some() || args.tls_san.is_some();
     let refuse = |given: bool, option: &str, needs: &str| {
@@ -258,7 +271,8 @@ fn client_auth(args: &CreateArgs) -> anyhow::Result<ClientAuth> {
             "private_key_jwt",
         )?;
     }
-    Ok(match method {
+    Ok(Some(match method {
+        ClientAuthMethod::ApiKey => return Ok(None),
         ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
             ClientAuth::Secret(method)
         }
@@ -287,7 +301,7 @@ fn client_auth(args: &CreateArgs) -> anyhow::Result<ClientAuth> {
                 anyhow::anyhow!("private_key_jwt needs --jwks-file FILE or --jwks-uri URL")
             })?,
         ),
-    })
+    }))
 }
 
 /// The certificates of a PEM file, as they are registered.
@@ -419,12 +433,25 @@ async fn shown(db: &Store, client: Client) -> anyhow::Result<Shown> {
     })
 }
 
-async fn rotate_secret(db: &Store, client_id: String, grace: i64) -> anyhow::Result<NewSecret> {
-    let (secret, previous_valid_until) = admin::rotate_secret(db, &client_id, grace).await?;
+async fn rotate_secret(
+    db: &Store,
+    store: &StoreArgs,
+    client_id: String,
+    grace: i64,
+) -> anyhow::Result<NewSecret> {
+    let is_api_key =
+        admin::show_client(db, &client_id).await?.auth_method == ClientAuthMethod::ApiKey;
+    let hash_key = match is_api_key {
+        true => Some(api_key_hash_key(db, store).await?),
+        false => None,
+    };
+    let (secret, previous_valid_until) =
+        admin::rotate_secret(db, &client_id, grace, hash_key.as_ref()).await?;
     Ok(NewSecret {
         client_id,
         secret,
         previous_valid_until,
+        is_api_key,
     })
 }
 
@@ -597,8 +624,9 @@ impl Render for Created {
     fn human(&self) -> String {
         match &self.secret {
             Some(secret) => format!(
-                "{}\nclient_secret: {}\nStore it now: it is shown only once.\n",
+                "{}\n{}: {}\nStore it now: it is shown only once.\n",
                 self.shown.human(),
+                credential_name(&self.shown.client),
                 secret.expose()
             ),
             None => self.shown.human(),
@@ -608,9 +636,17 @@ impl Render for Created {
     fn json(&self) -> serde_json::Value {
         let mut doc = self.shown.json();
         if let Some(secret) = &self.secret {
-            doc["client_secret"] = json!(secret.expose());
+            doc[credential_name(&self.shown.client)] = json!(secret.expose());
         }
         doc
+    }
+}
+
+/// What a client's shown-once credential is called: `api_key` or `client_secret`.
+fn credential_name(client: &Client) -> &'static str {
+    match client.auth_method {
+        ClientAuthMethod::ApiKey => "api_key",
+        _ => "client_secret",
     }
 }
 
@@ -619,23 +655,35 @@ struct NewSecret {
     client_id: String,
     secret: ClientSecret,
     previous_valid_until: i64,
+    is_api_key: bool,
 }
 
 impl Render for NewSecret {
     fn human(&self) -> String {
+        let (name, what) = match self.is_api_key {
+            true => ("api_key", "key"),
+            false => ("client_secret", "secret"),
+        };
         format!(
-            "client_secret: {}\nStore it now: it is shown only once. The previous secret works until {}.\n",
+            "{name}: {}\nStore it now: it is shown only once. The previous {what} works until {}.\n",
             self.secret.expose(),
             time(Some(self.previous_valid_until))
         )
     }
 
     fn json(&self) -> serde_json::Value {
-        json!({
-            "client_id": self.client_id,
-            "client_secret": self.secret.expose(),
-            "previous_secret_valid_until": self.previous_valid_until,
-        })
+        match self.is_api_key {
+            true => json!({
+                "client_id": self.client_id,
+                "api_key": self.secret.expose(),
+                "previous_key_valid_until": self.previous_valid_until,
+            }),
+            false => json!({
+                "client_id": self.client_id,
+                "client_secret": self.secret.expose(),
+                "previous_secret_valid_until": self.previous_valid_until,
+            }),
+        }
     }
 }
 

@@ -190,7 +190,7 @@ async fn import(
 }
 
 /// Loads the master key for a command that opens or seals keys, warning about loose permissions.
-fn load_master(store: &StoreArgs) -> anyhow::Result<MasterKey> {
+pub(super) fn load_master(store: &StoreArgs) -> anyhow::Result<MasterKey> {
     if let Some(text) = store.master_key.as_deref().filter(|k| !k.trim().is_empty()) {
         return MasterKey::from_file_contents(text).context("AUTH_MASTER_KEY");
     }

@@ -323,6 +323,12 @@ impl Reader<'_> {
             self.refuse(span, n, "auth_method", why)
         };
         Ok(match method {
+            ClientAuthMethod::ApiKey => {
+                return Err(at_method(
+                    "api_key clients are created with `client create --auth-method api_key`, \
+                     not from a clients file",
+                ));
+            }
             ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
                 ClientAuth::Secret(method)
             }

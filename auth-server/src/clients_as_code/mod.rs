@@ -230,7 +230,7 @@ fn fields(d: &DesiredClient) -> ManagedFields {
         jwks_uri: None,
     };
     match &d.auth {
-        ClientAuth::Secret(_) | ClientAuth::SelfSignedTls(_) => {}
+        ClientAuth::Secret(_) | ClientAuth::SelfSignedTls(_) | ClientAuth::ApiKey(_) => {}
         ClientAuth::Tls(TlsIdentity::Subject(dn)) => fields.tls_subject = Some(dn.clone()),
         ClientAuth::Tls(TlsIdentity::San(san)) => fields.tls_san = Some(san.clone()),
         ClientAuth::PrivateKeyJwt(KeySourceUpdate::Document(doc)) => {

@@ -176,7 +176,7 @@ fn desired_fields(d: &DesiredClient) -> Vec<Field> {
         jwks_uri: None,
     };
     match &d.auth {
-        ClientAuth::Secret(_) => {}
+        ClientAuth::Secret(_) | ClientAuth::ApiKey(_) => {}
         ClientAuth::Tls(TlsIdentity::Subject(dn)) => values.tls_subject = Some(dn),
         ClientAuth::Tls(TlsIdentity::San(san)) => values.tls_san = Some(san),
         ClientAuth::SelfSignedTls(certs) => {

@@ -15,7 +15,7 @@ use shared_claims::ClientId;
 use zeroize::Zeroizing;
 
 use super::assertion::{self, AssertionError, Expected, JWT_BEARER};
-use super::error::OAuthError;
+use super::error::{ErrorCode, OAuthError};
 use super::form::FormParams;
 use crate::client_keys::{KeyLookupError, KeySource};
 use crate::secret::{self, ClientSecret};
@@ -273,7 +273,12 @@ pub fn judge(client: Option<&Client>, secret_matches: bool) -> Result<(), AuthFa
     match client {
         None => Err(AuthFailure::UnknownClient),
         Some(_) if !secret_matches => Err(AuthFailure::WrongSecret),
-        Some(client) if !client.auth_method.uses_secret() => Err(AuthFailure::WrongMethod),
+        Some(client)
+            if !client.auth_method.uses_secret()
+                && client.auth_method != ClientAuthMethod::ApiKey =>
+        {
+            Err(AuthFailure::WrongMethod)
+        }
         Some(client) if client.is_disabled() => Err(AuthFailure::ClientDisabled),
         Some(_) => Ok(()),
     }
@@ -391,6 +396,14 @@ pub async fn authenticate(
             // The request's log lines name the client from here on (never before it proved
             // who it is: an unauthenticated id is whatever the caller typed).
             tracing::Span::current().record("client_id", client.client_id.as_str());
+            if client.auth_method == ClientAuthMethod::ApiKey {
+                // Its key is right, and no grant is open to it (RFC 6749 §5.2).
+                return Err(OAuthError::client(
+                    ErrorCode::UnauthorizedClient,
+                    "this client holds an API key, which is sent to the partner API on each \
+                     request (X-API-Key); it gets no tokens",
+                ));
+            }
             Ok(Authenticated { client, bound_to })
         }
         Err(failure) => {
@@ -436,6 +449,9 @@ async fn by_secret(
     now: i64,
 ) -> Decision<Client> {
     let presented = creds.secret.hash();
+    // An `api_key` client's key is stored as its keyed hash: it authenticates here only to be
+    // told that keys do not get tokens.
+    let presented_key = creds.secret.keyed_hash(&state.api_keys);
     // Exactly one lookup whatever the id: a malformed id is looked up as the decoy.
     let lookup = client_id.map_or(DECOY_CLIENT_ID, |id| id.as_str());
     let check = || {
@@ -443,7 +459,11 @@ async fn by_secret(
         if client.is_none() && stored.is_empty() {
             stored = secret::decoy_hashes();
         }
-        judge(client.as_ref(), secret::matches_any(&presented, &stored))?;
+        let presented = match client.as_ref().map(|c| c.auth_method) {
+            Some(ClientAuthMethod::ApiKey) => &presented_key,
+            _ => &presented,
+        };
+        judge(client.as_ref(), secret::matches_any(presented, &stored))?;
         client.ok_or(AuthFailure::UnknownClient)
     };
     with_fresh_directory(state, check).await
@@ -654,7 +674,7 @@ mod tests {
         assert!(matches!(
             err,
             OAuthError::Client {
-                code: super::super::error::ErrorCode::InvalidRequest,
+                code: ErrorCode::InvalidRequest,
                 ..
             }
         ));

@@ -2,7 +2,9 @@
 //! clients created with `--introspect` may call it. A token is active only if it verifies against
 //! a currently published key (a revoked key's tokens are inactive at once), has not expired, was
 //! not revoked, belongs to an enabled client and, for access tokens, is addressed to one of the
-//! asking resource server's audiences. Everything else is `{"active": false}`.
+//! asking resource server's audiences. An API key (`pak_…`) is active while its client is
+//! enabled and the key live, for resource servers of its client's audiences, and is described
+//! with `token_type: "api_key"`. Everything else is `{"active": false}`.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,6 +16,7 @@ use zeroize::Zeroizing;
 use super::error::{ErrorCode, OAuthError};
 use super::request::ClientRequest;
 use super::{no_store, own_token};
+use crate::api_key::looks_like_api_key;
 use crate::secret::hash_secret;
 use crate::state::AppState;
 use crate::store::Client;
@@ -48,9 +51,13 @@ pub async fn introspect(
             .take("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?,
     );
-    let answer = match own_token::verify(&state, &token) {
-        Some(claims) => access_token_answer(&state, caller, claims).await?,
-        None => refresh_token_answer(&state, caller, &token).await?,
+    let answer = if looks_like_api_key(&token) {
+        api_key_answer(&state, caller, &token).await?
+    } else {
+        match own_token::verify(&state, &token) {
+            Some(claims) => access_token_answer(&state, caller, claims).await?,
+            None => refresh_token_answer(&state, caller, &token).await?,
+        }
     };
     Ok(no_store(Json(answer)))
 }
@@ -92,6 +99,44 @@ async fn access_token_answer(
     // RFC 8705 §3.2: the resource server checks the binding against its own connection.
     if let Some(cnf) = &claims.cnf {
         answer["cnf"] = json!(cnf);
+    }
+    Ok(answer)
+}
+
+/// An API key is described to the resource servers of its client's audiences, which is how
+/// the partner API learns whose key it is. The directory is brought up to date first (one read
+/// of the client generation), so a key disabled, deleted or rotated out a moment ago is
+/// inactive at once; the partner API's cache is then the only delay.
+async fn api_key_answer(state: &AppState, caller: &Client, key: &str) -> anyhow::Result<Value> {
+    state.clients.refresh(&state.db).await?;
+    let hash = state.api_keys.hash(key.as_bytes());
+    let Some((client, expires_at)) = state.clients.by_api_key(&hash, crate::now()) else {
+        return Ok(inactive());
+    };
+    let addressed = client
+        .audiences
+        .iter()
+        .any(|aud| caller.audiences.contains(aud));
+    if client.is_disabled() || !addressed {
+        return Ok(inactive());
+    }
+    let aud = match client.audiences.as_slice() {
+        [one] => json!(one),
+        many => json!(many),
+    };
+    let mut answer = json!({
+        "active": true,
+        "token_type": "api_key",
+        "client_id": client.client_id,
+        "sub": client.client_id,
+        "scope": client.scopes,
+        "partner_id": client.partner_id,
+        "aud": aud,
+        "iss": state.config.issuer,
+    });
+    // A key in its grace period after a rotation: when it stops working.
+    if let Some(exp) = expires_at {
+        answer["exp"] = json!(exp);
     }
     Ok(answer)
 }

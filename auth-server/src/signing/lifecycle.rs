@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use keys::{Algorithm, KeyState, MasterKey, SealedKey, SigningKey};
+use keys::{Algorithm, KeyState, MasterKey, SealedHashKey, SealedKey, SigningKey};
 
 use super::KeyPolicy;
 use crate::store::{AuditEvent, CLI_ACTOR, KeyChange, SigningKeyRow, Store};
@@ -396,13 +396,29 @@ pub async fn rewrap_keys(
             ),
         }
     }
-    let changes: Vec<KeyChange> = resealed.iter().map(KeyChange::Reseal).collect();
+    // The hash keys (API-key hashes) too, in the same transaction: they must open under
+    // `current`, or every API key would stop working.
+    let mut hash_keys = Vec::new();
+    for sealed in db.hash_keys().await? {
+        hash_keys.push(sealed.rewrap(current, new).with_context(|| {
+            format!(
+                "the current master key cannot open hash key {}; nothing was changed",
+                sealed.id()
+            )
+        })?);
+    }
+    let changes: Vec<KeyChange> = resealed
+        .iter()
+        .map(KeyChange::Reseal)
+        .chain(hash_keys.iter().map(KeyChange::ResealHashKey))
+        .collect();
     let kids: Vec<&str> = resealed.iter().map(SealedKey::kid).collect();
+    let hash_key_ids: Vec<&str> = hash_keys.iter().map(SealedHashKey::id).collect();
     let audit = AuditEvent::new(
         CLI_ACTOR,
         "key.rewrap",
         crate::now(),
-        serde_json::json!({ "kids": kids }),
+        serde_json::json!({ "kids": kids, "hash_keys": hash_key_ids }),
     );
     anyhow::ensure!(
         db.apply_key_changes(&changes, &audit).await?,
@@ -414,6 +430,11 @@ pub async fn rewrap_keys(
                 format!("key {} was added during the rewrap and is still under the old master key; run rewrap again", row.kid)
             })?;
         }
+    }
+    for sealed in db.hash_keys().await? {
+        sealed.open(new).with_context(|| {
+            format!("hash key {} was added during the rewrap and is still under the old master key; run rewrap again", sealed.id())
+        })?;
     }
     Ok(resealed.len())
 }

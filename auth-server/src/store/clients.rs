@@ -21,9 +21,14 @@ pub enum ClientAuthMethod {
     TlsClientAuth,
     SelfSignedTlsClientAuth,
     PrivateKeyJwt,
+    /// Not a token-endpoint method: the client holds an API key (hashed in `client_secrets`)
+    /// that it presents to the partner API, and cannot get tokens.
+    ApiKey,
 }
 
 impl ClientAuthMethod {
+    /// The methods of the token endpoint (its metadata's `token_endpoint_auth_methods_supported`):
+    /// every method but [`ClientAuthMethod::ApiKey`].
     pub const ALL: [ClientAuthMethod; 5] = [
         ClientAuthMethod::ClientSecretBasic,
         ClientAuthMethod::ClientSecretPost,
@@ -39,16 +44,18 @@ impl ClientAuthMethod {
             ClientAuthMethod::TlsClientAuth => "tls_client_auth",
             ClientAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
+            ClientAuthMethod::ApiKey => "api_key",
         }
     }
 
     pub fn parse(text: &str) -> Option<ClientAuthMethod> {
         ClientAuthMethod::ALL
             .into_iter()
+            .chain([ClientAuthMethod::ApiKey])
             .find(|m| m.as_str() == text)
     }
 
-    /// The client holds secrets (`client_secrets`).
+    /// The client holds secrets (`client_secrets`) for the token endpoint.
     pub fn uses_secret(self) -> bool {
         matches!(
             self,

@@ -4,7 +4,7 @@
 //! applied. With the unique indexes on the active and pending states, this is what makes
 //! concurrent rotations by several instances or admins safe without any lock in a process.
 
-use keys::{Algorithm, KeyState, SealedKey, SigningKey};
+use keys::{Algorithm, KeyState, SealedHashKey, SealedKey, SigningKey};
 use sqlx::FromRow;
 
 use super::{AuditEvent, Store, is_unique_violation, on_pool};
@@ -65,6 +65,8 @@ pub enum KeyChange<'a> {
     Delete(&'a str),
     /// The key gets its private key sealed anew (master-key rotation).
     Reseal(&'a SealedKey),
+    /// A hash key (`hash_keys`) sealed anew (master-key rotation).
+    ResealHashKey(&'a SealedHashKey),
 }
 
 macro_rules! key_columns {
@@ -102,6 +104,34 @@ impl Store {
             sqlx::query_as("SELECT MAX(access_token_ttl) FROM clients").fetch_one(pool).await?
         });
         Ok(ttl)
+    }
+
+    /// Every stored hash key, sealed (see migration 0010).
+    pub async fn hash_keys(&self) -> anyhow::Result<Vec<SealedHashKey>> {
+        let rows: Vec<(String, Vec<u8>)> = on_pool!(&self.db, pool => {
+            sqlx::query_as("SELECT id, sealed FROM hash_keys ORDER BY id").fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, sealed)| SealedHashKey::from_stored(id, sealed))
+            .collect())
+    }
+
+    /// Stores `sealed` unless a hash key of its id exists already (another process created it
+    /// first); the caller reads back whichever was stored.
+    pub async fn insert_hash_key(&self, sealed: &SealedHashKey, now: i64) -> anyhow::Result<()> {
+        on_pool!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO hash_keys (id, sealed, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(sealed.id())
+            .bind(sealed.ciphertext())
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Applies `changes` and records `audit` atomically. Returns false, having changed nothing, if
@@ -148,6 +178,11 @@ impl Store {
                         KeyChange::Reseal(sealed) => {
                             sqlx::query("UPDATE signing_keys SET private_key_sealed = $2 WHERE kid = $1")
                                 .bind(sealed.kid())
+                                .bind(sealed.ciphertext())
+                        }
+                        KeyChange::ResealHashKey(sealed) => {
+                            sqlx::query("UPDATE hash_keys SET sealed = $2 WHERE id = $1")
+                                .bind(sealed.id())
                                 .bind(sealed.ciphertext())
                         }
                     };

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod support;
+mod api_key_clients;
 mod certificate_clients;
 mod certificate_rotation;
 mod clients_as_code;

@@ -139,6 +139,33 @@ impl TestAuth {
             .expect("create client")
             .0
     }
+
+    /// Creates an `api_key` client for audience `partner-api`; returns it with its key.
+    pub async fn api_key_client(&self, partner: &str, scopes: &str) -> (Client, String) {
+        let spec = ClientSpec {
+            name: format!("{partner} key client"),
+            partner_id: PartnerId::parse(partner).unwrap(),
+            scopes: ScopeSet::parse(scopes).unwrap(),
+            audiences: vec!["partner-api".into()],
+            access_token_ttl: None,
+            refresh_enabled: false,
+            introspect_allowed: false,
+        };
+        let auth = admin::ClientAuth::ApiKey(self.state.api_keys.clone());
+        let (client, key) = admin::register_client(&self.state.db, spec, auth)
+            .await
+            .expect("create api_key client");
+        (client, key.expect("an API key").expose().to_owned())
+    }
+
+    /// Rotates a client's secret or API key with `grace` seconds for the old one; the new one.
+    pub async fn rotate(&self, client_id: &str, grace: i64) -> String {
+        let (key, _) =
+            admin::rotate_secret(&self.state.db, client_id, grace, Some(&self.state.api_keys))
+                .await
+                .expect("rotate");
+        key.expose().to_owned()
+    }
 }
 
 pub async fn spawn_auth_server(backend: Backend) -> Option<TestAuth> {
