@@ -2,6 +2,7 @@
 //! loopback with a closed-loop HTTP load generator and prints one table, each figure beside its
 //! baseline from the same run. `cargo run --release -p bench -- --help` lists the options.
 
+mod api_keys;
 mod auth_methods;
 mod lambda;
 mod load;
@@ -59,7 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     max_clients: u64,
     /// Run only these sections (comma-separated: token, auth-methods, api, shared, growth,
-    /// lambda, metrics); all by default.
+    /// lambda, metrics, keys); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -1110,6 +1111,9 @@ async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()>
     }
     if args.wants("metrics") {
         metrics::run(args, report, dir).await?;
+    }
+    if args.wants("keys") {
+        api_keys::run(args, report, dir).await?;
     }
     result
 }
