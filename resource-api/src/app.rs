@@ -301,4 +301,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 #[cfg(test)]
+mod introspection_stub;
+#[cfg(test)]
+mod key_tests;
+#[cfg(test)]
 mod tests;

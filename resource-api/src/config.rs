@@ -589,7 +589,7 @@ mod tests {
             ("--resource-api-keys", "yes"),
             ("--resource-api-keys", "1"),
         ] {
-            let err = Wrapper::try_parse_from(["x", flag, value])
+            let err = Wrapper::try_parse_from(["x".to_owned(), format!("{flag}={value}")])
                 .err()
                 .unwrap_or_else(|| panic!("{flag} {value} accepted"))
                 .to_string();
