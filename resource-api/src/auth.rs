@@ -89,7 +89,10 @@ fn describe_access(operation: &mut Operation, access: Access, keys: bool) {
         responses.insert(
             "403".into(),
             RefOr::T(
-                problem_response(&format!("The token (or the API key's client) lacks the scope `{scope}` (RFC 6750 §3.1)."))
+                problem_response(&format!(
+                    "The token {}lacks the scope `{scope}` (RFC 6750 §3.1).",
+                    if keys { "(or the API key's client) " } else { "" }
+                ))
                     .header(
                         "WWW-Authenticate",
                         challenge(&format!(
