@@ -34,7 +34,7 @@ fn key_settings(url: &str, cache: Duration) -> ApiKeySettings {
 impl KeyApi {
     async fn start(cache: Duration) -> KeyApi {
         let stub = IntrospectionStub::start().await;
-        let api = TestApi::build(None, Some(key_settings(&stub.url, cache))).await;
+        let api = TestApi::build(None, Some(key_settings(&stub.url, cache)), None).await;
         KeyApi { api, stub }
     }
 
@@ -116,6 +116,40 @@ async fn a_key_in_either_header_reads_me_as_its_client() {
     let response = api.get("/v1/orders?limit=2", &[("x-api-key", &key)]).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(body(response).await["items"].is_array());
+}
+
+#[tokio::test]
+async fn a_keys_client_shares_one_rate_limit_with_its_tokens() {
+    let stub = IntrospectionStub::start().await;
+    let api = TestApi::build(
+        None,
+        Some(key_settings(&stub.url, Duration::from_secs(30))),
+        Some(3),
+    )
+    .await;
+    // The tokens of `TestApi` are those of `cl_test`; the key is of the same client.
+    let key = IntrospectionStub::new_key();
+    stub.activate(&key, "cl_test", "acme", "orders:read");
+    let token = bearer(&api.token("acme", "orders:read"));
+    let mut statuses = Vec::new();
+    for headers in [
+        [("x-api-key", key.as_str())],
+        [("authorization", token.as_str())],
+        [("x-api-key", key.as_str())],
+        [("authorization", token.as_str())],
+    ] {
+        let response = send(&api, "/v1/me", &headers, None).await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    // Another client's key has its own budget.
+    let other = IntrospectionStub::new_key();
+    stub.activate(&other, "cl_other", "acme", "orders:read");
+    let response = send(&api, "/v1/me", &[("x-api-key", &other)], None).await;
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -471,7 +505,7 @@ async fn a_resolved_key_is_asked_again_once_its_cache_time_is_over() {
 #[tokio::test]
 async fn with_keys_off_a_key_is_an_invalid_token_and_x_api_key_is_not_read() {
     let stub = IntrospectionStub::start().await;
-    let api = TestApi::build(None, None).await;
+    let api = TestApi::build(None, None, None).await;
     let key = IntrospectionStub::new_key();
     stub.activate(&key, "cl_acme_key", "acme", "orders:read");
     let response = send(&api, "/v1/me", &[("authorization", &bearer(&key))], None).await;
@@ -514,6 +548,7 @@ async fn a_key_on_an_online_route_is_not_checked_again_as_a_token() {
     let api = TestApi::build(
         Some(vec!["/v1/orders".into()]),
         Some(key_settings(&stub.url, Duration::from_secs(30))),
+        None,
     )
     .await;
     let key = IntrospectionStub::new_key();
@@ -537,7 +572,7 @@ async fn a_key_on_an_online_route_is_not_checked_again_as_a_token() {
 #[tokio::test]
 async fn the_description_names_the_key_scheme_only_when_keys_are_on() {
     let on = KeyApi::start(Duration::from_secs(30)).await;
-    let off = TestApi::build(None, None).await;
+    let off = TestApi::build(None, None, None).await;
     let description = |api: &TestApi| {
         let api = api.state.clone();
         async move {

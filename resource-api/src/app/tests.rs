@@ -35,13 +35,15 @@ pub(super) struct TestApi {
 
 impl TestApi {
     async fn new(online_routes: Option<Vec<String>>) -> TestApi {
-        TestApi::build(online_routes, None).await
+        TestApi::build(online_routes, None, None).await
     }
 
-    /// With API keys resolved at `keys`' URL when given (see `key_tests`).
+    /// With API keys resolved at `keys`' URL when given (see `key_tests`), and a burst of
+    /// `burst` requests per client (then one a minute) when given; else no effective limit.
     pub(super) async fn build(
         online_routes: Option<Vec<String>>,
         keys: Option<crate::config::ApiKeySettings>,
+        burst: Option<u32>,
     ) -> TestApi {
         keys::install_crypto_provider();
         let key = SigningKey::generate(Algorithm::ES256).unwrap();
@@ -102,7 +104,10 @@ impl TestApi {
             store,
             verifier,
             rate_limit: shared_limits::RateLimiter::new(
-                shared_limits::Rate::per_second(unlimited, unlimited),
+                burst.map_or(
+                    shared_limits::Rate::per_second(unlimited, unlimited),
+                    |burst| shared_limits::Rate::every(Duration::from_secs(60), burst),
+                ),
                 None,
             ),
             introspection,
