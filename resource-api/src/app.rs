@@ -7,12 +7,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use shared_limits::{Rate, RateLimiter, SharedStore};
 use tokio::net::TcpListener;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::api_keys::ApiKeys;
 use crate::auth::UnknownOnlineRoute;
 use crate::config::Settings;
 use crate::introspection::Introspector;
@@ -54,6 +56,9 @@ impl Application {
         let (state, router) = prepare(&settings, metrics).await?;
         state.verifier.jwks().spawn_refresher();
         state.rate_limit.spawn_cleanup();
+        if let Some(keys) = state.api_keys.clone() {
+            spawn_lockout_cleanup(keys);
+        }
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -140,6 +145,8 @@ pub(crate) async fn prepare(
         })),
         None => None,
     };
+    let metrics_of_api = ApiMetrics::new(metrics.clone());
+    let api_keys = api_keys(settings, &rate_limit, &metrics_of_api)?;
     let state = AppState::new(Shared {
         // Partner data is the caller's own: no response is cached unless it says so.
         envelope: edge::Envelope::new(
@@ -154,10 +161,43 @@ pub(crate) async fn prepare(
         verifier,
         rate_limit,
         introspection,
-        metrics: ApiMetrics::new(metrics),
+        api_keys,
+        metrics: metrics_of_api,
     });
     let router = router(state.clone())?;
     Ok((state, router))
+}
+
+/// The API-key resolver every entry point uses when `RESOURCE_API_KEYS` is on: wrong keys are
+/// counted through the rate limit's Redis when there is one; introspection calls are counted in
+/// `metrics`.
+pub(crate) fn api_keys(
+    settings: &Settings,
+    rate_limit: &RateLimiter,
+    metrics: &ApiMetrics,
+) -> anyhow::Result<Option<Arc<ApiKeys>>> {
+    let Some(keys) = &settings.api_keys else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(ApiKeys::new(
+        keys,
+        &settings.issuer,
+        &settings.audience,
+        rate_limit.store().cloned(),
+        metrics.key_introspections().clone(),
+    )?)))
+}
+
+/// Every minute, forgets the in-process wrong-key counts of addresses that have not failed
+/// lately (Redis keys expire by themselves).
+fn spawn_lockout_cleanup(keys: Arc<ApiKeys>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            ticker.tick().await;
+            keys.shrink();
+        }
+    })
 }
 
 /// The token verifier every entry point uses: strict checks against the JWKS of
@@ -199,13 +239,23 @@ pub fn router(state: AppState) -> Result<Router, UnknownOnlineRoute> {
         .routes(utoipa_axum::routes!(healthz))
         .routes(utoipa_axum::routes!(readyz))
         .split_for_parts();
-    let description = openapi::description(&v1, probes_described, state.verifier.issuer());
+    let description = openapi::description(
+        &v1,
+        probes_described,
+        state.verifier.issuer(),
+        state.api_keys.is_some(),
+    );
     let routes = Router::new()
         .merge(v1.into_router(state.clone())?)
         .merge(probes)
         .merge(api_docs::routes(&description))
         .fallback(problem::not_found)
-        .with_state(state);
+        .with_state(state)
+        // Like `Authorization` (marked by the envelope), an API key is never shown by a layer
+        // that logs headers.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            HeaderName::from_static(crate::auth::API_KEY_HEADER),
+        ]));
     Ok(envelope.wrap(routes))
 }
 
@@ -250,5 +300,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+#[cfg(test)]
+mod introspection_stub;
+#[cfg(test)]
+mod key_tests;
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -24,6 +24,7 @@ use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa_axum::router::UtoipaMethodRouter;
 
+use crate::api_keys::{ApiKey, ApiKeys, Resolution};
 use crate::metrics::{ApiMetrics, Rejection};
 use crate::problem::ApiError;
 use crate::state::{AppState, Introspection};
@@ -32,49 +33,66 @@ use crate::state::{AppState, Introspection};
 /// access token from the token service, whose scopes the `/v1` operations require.
 pub const TOKEN_SCHEME: &str = "partner_token";
 
+/// The name of the API-key security scheme in the OpenAPI description (with
+/// `RESOURCE_API_KEYS=true`): a key sent as `X-API-Key` (or as a bearer), whose client's scopes
+/// the `/v1` operations require as a token's.
+pub const API_KEY_SCHEME: &str = "partner_api_key";
+
 /// What [`ProtectedRoutes::into_router`]'s layers may answer instead of the handler, written
-/// into the operation's description.
-fn describe_access(operation: &mut Operation, access: Access) {
+/// into the operation's description; `keys`: whether API keys are accepted.
+fn describe_access(operation: &mut Operation, access: Access, keys: bool) {
     use api_docs::{problem_response, required_header, retry_after, string_schema};
     let scopes: Vec<&str> = match access {
         Access::AnyValidToken => vec![],
         Access::Scope(scope) => vec![scope],
     };
-    operation
-        .security
-        .get_or_insert_with(Vec::new)
-        .push(SecurityRequirement::new(TOKEN_SCHEME, scopes));
+    let security = operation.security.get_or_insert_with(Vec::new);
+    security.push(SecurityRequirement::new(TOKEN_SCHEME, scopes.clone()));
+    if keys {
+        // A second requirement is an alternative (either one), not an addition.
+        security.push(SecurityRequirement::new(API_KEY_SCHEME, scopes));
+    }
     let challenge = |what: &str| required_header(string_schema(), what);
     let responses = &mut operation.responses.responses;
+    let unauthorized = if keys {
+        "No credentials; a bearer token that is malformed, expired, wrongly signed or addressed, \
+         or bound to a certificate this request did not present; or an API key that is \
+         malformed, unknown or no longer active (RFC 6750 §3)."
+    } else {
+        "No bearer token, or one that is malformed, expired, wrongly signed or addressed, \
+         or bound to a certificate this request did not present (RFC 6750 §3)."
+    };
     responses.insert(
         "401".into(),
         RefOr::T(
-            problem_response(
-                "No bearer token, or one that is malformed, expired, wrongly signed or addressed, \
-                 or bound to a certificate this request did not present (RFC 6750 §3).",
-            )
+            problem_response(unauthorized)
             .header(
                 "WWW-Authenticate",
-                challenge("`Bearer realm=\"partner-api\"`, with `error=\"invalid_token\"` when a token was presented."),
+                challenge("`Bearer realm=\"partner-api\"`, with `error=\"invalid_token\"` when a token or key was presented."),
             )
             .build(),
         ),
     );
+    let ambiguous = if keys {
+        "More than one `Authorization` header, an API key beside a bearer token, a key in both \
+         `Authorization` and `X-API-Key`, or two `X-API-Key` fields (RFC 6750 §3.1 \
+         `invalid_request`); or more than one `Client-Cert` field from a trusted proxy."
+    } else {
+        "More than one `Authorization` header (RFC 6750 §3.1 `invalid_request`), or \
+         more than one `Client-Cert` field from a trusted proxy."
+    };
     // A handler's own 400 (a malformed parameter) stays as it documents it.
-    responses.entry("400".into()).or_insert_with(|| {
-        RefOr::T(
-            problem_response(
-                "More than one `Authorization` header (RFC 6750 §3.1 `invalid_request`), or \
-                 more than one `Client-Cert` field from a trusted proxy.",
-            )
-            .build(),
-        )
-    });
+    responses
+        .entry("400".into())
+        .or_insert_with(|| RefOr::T(problem_response(ambiguous).build()));
     if let Access::Scope(scope) = access {
         responses.insert(
             "403".into(),
             RefOr::T(
-                problem_response(&format!("The token lacks the scope `{scope}` (RFC 6750 §3.1)."))
+                problem_response(&format!(
+                    "The token {}lacks the scope `{scope}` (RFC 6750 §3.1).",
+                    if keys { "(or the API key's client) " } else { "" }
+                ))
                     .header(
                         "WWW-Authenticate",
                         challenge(&format!(
@@ -85,14 +103,33 @@ fn describe_access(operation: &mut Operation, access: Access) {
             ),
         );
     }
+    let too_many = if keys {
+        "This client is over its request rate, or this address sent too many wrong API keys \
+         and is locked out for a while."
+    } else {
+        "This client is over its request rate."
+    };
     responses.insert(
         "429".into(),
         RefOr::T(
-            problem_response("This client is over its request rate.")
+            problem_response(too_many)
                 .header("Retry-After", retry_after())
                 .build(),
         ),
     );
+    if keys {
+        responses.insert(
+            "503".into(),
+            RefOr::T(
+                problem_response(
+                    "The API key cannot be checked now (the token service does not answer), or \
+                     the server is busy or cannot reach what it needs; retry later.",
+                )
+                .header("Retry-After", retry_after())
+                .build(),
+            ),
+        );
+    }
 }
 
 /// What a route requires of a verified token.
@@ -184,7 +221,9 @@ impl ProtectedRoutes {
     /// [`ProtectedRoutes::into_router`] puts in front of its handler: the security requirement
     /// of its [`Access`] (the scheme [`TOKEN_SCHEME`] with the route's scope), 401 with a bearer
     /// challenge, 403 `insufficient_scope` when it needs a scope, and 429 with `Retry-After`.
-    pub fn describe(&self) -> (Paths, Vec<(String, RefOr<Schema>)>) {
+    /// With `keys`, each operation also names [`API_KEY_SCHEME`] as an alternative, and the
+    /// refusals particular to keys.
+    pub fn describe(&self, keys: bool) -> (Paths, Vec<(String, RefOr<Schema>)>) {
         let mut paths = Paths::new();
         let mut schemas = Vec::new();
         for route in &self.routes {
@@ -199,7 +238,7 @@ impl ProtectedRoutes {
                 .into_iter()
                 .flatten()
                 {
-                    describe_access(operation, route.access);
+                    describe_access(operation, route.access, keys);
                 }
             }
             paths.merge(described);
@@ -271,9 +310,12 @@ impl ProtectedRoute {
     }
 }
 
+/// The header an API key may also be sent in.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
 /// Reads `Authorization: Bearer <token>` (RFC 6750 §2.1).
-fn bearer_token(request: &Request) -> Result<&str, ApiError> {
-    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(ApiError::MissingToken);
     };
@@ -299,23 +341,152 @@ fn bearer_token(request: &Request) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let claims = match bearer_token(&request) {
-        Ok(token) => match state.verifier.verify(token).await {
-            Ok(claims) => claims,
-            Err(err) => {
-                tracing::info!(reason = %err, "bearer token refused");
-                state.metrics.rejected(Rejection::of(&err));
-                return ApiError::InvalidToken(err.to_string()).into_response();
-            }
-        },
-        Err(err) => {
-            state.metrics.rejected(match err {
-                ApiError::MissingToken => Rejection::Missing,
-                _ => Rejection::Malformed,
-            });
-            return err.into_response();
+/// The credential a request presents.
+#[derive(Clone, Copy)]
+enum Credential<'a> {
+    /// A bearer token (a JWT, or with keys off anything else, `pak_` included).
+    Token(&'a str),
+    /// With keys on: an `Authorization: Bearer pak_…` or `X-API-Key` value, not yet checked
+    /// for the key's form.
+    Key(&'a str),
+}
+
+/// How the caller authenticated, beside its [`Principal`]: the online token check
+/// (`RESOURCE_INTROSPECT_ROUTES`) has nothing to add for a key, which was just resolved online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthenticatedBy {
+    Token,
+    ApiKey,
+}
+
+/// The request's one credential. With keys off this is [`bearer_token`], `X-API-Key` unread.
+/// With keys on, a `pak_` bearer or an `X-API-Key` value is a key, and more than one credential
+/// is ambiguous (RFC 6750 §3.1 `invalid_request`, 400), as two `Authorization` headers are.
+fn credential(headers: &HeaderMap, keys_on: bool) -> Result<Credential<'_>, ApiError> {
+    let bearer = bearer_token(headers);
+    if !keys_on {
+        return bearer.map(Credential::Token);
+    }
+    let mut values = headers.get_all(API_KEY_HEADER).iter();
+    let header_key = match (values.next(), values.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidRequest(
+                "more than one X-API-Key header: send the key once".into(),
+            ));
         }
+        (Some(value), None) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::InvalidToken("the X-API-Key header is not ASCII".into()))?,
+        ),
+    };
+    match (bearer, header_key) {
+        (Err(ApiError::MissingToken), Some(key)) => Ok(Credential::Key(key.trim_matches(' '))),
+        (Err(err @ ApiError::InvalidRequest(_)), _) | (Err(err), None) => Err(err),
+        (Ok(token), Some(_)) if crate::api_keys::is_key_shaped(token) => {
+            Err(ApiError::InvalidRequest(
+                "an API key in both Authorization and X-API-Key: send it once".into(),
+            ))
+        }
+        (_, Some(_)) => Err(ApiError::InvalidRequest(
+            "an API key and a bearer token in one request: send one credential".into(),
+        )),
+        (Ok(token), None) if crate::api_keys::is_key_shaped(token) => Ok(Credential::Key(token)),
+        (Ok(token), None) => Ok(Credential::Token(token)),
+    }
+}
+
+/// The client address wrong keys are counted against: as the edge saw it (through trusted
+/// proxies, or from a Lambda event); requests without one share a single budget.
+fn source_of(request: &Request) -> std::net::IpAddr {
+    request.extensions().get::<edge::ClientIp>().map_or(
+        std::net::IpAddr::from([0, 0, 0, 0]),
+        |edge::ClientIp(ip)| *ip,
+    )
+}
+
+/// The verified caller of a request with `headers` from `source`, or the refusal to answer with
+/// (counted by reason).
+async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    source: std::net::IpAddr,
+) -> Result<(Arc<AccessTokenClaims>, AuthenticatedBy), Response> {
+    let credential = credential(headers, state.api_keys.is_some()).map_err(|err| {
+        state.metrics.rejected(match err {
+            ApiError::MissingToken => Rejection::Missing,
+            ApiError::InvalidRequest(_) => Rejection::Ambiguous,
+            _ => Rejection::Malformed,
+        });
+        err.into_response()
+    })?;
+    let token = match (credential, &state.api_keys) {
+        (Credential::Key(key), Some(keys)) => {
+            let claims = authenticate_key(state, keys, key, source).await?;
+            return Ok((claims, AuthenticatedBy::ApiKey));
+        }
+        (Credential::Key(token) | Credential::Token(token), _) => token,
+    };
+    let verified = if crate::api_keys::is_key_shaped(token) {
+        // Keys are off: a key is an invalid token as any other non-JWS, never parsed as one.
+        Err(crate::verify::TokenError::Malformed(
+            "expected three dot-separated parts",
+        ))
+    } else {
+        state.verifier.verify(token).await
+    };
+    match verified {
+        Ok(claims) => Ok((claims, AuthenticatedBy::Token)),
+        Err(err) => {
+            tracing::info!(reason = %err, "bearer token refused");
+            state.metrics.rejected(Rejection::of(&err));
+            Err(ApiError::InvalidToken(err.to_string()).into_response())
+        }
+    }
+}
+
+/// An API key's client, or the refusal: 429 for a locked-out address (before any lookup), 401
+/// `invalid_token` for a malformed, unknown or inactive key (counted against the address), 503
+/// when the token service cannot be asked.
+async fn authenticate_key(
+    state: &AppState,
+    keys: &ApiKeys,
+    key: &str,
+    source: std::net::IpAddr,
+) -> Result<Arc<AccessTokenClaims>, Response> {
+    if let Some(retry_after) = keys.locked_out(source).await {
+        state.metrics.rejected(Rejection::LockedOut);
+        tracing::info!(%source, "API key refused: the address is locked out");
+        return Err(ApiError::LockedOut { retry_after }.into_response());
+    }
+    let resolution = match ApiKey::parse(key) {
+        Ok(key) => keys.resolve(&key).await,
+        Err(_) => Resolution::Inactive,
+    };
+    match resolution {
+        Resolution::Active(claims) => Ok(claims),
+        Resolution::Inactive => {
+            keys.wrong_key_from(source).await;
+            state.metrics.rejected(Rejection::WrongKey);
+            tracing::info!(%source, "API key refused");
+            Err(ApiError::InvalidToken("the API key is not valid".into()).into_response())
+        }
+        Resolution::Unavailable => {
+            state.metrics.rejected(Rejection::KeyLookupUnavailable);
+            Err(
+                ApiError::Unavailable("the API key cannot be checked now; retry later".into())
+                    .into_response(),
+            )
+        }
+    }
+}
+
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let source = source_of(&request);
+    let (claims, by) = match identify(&state, request.headers(), source).await {
+        Ok(identified) => identified,
+        Err(refusal) => return refusal,
     };
     let presented = request
         .extensions()
@@ -339,6 +510,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     };
     tracing::Span::current().record("client_id", claims.client_id.as_str());
     request.extensions_mut().insert(Principal(claims));
+    request.extensions_mut().insert(by);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
@@ -354,7 +526,10 @@ async fn check_online(
     request: Request,
     next: Next,
 ) -> Response {
-    let Ok(token) = bearer_token(&request) else {
+    if request.extensions().get::<AuthenticatedBy>() == Some(&AuthenticatedBy::ApiKey) {
+        return next.run(request).await;
+    }
+    let Ok(token) = bearer_token(request.headers()) else {
         return ApiError::MissingToken.into_response();
     };
     match online.introspector.is_active(token).await {

@@ -106,6 +106,17 @@ pub struct ResourceArgs {
     #[arg(id = "resource-introspection-cache", long = "resource-introspection-cache", env = "RESOURCE_INTROSPECTION_CACHE",
           default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub introspection_cache: u64,
+    /// Accept API keys (`pak_…`, as `Authorization: Bearer` or `X-API-Key`) on every /v1 route,
+    /// resolved through the introspection endpoint with the introspection client: true or false.
+    #[arg(id = "resource-api-keys", long = "resource-api-keys", env = "RESOURCE_API_KEYS",
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set, value_parser = clap::value_parser!(bool))]
+    pub api_keys: bool,
+    /// Seconds a resolved API key is reused before the token service is asked again (1 to 3600):
+    /// also how long a disabled key may keep working here.
+    #[arg(id = "resource-api-key-cache", long = "resource-api-key-cache", env = "RESOURCE_API_KEY_CACHE",
+          default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub api_key_cache: u64,
     /// Verified tokens remembered (by SHA-256), so a reused token costs one signature check;
     /// 0 verifies every request in full.
     #[arg(id = "resource-token-cache-size", long = "resource-token-cache-size", env = "RESOURCE_TOKEN_CACHE_SIZE",
@@ -196,6 +207,16 @@ pub struct IntrospectionSettings {
     pub routes: Vec<String>,
 }
 
+/// How API keys are resolved (`RESOURCE_API_KEYS=true`): at the introspection endpoint, as the
+/// introspection client, each answer reused for `cache`.
+#[derive(Clone)]
+pub struct ApiKeySettings {
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: zeroize::Zeroizing<String>,
+    pub cache: Duration,
+}
+
 /// Everything the partner API needs to start. Not `Debug`: the database URL may hold a password.
 #[derive(Clone)]
 pub struct Settings {
@@ -216,6 +237,8 @@ pub struct Settings {
     pub token_cache_size: usize,
     /// Online checks for some routes; `None` (the default) keeps every route purely local.
     pub introspection: Option<IntrospectionSettings>,
+    /// API keys beside tokens; `None` (the default): tokens only.
+    pub api_keys: Option<ApiKeySettings>,
     /// Where the rate limit is shared with other instances (`RESOURCE_REDIS_URL`); `None`: in
     /// this process.
     pub redis: Option<shared_limits::RedisSettings>,
@@ -252,6 +275,42 @@ impl Settings {
         if transport.tls.is_some() {
             transport = transport.requesting_client_certs("RESOURCE")?;
         }
+        let introspection_url = args
+            .introspection_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/oauth2/introspect", args.issuer.trim_end_matches('/')));
+        let api_keys = if args.api_keys {
+            let missing: Vec<&str> = [
+                (
+                    args.introspection_client_id.is_none(),
+                    "RESOURCE_INTROSPECTION_CLIENT_ID",
+                ),
+                (
+                    args.introspection_client_secret.is_none(),
+                    "RESOURCE_INTROSPECTION_CLIENT_SECRET",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(missing, name)| missing.then_some(name))
+            .collect();
+            let (Some(client_id), Some(secret)) = (
+                args.introspection_client_id.clone(),
+                args.introspection_client_secret.clone(),
+            ) else {
+                anyhow::bail!(
+                    "RESOURCE_API_KEYS=true needs {} (the partner API's own client at the token service, allowed to introspect)",
+                    missing.join(" and ")
+                );
+            };
+            Some(ApiKeySettings {
+                url: introspection_url.clone(),
+                client_id,
+                client_secret: zeroize::Zeroizing::new(secret),
+                cache: Duration::from_secs(args.api_key_cache),
+            })
+        } else {
+            None
+        };
         let introspection = if args.introspect_routes.iter().all(|r| r.trim().is_empty()) {
             None
         } else {
@@ -264,9 +323,7 @@ impl Settings {
                 );
             };
             Some(IntrospectionSettings {
-                url: args.introspection_url.unwrap_or_else(|| {
-                    format!("{}/oauth2/introspect", args.issuer.trim_end_matches('/'))
-                }),
+                url: introspection_url,
                 client_id,
                 client_secret: zeroize::Zeroizing::new(secret),
                 cache: Duration::from_secs(args.introspection_cache),
@@ -297,6 +354,7 @@ impl Settings {
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
             token_cache_size: args.token_cache_size,
             introspection,
+            api_keys,
             redis: shared_limits::RedisSettings::from_options(
                 args.redis_url,
                 args.redis_timeout_ms,
@@ -339,6 +397,7 @@ impl Settings {
             leeway_secs: shared_claims::DEFAULT_LEEWAY_SECS,
             token_cache_size: crate::verify::DEFAULT_TOKEN_CACHE_SIZE,
             introspection: None,
+            api_keys: None,
             redis: None,
             request_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
@@ -450,5 +509,96 @@ mod tests {
             }
         );
         assert!(Wrapper::try_parse_from(["x", "--resource-max-header-bytes", "0"]).is_err());
+    }
+
+    #[test]
+    fn api_keys_are_off_by_default_and_need_the_introspection_client() {
+        let w = Wrapper::try_parse_from(["x"]).unwrap();
+        assert!(Settings::new(w.args).unwrap().api_keys.is_none());
+        let w = Wrapper::try_parse_from(["x", "--resource-api-keys", "false"]).unwrap();
+        assert!(Settings::new(w.args).unwrap().api_keys.is_none());
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--resource-issuer",
+            "https://auth.example/",
+            "--resource-api-keys",
+            "true",
+            "--resource-introspection-client-id",
+            "cl_api",
+            "--resource-introspection-client-secret",
+            "pcs_secret",
+        ])
+        .unwrap();
+        let keys = Settings::new(w.args).unwrap().api_keys.expect("on");
+        assert_eq!(keys.url, "https://auth.example/oauth2/introspect");
+        assert_eq!(keys.client_id, "cl_api");
+        assert_eq!(keys.cache, Duration::from_secs(30));
+        // As a bare flag too, with its own cache time.
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--resource-api-key-cache",
+            "3600",
+            "--resource-introspection-url",
+            "https://auth.example/i",
+            "--resource-introspection-client-id",
+            "cl_api",
+            "--resource-introspection-client-secret",
+            "pcs_secret",
+            "--resource-api-keys",
+        ])
+        .unwrap();
+        let keys = Settings::new(w.args).unwrap().api_keys.expect("on");
+        assert_eq!(keys.url, "https://auth.example/i");
+        assert_eq!(keys.cache, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn api_keys_without_the_introspection_client_refuse_to_start_naming_what_is_missing() {
+        for (given, missing) in [
+            (
+                vec![],
+                "RESOURCE_INTROSPECTION_CLIENT_ID and RESOURCE_INTROSPECTION_CLIENT_SECRET",
+            ),
+            (
+                vec!["--resource-introspection-client-id", "cl_api"],
+                "needs RESOURCE_INTROSPECTION_CLIENT_SECRET (",
+            ),
+            (
+                vec!["--resource-introspection-client-secret", "pcs_secret"],
+                "needs RESOURCE_INTROSPECTION_CLIENT_ID (",
+            ),
+        ] {
+            let mut argv = vec!["x", "--resource-api-keys", "true"];
+            argv.extend(given);
+            let w = Wrapper::try_parse_from(argv).unwrap();
+            let err = Settings::new(w.args).err().expect("refused").to_string();
+            assert!(err.contains("RESOURCE_API_KEYS=true"), "{err}");
+            assert!(err.contains(missing), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(!err.contains("pcs_secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_api_key_settings_are_refused_with_the_setting_named() {
+        for (flag, value) in [
+            ("--resource-api-key-cache", "0"),
+            ("--resource-api-key-cache", "3601"),
+            ("--resource-api-key-cache", "-1"),
+            ("--resource-api-key-cache", "soon"),
+            ("--resource-api-keys", "yes"),
+            ("--resource-api-keys", "1"),
+        ] {
+            let err = Wrapper::try_parse_from(["x".to_owned(), format!("{flag}={value}")])
+                .err()
+                .unwrap_or_else(|| panic!("{flag} {value} accepted"))
+                .to_string();
+            assert!(err.contains(flag) && err.contains(value), "{err}");
+        }
+        let err = Wrapper::try_parse_from(["x", "--resource-api-key-cache", "0"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("1..=3600"), "{err}");
     }
 }

@@ -15,10 +15,7 @@ use zeroize::Zeroizing;
 const MAX_ENTRIES: usize = 10_000;
 
 pub struct Introspector {
-    http: reqwest::Client,
-    url: String,
-    client_id: String,
-    client_secret: Zeroizing<String>,
+    client: IntrospectionClient,
     ttl: Duration,
     cache: Mutex<HashMap<[u8; 32], (bool, Instant)>>,
 }
@@ -27,6 +24,59 @@ pub struct Introspector {
 #[error("the token service could not be asked about this token")]
 pub struct Unavailable;
 
+/// This API's client at the token service's RFC 7662 endpoint: one `POST` per question, HTTP
+/// Basic with the API's own client, bounded by the outgoing client's timeouts. Shared by the
+/// online token check ([`Introspector`]) and the API-key resolution (`crate::api_keys`).
+pub struct IntrospectionClient {
+    http: reqwest::Client,
+    url: String,
+    client_id: String,
+    client_secret: Zeroizing<String>,
+}
+
+impl IntrospectionClient {
+    pub fn new(
+        url: String,
+        client_id: String,
+        client_secret: Zeroizing<String>,
+    ) -> anyhow::Result<IntrospectionClient> {
+        let http = edge::http_client(Duration::from_secs(2), Duration::from_secs(5)).build()?;
+        Ok(IntrospectionClient {
+            http,
+            url,
+            client_id,
+            client_secret,
+        })
+    }
+
+    /// The token service's answer about `token` (form `token`, `token_type_hint`), whose
+    /// `active` is a boolean; [`Unavailable`] on a transport error, a timeout, a status other
+    /// than 200, or a body that is no such answer. The token itself is never logged.
+    pub async fn ask(&self, token: &str, hint: &str) -> Result<serde_json::Value, Unavailable> {
+        let response = self
+            .http
+            .post(&self.url)
+            .basic_auth(&self.client_id, Some(self.client_secret.as_str()))
+            .form(&[("token", token), ("token_type_hint", hint)])
+            .send()
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err.without_url(), "introspection request failed");
+                Unavailable
+            })?;
+        if response.status() != reqwest::StatusCode::OK {
+            tracing::warn!(status = %response.status(), "introspection refused our request; check the introspection client");
+            return Err(Unavailable);
+        }
+        let body: serde_json::Value = response.json().await.map_err(|_| Unavailable)?;
+        if !body["active"].is_boolean() {
+            tracing::warn!("introspection answered without a boolean `active`");
+            return Err(Unavailable);
+        }
+        Ok(body)
+    }
+}
+
 impl Introspector {
     pub fn new(
         url: String,
@@ -34,12 +84,8 @@ impl Introspector {
         client_secret: Zeroizing<String>,
         ttl: Duration,
     ) -> anyhow::Result<Introspector> {
-        let http = edge::http_client(Duration::from_secs(2), Duration::from_secs(5)).build()?;
         Ok(Introspector {
-            http,
-            url,
-            client_id,
-            client_secret,
+            client: IntrospectionClient::new(url, client_id, client_secret)?,
             ttl,
             cache: Mutex::new(HashMap::new()),
         })
@@ -52,22 +98,7 @@ impl Introspector {
         if let Some(active) = self.cached(&key) {
             return Ok(active);
         }
-        let response = self
-            .http
-            .post(&self.url)
-            .basic_auth(&self.client_id, Some(self.client_secret.as_str()))
-            .form(&[("token", token), ("token_type_hint", "access_token")])
-            .send()
-            .await
-            .map_err(|err| {
-                tracing::warn!(error = %err, "introspection request failed");
-                Unavailable
-            })?;
-        if !response.status().is_success() {
-            tracing::warn!(status = %response.status(), "introspection refused our request; check the introspection client");
-            return Err(Unavailable);
-        }
-        let body: serde_json::Value = response.json().await.map_err(|_| Unavailable)?;
+        let body = self.client.ask(token, "access_token").await?;
         let active = body["active"].as_bool().ok_or(Unavailable)?;
         self.store(key, active);
         Ok(active)

@@ -2,6 +2,7 @@
 //! enforces per-route scopes and per-client rate limits, and serves each partner only its own
 //! orders and invoices.
 
+pub mod api_keys;
 pub mod app;
 pub mod auth;
 pub mod authorizer;

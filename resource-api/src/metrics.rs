@@ -1,6 +1,7 @@
-//! The partner API's counters, on its own `edge::Metrics` registry: refused bearer tokens by
-//! reason (the envelope counts requests by route template and status, the JWKS cache its
-//! fetches). Reasons are a fixed set chosen here, never text from a token.
+//! The partner API's counters, on its own `edge::Metrics` registry: refused credentials by
+//! reason, and the introspection calls made to resolve API keys by outcome (the envelope counts
+//! requests by route template and status, the JWKS cache its fetches). Reasons and outcomes are a
+//! fixed set chosen here, never text from a token or key.
 
 use edge::Metrics;
 use metrics::Counter;
@@ -11,6 +12,9 @@ use crate::verify::TokenError;
 /// The name of the envelope's request counter (by `route` and `status`).
 pub const REQUESTS: &str = "resource_requests_total";
 const REJECTIONS: &str = "resource_token_rejections_total";
+/// Introspection calls made to resolve API keys, by outcome (`active`, `inactive`,
+/// `unavailable`): their sum over a minute is the load keys put on the token service.
+pub const KEY_INTROSPECTIONS: &str = "resource_api_key_introspections_total";
 
 /// Why a request's bearer token was refused, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +42,19 @@ pub enum Rejection {
     InsufficientScope,
     /// Valid locally, inactive at the token service (online routes).
     Revoked,
+    /// An API key that is malformed, unknown or inactive (401).
+    WrongKey,
+    /// Credentials that cannot be read as one: two `Authorization` headers, a key and a token,
+    /// a key in both headers, two `X-API-Key` fields (400).
+    Ambiguous,
+    /// An API key the token service could not be asked about (503).
+    KeyLookupUnavailable,
+    /// An API key from an address locked out after too many wrong keys (429).
+    LockedOut,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 15] = [
+    const ALL: [Rejection; 19] = [
         Rejection::Missing,
         Rejection::Malformed,
         Rejection::BadHeader,
@@ -57,6 +70,10 @@ impl Rejection {
         Rejection::CertificateBinding,
         Rejection::InsufficientScope,
         Rejection::Revoked,
+        Rejection::WrongKey,
+        Rejection::Ambiguous,
+        Rejection::KeyLookupUnavailable,
+        Rejection::LockedOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +93,10 @@ impl Rejection {
             Rejection::CertificateBinding => "certificate_binding",
             Rejection::InsufficientScope => "insufficient_scope",
             Rejection::Revoked => "revoked",
+            Rejection::WrongKey => "wrong_api_key",
+            Rejection::Ambiguous => "ambiguous_credentials",
+            Rejection::KeyLookupUnavailable => "api_key_lookup_unavailable",
+            Rejection::LockedOut => "locked_out",
         }
     }
 
@@ -104,6 +125,15 @@ impl Rejection {
 pub struct ApiMetrics {
     registry: Metrics,
     rejections: [Counter; Rejection::ALL.len()],
+    key_introspections: KeyIntrospections,
+}
+
+/// The counters of the introspection calls made for API keys, one per outcome.
+#[derive(Clone)]
+pub struct KeyIntrospections {
+    pub active: Counter,
+    pub inactive: Counter,
+    pub unavailable: Counter,
 }
 
 impl ApiMetrics {
@@ -121,9 +151,20 @@ impl ApiMetrics {
         let rejections = std::array::from_fn(|i| {
             registry.counter(REJECTIONS, &[("reason", Rejection::ALL[i].as_str())])
         });
+        registry.describe_counter(
+            KEY_INTROSPECTIONS,
+            "Introspection calls made to resolve API keys, by outcome",
+        );
+        let outcome = |name| registry.counter(KEY_INTROSPECTIONS, &[("outcome", name)]);
+        let key_introspections = KeyIntrospections {
+            active: outcome("active"),
+            inactive: outcome("inactive"),
+            unavailable: outcome("unavailable"),
+        };
         ApiMetrics {
             registry,
             rejections,
+            key_introspections,
         }
     }
 
@@ -138,6 +179,11 @@ impl ApiMetrics {
 
     pub fn rejected(&self, reason: Rejection) {
         self.rejection(reason).increment(1);
+    }
+
+    /// The counters of introspection calls for API keys (for `crate::api_keys`).
+    pub fn key_introspections(&self) -> &KeyIntrospections {
+        &self.key_introspections
     }
 }
 

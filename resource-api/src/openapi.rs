@@ -9,35 +9,58 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa::openapi::security::{ClientCredentials, Flow, OAuth2, Scopes, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, ClientCredentials, Flow, OAuth2, Scopes, SecurityScheme,
+};
 use utoipa::openapi::{InfoBuilder, OpenApi};
 
-use crate::auth::{Access, ProtectedRoutes, TOKEN_SCHEME};
+use crate::auth::{API_KEY_SCHEME, Access, ProtectedRoutes, TOKEN_SCHEME};
 
 /// The tag of the probes.
 pub const HEALTH_TAG: &str = "health";
 
 /// The description of the `/v1` routes of `v1`, merged into `rest` (the probes' description),
-/// with tokens to be had at `{issuer}/oauth2/token`.
-pub fn description(v1: &ProtectedRoutes, mut rest: OpenApi, issuer: &str) -> OpenApi {
-    let (paths, schemas) = v1.describe();
+/// with tokens to be had at `{issuer}/oauth2/token`; `keys`: whether API keys are accepted
+/// (`RESOURCE_API_KEYS`), which only then are described.
+pub fn description(v1: &ProtectedRoutes, mut rest: OpenApi, issuer: &str, keys: bool) -> OpenApi {
+    let (paths, schemas) = v1.describe(keys);
+    let credentials = if keys {
+        "Every `/v1` route needs `Authorization: Bearer <access token>`, a token from the token \
+         service's client-credentials grant carrying the route's scope, or an API key \
+         (`X-API-Key: pak_...`, or `Authorization: Bearer pak_...`) of a client holding that \
+         scope; one credential per request."
+    } else {
+        "Every `/v1` route needs `Authorization: Bearer <access token>`, a token from the token \
+         service's client-credentials grant carrying the route's scope."
+    };
     rest.paths.merge(paths);
     rest.info = InfoBuilder::new()
         .title("Partner API")
         .version(env!("CARGO_PKG_VERSION"))
-        .description(Some(
-            "Read-only JSON over the partner's own data. Every `/v1` route needs \
-             `Authorization: Bearer <access token>`, a token from the token service's \
-             client-credentials grant carrying the route's scope. Lists are paginated: \
-             `{\"items\": [...], \"next_cursor\": \"...\" | null}`. Errors are RFC 9457 \
+        .description(Some(format!(
+            "Read-only JSON over the partner's own data. {credentials} Lists are paginated: \
+             `{{\"items\": [...], \"next_cursor\": \"...\" | null}}`. Errors are RFC 9457 \
              `application/problem+json`; authentication failures add an RFC 6750 \
              `WWW-Authenticate` challenge. Requests are rate limited per client (429 with \
              `Retry-After`).",
-        ))
+        )))
         .build();
     let components = rest.components.get_or_insert_with(Default::default);
     components.schemas.extend(schemas);
     components.add_security_scheme(TOKEN_SCHEME, token_scheme(v1, issuer));
+    if keys {
+        components.add_security_scheme(
+            API_KEY_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "An API key (`pak_` and 43 base64url characters) of a client created at the token \
+                 service with `--auth-method api_key`, sent as `X-API-Key: pak_...` or as \
+                 `Authorization: Bearer pak_...` (not both). The key's client's scopes, partner \
+                 and rate limit apply as for its tokens. A disabled or rotated key may keep \
+                 working for up to the partner API's key cache time (`RESOURCE_API_KEY_CACHE`).",
+            ))),
+        );
+    }
     api_docs::add_envelope_responses(&mut rest);
     rest
 }

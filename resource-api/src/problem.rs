@@ -25,6 +25,9 @@ pub enum ApiError {
     InsufficientScope(&'static str),
     #[error("rate limit exceeded")]
     RateLimited { retry_after: Duration, limit: u32 },
+    /// The caller's address sent too many wrong API keys and is locked out for a while.
+    #[error("too many wrong API keys from this address")]
+    LockedOut { retry_after: Duration },
     #[error("not found")]
     NotFound,
     #[error("bad request: {0}")]
@@ -122,6 +125,17 @@ impl IntoResponse for ApiError {
                 );
                 headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
                 headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+                response
+            }
+            ApiError::LockedOut { retry_after } => {
+                let mut response = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some("too many wrong API keys from this address; retry after the given delay"),
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(retry_after)),
+                );
                 response
             }
             ApiError::NotFound => problem(StatusCode::NOT_FOUND, None),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::api_keys::ApiKeys;
 use crate::introspection::Introspector;
 use crate::metrics::ApiMetrics;
 use crate::store::Store;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub rate_limit: shared_limits::RateLimiter,
     /// Set when some routes check tokens online; see `RESOURCE_INTROSPECT_ROUTES`.
     pub introspection: Option<Arc<Introspection>>,
+    /// Set when API keys are accepted beside tokens; see `RESOURCE_API_KEYS`.
+    pub api_keys: Option<Arc<ApiKeys>>,
     /// The counters (no-ops unless `RESOURCE_METRICS_BIND` is set); see [`ApiMetrics`].
     pub metrics: ApiMetrics,
 }

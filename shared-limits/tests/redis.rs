@@ -169,6 +169,60 @@ async fn a_lockout_is_reported_once_across_instances_and_holds_at_both() {
 }
 
 #[tokio::test]
+async fn source_lockouts_in_a_namespace_never_mix_with_the_default_counters() {
+    let policy = LockoutPolicy {
+        per_source_burst: 3,
+        per_source_refill: Duration::from_secs(60),
+        per_client_burst: 3,
+        per_client_refill: Duration::from_secs(60),
+    };
+    let settings = settings("namespace");
+    let keys_a = Lockouts::new(policy, Some(store("namespace").await)).in_namespace("api-key:");
+    let keys_b = Lockouts::new(policy, Some(store("namespace").await)).in_namespace("api-key:");
+    let secrets = Lockouts::new(policy, Some(store("namespace").await));
+    let ip: IpAddr = "192.0.2.9".parse().unwrap();
+    let mut started = Vec::new();
+    for i in 0..6 {
+        let instance = if i % 2 == 0 { &keys_a } else { &keys_b };
+        started.extend(instance.record_source_failure(ip).await);
+    }
+    assert_eq!(
+        started.len(),
+        1,
+        "reported once across instances: {started:?}"
+    );
+    for instance in [&keys_a, &keys_b] {
+        let wait = instance.check_source(ip).await.expect("locked at both");
+        assert!(wait > Duration::from_secs(50), "{wait:?}");
+        assert_eq!(
+            instance.check_source("192.0.2.10".parse().unwrap()).await,
+            None
+        );
+    }
+    assert_eq!(
+        secrets.check("cl_any", ip).await,
+        None,
+        "the default namespace's lock of this address is not set"
+    );
+    let mut redis = inspect().await;
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", settings.key_prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    keys.sort();
+    let prefix = &settings.key_prefix;
+    assert_eq!(
+        keys,
+        [
+            format!("{prefix}api-key:lockout:{{192.0.2.9}}:budget:source"),
+            format!("{prefix}api-key:lockout:{{192.0.2.9}}:locked:source"),
+        ],
+        "per source only, nothing per client or key"
+    );
+}
+
+#[tokio::test]
 async fn a_redis_that_does_not_answer_leaves_the_limits_in_process() {
     // A port nothing listens on: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

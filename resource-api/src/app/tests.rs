@@ -27,14 +27,24 @@ const AUDIENCE: &str = "partner-api";
 
 /// A partner API state over its own database, trusting `key` only. The folder holds the database
 /// and must outlive the state.
-struct TestApi {
-    state: AppState,
+pub(super) struct TestApi {
+    pub(super) state: AppState,
     key: SigningKey,
     _dir: tempfile::TempDir,
 }
 
 impl TestApi {
     async fn new(online_routes: Option<Vec<String>>) -> TestApi {
+        TestApi::build(online_routes, None, None).await
+    }
+
+    /// With API keys resolved at `keys`' URL when given (see `key_tests`), and a burst of
+    /// `burst` requests per client (then one a minute) when given; else no effective limit.
+    pub(super) async fn build(
+        online_routes: Option<Vec<String>>,
+        keys: Option<crate::config::ApiKeySettings>,
+        burst: Option<u32>,
+    ) -> TestApi {
         keys::install_crypto_provider();
         let key = SigningKey::generate(Algorithm::ES256).unwrap();
         let jwks = serde_json::to_vec(&keys::jwk_set([key.public_jwk()])).unwrap();
@@ -69,6 +79,19 @@ impl TestApi {
         let unlimited = NonZeroU32::new(1_000_000).unwrap();
         // Metrics on, as a server with RESOURCE_METRICS_BIND has them.
         let metrics = ApiMetrics::new_registry();
+        let api_metrics = ApiMetrics::new(metrics.clone());
+        let api_keys = keys.map(|keys| {
+            Arc::new(
+                crate::api_keys::ApiKeys::new(
+                    &keys,
+                    ISSUER,
+                    AUDIENCE,
+                    None,
+                    api_metrics.key_introspections().clone(),
+                )
+                .unwrap(),
+            )
+        });
         let state = AppState::new(Shared {
             envelope: edge::Envelope::new(
                 &edge::Transport::default(),
@@ -81,11 +104,15 @@ impl TestApi {
             store,
             verifier,
             rate_limit: shared_limits::RateLimiter::new(
-                shared_limits::Rate::per_second(unlimited, unlimited),
+                burst.map_or(
+                    shared_limits::Rate::per_second(unlimited, unlimited),
+                    |burst| shared_limits::Rate::every(Duration::from_secs(60), burst),
+                ),
                 None,
             ),
             introspection,
-            metrics: ApiMetrics::new(metrics),
+            api_keys,
+            metrics: api_metrics,
         });
         TestApi {
             state,
@@ -95,7 +122,7 @@ impl TestApi {
     }
 
     /// A token as the token service would issue it, valid for ten minutes from now.
-    fn token(&self, partner: &str, scopes: &str) -> String {
+    pub(super) fn token(&self, partner: &str, scopes: &str) -> String {
         let now = chrono::Utc::now().timestamp();
         self.token_with(partner, scopes, |_| {}, now)
     }
@@ -124,7 +151,7 @@ impl TestApi {
         self.key.sign_jwt(&claims).unwrap()
     }
 
-    async fn get(&self, path: &str, authorization: Option<&str>) -> Response {
+    pub(super) async fn get(&self, path: &str, authorization: Option<&str>) -> Response {
         let mut request = Request::get(path);
         if let Some(value) = authorization {
             request = request.header(header::AUTHORIZATION, value);
@@ -137,11 +164,11 @@ impl TestApi {
     }
 }
 
-fn header_of<'a>(response: &'a Response, name: &str) -> &'a str {
+pub(super) fn header_of<'a>(response: &'a Response, name: &str) -> &'a str {
     response.headers()[name].to_str().unwrap()
 }
 
-async fn body(response: Response) -> Value {
+pub(super) async fn body(response: Response) -> Value {
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
@@ -262,7 +289,7 @@ async fn an_online_route_that_is_not_declared_refuses_the_router() {
 }
 
 /// The value of the series `name{labels}` in `text` (labels as rendered, after `service`).
-fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
+pub(super) fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
     let prefix = format!("{name}{{service=\"resource\",{labels}}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))

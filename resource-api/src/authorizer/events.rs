@@ -30,8 +30,14 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Call {
     pub kind: Kind,
-    /// The bearer token, when the request carries one (`Authorization: Bearer …`).
+    /// The bearer token, when the request carries one (`Authorization: Bearer …`); may be an
+    /// API key (`pak_…`).
     pub token: Option<String>,
+    /// Every `X-API-Key` value of the request (REQUEST events; none in a TOKEN event).
+    pub api_keys: Vec<String>,
+    /// Whether the request also has an `Authorization` header that is a bearer credential (even
+    /// an empty one) or is repeated: beside an `X-API-Key`, that is two credentials.
+    pub authorization_bearer: bool,
     /// The method and path called, the stage not part of the path.
     pub method: String,
     pub path: String,
@@ -74,6 +80,32 @@ fn bearer_header(headers: &HeaderMap) -> Option<Option<String>> {
     Some(value.to_str().ok().and_then(bearer).map(str::to_owned))
 }
 
+/// The `X-API-Key` values of `headers`.
+fn api_key_headers(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("x-api-key")
+        .iter()
+        .map(|value| {
+            String::from_utf8_lossy(value.as_bytes())
+                .trim_matches(' ')
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Whether `headers` has two `Authorization` values, or one with the `Bearer` scheme.
+fn has_bearer_authorization(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (None, _) => false,
+        (Some(_), Some(_)) => true,
+        (Some(value), None) => value.to_str().is_ok_and(|value| {
+            let scheme = value.split_once(' ').map_or(value, |(scheme, _)| scheme);
+            scheme.eq_ignore_ascii_case("bearer")
+        }),
+    }
+}
+
 /// Which kind of event `event` is, by its fields.
 pub fn kind_of(event: &Value) -> Option<Kind> {
     match (event["version"].as_str(), event["type"].as_str()) {
@@ -101,6 +133,8 @@ pub fn read(event: Value) -> Result<Call, EventError> {
                     .as_deref()
                     .and_then(bearer)
                     .map(str::to_owned),
+                api_keys: Vec::new(),
+                authorization_bearer: false,
                 method: arn.method().to_owned(),
                 path: arn.path().to_owned(),
                 arn: Some(arn),
@@ -116,9 +150,16 @@ pub fn read(event: Value) -> Result<Call, EventError> {
             let token = bearer_header(&event.multi_value_headers)
                 .or_else(|| bearer_header(&event.headers))
                 .flatten();
+            let headers = if event.multi_value_headers.is_empty() {
+                &event.headers
+            } else {
+                &event.multi_value_headers
+            };
             Ok(Call {
                 kind,
                 token,
+                api_keys: api_key_headers(headers),
+                authorization_bearer: has_bearer_authorization(headers),
                 method: arn.method().to_owned(),
                 path: arn.path().to_owned(),
                 arn: Some(arn),
@@ -161,6 +202,8 @@ pub fn read(event: Value) -> Result<Call, EventError> {
             Ok(Call {
                 kind,
                 token,
+                api_keys: api_key_headers(&event.headers),
+                authorization_bearer: has_bearer_authorization(&event.headers),
                 method,
                 path,
                 arn,
@@ -308,6 +351,42 @@ mod tests {
         let call = read(default_stage).unwrap();
         assert_eq!(call.path, "/v1/me");
         assert_eq!(call.token, None);
+    }
+
+    #[test]
+    fn request_events_carry_every_api_key_header_and_whether_a_bearer_is_beside_it() {
+        let call = read(json!({
+            "type": "REQUEST", "methodArn": ARN,
+            "headers": { "X-API-Key": "pak_a" }, "requestContext": {}
+        }))
+        .unwrap();
+        assert_eq!(call.api_keys, ["pak_a"]);
+        assert!(!call.authorization_bearer);
+        let call = read(json!({
+            "type": "REQUEST", "methodArn": ARN, "headers": { "x-api-key": "pak_b" },
+            "multiValueHeaders": { "x-api-key": ["pak_a", "pak_b"], "authorization": ["Bearer "] },
+            "requestContext": {}
+        }))
+        .unwrap();
+        assert_eq!(call.api_keys, ["pak_a", "pak_b"]);
+        assert!(
+            call.authorization_bearer,
+            "an empty bearer is still a bearer"
+        );
+        let call = read(json!({
+            "version": "2.0", "type": "REQUEST", "routeArn": ARN, "rawPath": "/v1/me",
+            "headers": { "x-api-key": "pak_c", "authorization": "Basic x" },
+            "requestContext": { "http": { "method": "GET", "path": "/v1/me" } }
+        }))
+        .unwrap();
+        assert_eq!(call.api_keys, ["pak_c"]);
+        assert!(!call.authorization_bearer, "another scheme is no bearer");
+        let call = read(
+            json!({ "type": "TOKEN", "authorizationToken": "Bearer pak_d", "methodArn": ARN }),
+        )
+        .unwrap();
+        assert_eq!(call.token.as_deref(), Some("pak_d"));
+        assert!(call.api_keys.is_empty());
     }
 
     #[test]

@@ -7,9 +7,19 @@
 //!
 //! | | REST `TOKEN` / `REQUEST` | HTTP API payload 2.0 |
 //! | --- | --- | --- |
-//! | no bearer token, or a token that fails verification | invocation error `Unauthorized` (401) | the same |
+//! | no credential, a token that fails verification, a wrong API key, or two credentials | invocation error `Unauthorized` (401) | the same |
+//! | an API key the token service cannot be asked about | invocation error `KeyLookupUnavailable` (API Gateway answers 500) | the same |
 //! | valid token, route allowed | Allow policy on every route the scopes allow | `isAuthorized: true` |
 //! | valid token, scope missing, route not listed, or rate limited | Deny policy (403) | `isAuthorized: false` (403) |
+//!
+//! With `RESOURCE_API_KEYS=true`, an API key (`pak_…`) is accepted as `Authorization: Bearer`
+//! (REQUEST events; `authorizationToken` of TOKEN events) or `X-API-Key` (REQUEST events), by the
+//! partner API's rules (a key and a token, or two keys, are refused), resolved through the same
+//! cache as the API's (`crate::api_keys`, in the process, so across warm invocations); its
+//! client's context is the one a token would give. A key is never refused for an outage: API
+//! Gateway answers 500 rather than telling a partner its valid key is wrong. Wrong keys are not
+//! counted per address here: TOKEN events carry no address and an authorizer cannot answer 429;
+//! API Gateway's throttling applies instead.
 //!
 //! `Unauthorized` is the answer AWS documents for REST authorizers (an invocation that fails with
 //! exactly that message becomes 401). The HTTP API documentation describes only `isAuthorized`
@@ -38,6 +48,7 @@ pub use events::{Call, EventError, Kind, bearer, read};
 pub use policy::{AuthorizerContext, MethodArn, PolicyAnswer, Verdict};
 pub use routes::{Access, Route, RouteError, RouteTable};
 
+use crate::api_keys::{ApiKey, ApiKeys, Resolution, is_key_shaped};
 use crate::config::Settings;
 use crate::verify::Verifier;
 
@@ -64,17 +75,31 @@ pub struct AuthorizeArgs {
 pub struct Authorizer {
     verifier: Verifier,
     rate_limit: RateLimiter,
+    /// Set when `RESOURCE_API_KEYS` is on.
+    api_keys: Option<Arc<ApiKeys>>,
     routes: Arc<RouteTable>,
+}
+
+/// The error type of an invocation that failed because an API key could not be checked.
+pub const KEY_LOOKUP_UNAVAILABLE: &str = "KeyLookupUnavailable";
+
+/// The one credential of a call, by the partner API's rules.
+enum Presented<'a> {
+    Token(&'a str),
+    Key(&'a str),
 }
 
 impl Authorizer {
     /// The verifier and the rate limit, built as the partner API builds them; nothing is fetched.
     pub async fn build(settings: &Settings, routes: RouteTable) -> anyhow::Result<Authorizer> {
         keys::install_crypto_provider();
+        // No listener: the authorizer keeps no metrics.
+        let metrics = crate::metrics::ApiMetrics::new(edge::Metrics::off());
+        let rate_limit = crate::app::rate_limiter(settings).await?;
         Ok(Authorizer {
-            // No listener: the authorizer keeps no metrics.
             verifier: crate::app::verifier(settings, &edge::Metrics::off())?,
-            rate_limit: crate::app::rate_limiter(settings).await?,
+            api_keys: crate::app::api_keys(settings, &rate_limit, &metrics)?,
+            rate_limit,
             routes: Arc::new(routes),
         })
     }
@@ -93,16 +118,15 @@ impl Authorizer {
                 error_message: err.to_string(),
             }
         })?;
-        let Some(token) = call.token.as_deref() else {
-            tracing::info!(kind = ?call.kind, "no bearer token");
-            return Err(unauthorized());
-        };
-        let claims = match self.verifier.verify(token).await {
-            Ok(claims) => claims,
-            Err(err) => {
-                tracing::info!(reason = %err, "bearer token refused");
-                return Err(unauthorized());
-            }
+        let claims = match self.presented(&call)? {
+            Presented::Key(key) => self.resolve(key).await?,
+            Presented::Token(token) => match self.verifier.verify(token).await {
+                Ok(claims) => claims,
+                Err(err) => {
+                    tracing::info!(reason = %err, "bearer token refused");
+                    return Err(unauthorized());
+                }
+            },
         };
         // A certificate-bound token only with its certificate, as at the partner API itself.
         if !crate::verify::binding_holds(&claims, call.client_cert.as_deref()) {
@@ -132,6 +156,56 @@ impl Authorizer {
             error_type: "InternalError".into(),
             error_message: err.to_string(),
         })
+    }
+}
+
+impl Authorizer {
+    /// The call's one credential: with keys on, a `pak_` bearer or the `X-API-Key` value is a
+    /// key, and a key beside another credential, or two keys, are refused; with keys off,
+    /// `X-API-Key` is not read and a `pak_` bearer is refused unread.
+    fn presented<'a>(&self, call: &'a Call) -> Result<Presented<'a>, Diagnostic> {
+        let keys_on = self.api_keys.is_some();
+        let presented = match (keys_on, call.api_keys.as_slice(), call.token.as_deref()) {
+            (true, [key], _) if !call.authorization_bearer => Some(Presented::Key(key.as_str())),
+            (true, [_, ..], _) => {
+                tracing::info!(kind = ?call.kind, "two credentials: refused as ambiguous");
+                None
+            }
+            (true, [], Some(token)) if is_key_shaped(token) => Some(Presented::Key(token)),
+            (false, _, Some(token)) if is_key_shaped(token) => None,
+            (_, _, Some(token)) => Some(Presented::Token(token)),
+            (_, _, None) => None,
+        };
+        presented.ok_or_else(|| {
+            tracing::info!(kind = ?call.kind, "no usable credential");
+            unauthorized()
+        })
+    }
+
+    /// The claims of an API key's client; `Unauthorized` for a wrong key, an error of its own
+    /// when the token service cannot be asked.
+    async fn resolve(
+        &self,
+        key: &str,
+    ) -> Result<Arc<shared_claims::AccessTokenClaims>, Diagnostic> {
+        let Some(keys) = &self.api_keys else {
+            return Err(unauthorized());
+        };
+        let resolution = match ApiKey::parse(key) {
+            Ok(key) => keys.resolve(&key).await,
+            Err(_) => Resolution::Inactive,
+        };
+        match resolution {
+            Resolution::Active(claims) => Ok(claims),
+            Resolution::Inactive => {
+                tracing::info!("API key refused");
+                Err(unauthorized())
+            }
+            Resolution::Unavailable => Err(Diagnostic {
+                error_type: KEY_LOOKUP_UNAVAILABLE.into(),
+                error_message: "the token service cannot be asked about this API key now".into(),
+            }),
+        }
     }
 }
 

@@ -526,3 +526,263 @@ async fn a_bound_token_is_authorized_only_with_its_certificate() {
         "a TOKEN authorizer cannot see the certificate"
     );
 }
+
+/// The event of `kind` for `GET path` with `headers` (a TOKEN event carries the `Authorization`
+/// value only).
+fn event_with(kind: EventKind, path: &str, headers: &[(&str, &str)]) -> Value {
+    let mut request = HttpRequest::new("GET", path).stage("prod");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    match kind {
+        EventKind::RestToken => {
+            let authorization = headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+                .map_or("", |(_, value)| *value);
+            events::token_authorizer(authorization, &events::method_arn("prod", "GET", path))
+        }
+        EventKind::RestRequest => events::rest_request_authorizer(&request),
+        EventKind::HttpApi => events::http_api_authorizer(&request),
+    }
+}
+
+/// API keys at the authorizer (`RESOURCE_API_KEYS=true`), resolved at an introspection stub in
+/// this process: allowed with the client's context from `Authorization: Bearer pak_…` (every
+/// kind) or `X-API-Key` (REQUEST kinds), through one cache across invocations; refused like a
+/// wrong token when wrong, malformed or beside another credential; and, when the token service
+/// cannot be asked, an invocation error other than `Unauthorized` (API Gateway answers 500),
+/// while a key already resolved keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_authorized_like_tokens_and_an_outage_is_no_unauthorized() {
+    use crate::introspection_stub::{CLIENT_ID, CLIENT_SECRET, IntrospectionStub};
+    let auth = TokenService::start().await;
+    let (id, secret) = auth.client("acme", "orders:read").await;
+    let token = format!("Bearer {}", auth.token_for(&id, &secret).await);
+    let stub = IntrospectionStub::start().await;
+    let key = IntrospectionStub::new_key();
+    stub.activate(&key, "cl_acme_key", "acme", "orders:read catalog:read");
+    let runtime = FakeRuntime::start().await;
+    let _function = authorizer(
+        &runtime,
+        &auth,
+        &[
+            ("RESOURCE_API_KEYS", "true".to_owned()),
+            ("RESOURCE_INTROSPECTION_URL", stub.url.clone()),
+            ("RESOURCE_INTROSPECTION_CLIENT_ID", CLIENT_ID.to_owned()),
+            (
+                "RESOURCE_INTROSPECTION_CLIENT_SECRET",
+                CLIENT_SECRET.to_owned(),
+            ),
+        ],
+    );
+    let context = json!({ "client_id": "cl_acme_key", "partner_id": "acme", "scope": "catalog:read orders:read" });
+    let invoke = |kind: EventKind, path: &'static str, headers: Vec<(&'static str, String)>| {
+        let runtime = &runtime;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            runtime.invoke(event_with(kind, path, &headers)).await
+        }
+    };
+    let as_bearer = format!("Bearer {key}");
+    for kind in KINDS {
+        let mut forms = vec![vec![("Authorization", as_bearer.clone())]];
+        if kind != EventKind::RestToken {
+            forms.push(vec![("X-API-Key", key.clone())]);
+        }
+        for headers in forms {
+            let outcome = invoke(kind, "/v1/orders", headers.clone()).await;
+            assert_eq!(
+                judge(kind, "GET", "/v1/orders", outcome),
+                Seen::Allowed(context.clone()),
+                "{kind:?} {headers:?}"
+            );
+            let outcome = invoke(kind, "/v1/invoices", headers.clone()).await;
+            assert_eq!(
+                judge(kind, "GET", "/v1/invoices", outcome),
+                Seen::Forbidden,
+                "{kind:?}: the key's client lacks invoices:read"
+            );
+        }
+        // Tokens still work beside keys being on.
+        let outcome = invoke(kind, "/v1/orders", vec![("Authorization", token.clone())]).await;
+        assert!(matches!(
+            judge(kind, "GET", "/v1/orders", outcome),
+            Seen::Allowed(_)
+        ));
+
+        let wrong = format!("Bearer {}", IntrospectionStub::new_key());
+        let mut refused = vec![
+            ("wrong key", vec![("Authorization", wrong)]),
+            (
+                "malformed key",
+                vec![("Authorization", "Bearer pak_x".to_owned())],
+            ),
+        ];
+        if kind != EventKind::RestToken {
+            refused.extend([
+                (
+                    "wrong X-API-Key",
+                    vec![("X-API-Key", IntrospectionStub::new_key())],
+                ),
+                (
+                    "a token and a key",
+                    vec![("Authorization", token.clone()), ("X-API-Key", key.clone())],
+                ),
+                (
+                    "a key in both headers",
+                    vec![
+                        ("Authorization", as_bearer.clone()),
+                        ("X-API-Key", key.clone()),
+                    ],
+                ),
+            ]);
+        }
+        if kind == EventKind::RestRequest {
+            refused.push((
+                "two X-API-Key fields",
+                vec![("X-API-Key", key.clone()), ("X-API-Key", key.clone())],
+            ));
+        }
+        for (what, headers) in refused {
+            let outcome = invoke(kind, "/v1/orders", headers).await;
+            assert_eq!(
+                judge(kind, "GET", "/v1/orders", outcome),
+                Seen::Unauthorized,
+                "{kind:?}: {what}"
+            );
+        }
+    }
+    // One wrong bearer key per kind, one wrong X-API-Key per REQUEST kind; malformed: none.
+    let wrong_keys = 3 + 2;
+    assert_eq!(
+        stub.calls(),
+        1 + wrong_keys,
+        "the valid key resolved once across every invocation, each wrong key once"
+    );
+
+    stub.fail(true);
+    for kind in KINDS {
+        let unknown = format!("Bearer {}", IntrospectionStub::new_key());
+        let Outcome::Error(error) =
+            invoke(kind, "/v1/orders", vec![("Authorization", unknown)]).await
+        else {
+            panic!("{kind:?}: an outage must fail the invocation");
+        };
+        assert_ne!(error["errorMessage"], "Unauthorized", "{kind:?}: {error}");
+        assert_eq!(
+            error["errorType"], "KeyLookupUnavailable",
+            "{kind:?}: {error}"
+        );
+        let outcome = invoke(
+            kind,
+            "/v1/orders",
+            vec![("Authorization", as_bearer.clone())],
+        )
+        .await;
+        assert_eq!(
+            judge(kind, "GET", "/v1/orders", outcome),
+            Seen::Allowed(context.clone()),
+            "{kind:?}: a resolved key keeps working"
+        );
+    }
+}
+
+/// With keys off (the default), a `pak_` bearer is refused as any bad token without a lookup,
+/// and `X-API-Key` is not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_keys_off_the_authorizer_refuses_keys_without_asking() {
+    use crate::introspection_stub::{CLIENT_ID, CLIENT_SECRET, IntrospectionStub};
+    let auth = TokenService::start().await;
+    let stub = IntrospectionStub::start().await;
+    let key = IntrospectionStub::new_key();
+    stub.activate(&key, "cl_acme_key", "acme", "orders:read");
+    let runtime = FakeRuntime::start().await;
+    let _function = authorizer(
+        &runtime,
+        &auth,
+        &[
+            ("RESOURCE_INTROSPECTION_URL", stub.url.clone()),
+            ("RESOURCE_INTROSPECTION_CLIENT_ID", CLIENT_ID.to_owned()),
+            (
+                "RESOURCE_INTROSPECTION_CLIENT_SECRET",
+                CLIENT_SECRET.to_owned(),
+            ),
+        ],
+    );
+    let as_bearer = format!("Bearer {key}");
+    for kind in KINDS {
+        let outcome = runtime
+            .invoke(event_with(
+                kind,
+                "/v1/orders",
+                &[("Authorization", &as_bearer)],
+            ))
+            .await;
+        assert_eq!(
+            judge(kind, "GET", "/v1/orders", outcome),
+            Seen::Unauthorized,
+            "{kind:?}"
+        );
+        if kind != EventKind::RestToken {
+            let outcome = runtime
+                .invoke(event_with(kind, "/v1/orders", &[("X-API-Key", &key)]))
+                .await;
+            assert_eq!(
+                judge(kind, "GET", "/v1/orders", outcome),
+                Seen::Unauthorized,
+                "{kind:?}"
+            );
+        }
+    }
+    assert_eq!(stub.calls(), 0);
+}
+
+/// The key settings' bad values stop the binary at start, from the environment, in one line
+/// naming the setting (or the missing ones).
+#[test]
+fn bad_api_key_settings_stop_the_binary_with_a_one_line_error() {
+    for (env, named) in [
+        (
+            vec![("RESOURCE_API_KEYS", "true")],
+            "RESOURCE_INTROSPECTION_CLIENT_ID and RESOURCE_INTROSPECTION_CLIENT_SECRET",
+        ),
+        (
+            vec![
+                ("RESOURCE_API_KEYS", "true"),
+                ("RESOURCE_INTROSPECTION_CLIENT_ID", "cl_api"),
+            ],
+            "needs RESOURCE_INTROSPECTION_CLIENT_SECRET",
+        ),
+        (vec![("RESOURCE_API_KEYS", "maybe")], "maybe"),
+        (vec![("RESOURCE_API_KEY_CACHE", "0")], "1..=3600"),
+        (vec![("RESOURCE_API_KEY_CACHE", "3601")], "1..=3600"),
+    ] {
+        let mut command = Command::new(BINARY);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RESOURCE_BIND", "127.0.0.1:0")
+            .env(
+                "RESOURCE_DATABASE_URL",
+                "sqlite:///nonexistent/dir/resource.db",
+            )
+            .stdin(Stdio::null());
+        for (name, value) in &env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("run resource-api");
+        assert!(!output.status.success(), "{env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{env:?}: {stderr}");
+        // The error is its first line (clap adds a pointer to `--help`).
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(first.contains(named), "{env:?}: {stderr}");
+        if env.iter().any(|(name, _)| *name == "RESOURCE_API_KEYS")
+            && output.status.code() == Some(1)
+        {
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{env:?}: {stderr}");
+        }
+    }
+}

@@ -4,6 +4,10 @@
 //! real tokens from a token service running in-process (`support`).
 
 mod authorizer;
+// Some of its helpers serve only the router tests.
+#[allow(dead_code)]
+#[path = "../../src/app/introspection_stub.rs"]
+mod introspection_stub;
 mod support;
 
 use std::time::{Duration, Instant};
