@@ -195,7 +195,17 @@ impl ApiKeys {
         match self.claims_of(&answer) {
             Some(claims) => {
                 self.calls.active.increment(1);
-                (Resolution::Active(Arc::new(claims)), self.active_for)
+                // A key in its grace period after a rotation carries its end as `exp`: it is
+                // not remembered past it.
+                let remembered_for = match answer["exp"].as_i64() {
+                    Some(exp) => {
+                        let left = exp.saturating_sub(chrono::Utc::now().timestamp()).max(0);
+                        self.active_for
+                            .min(Duration::from_secs(left.unsigned_abs()))
+                    }
+                    None => self.active_for,
+                };
+                (Resolution::Active(Arc::new(claims)), remembered_for)
             }
             None => {
                 self.calls.inactive.increment(1);

@@ -1,9 +1,15 @@
-//! API keys at the token service: an `api_key` client's key gets no token, and introspection
-//! tells a resource server whose key it is, until the key is disabled, deleted or rotated out.
+//! API keys end to end. At the token service: an `api_key` client's key gets no token, and
+//! introspection tells a resource server whose key it is, until the key is disabled, deleted or
+//! rotated out. At the partner API (keys on, resolved at the real token service): the same
+//! scopes, isolation and answers as a token, one introspection call per key per cache period,
+//! refusal within the cache time, remembered keys through an outage, and a per-address lockout.
 
 use crate::common;
 
-use common::{Backend, TestAuth, http, spawn_auth_server};
+use std::time::Duration;
+
+use common::system::{TestApi, resource_settings, spawn_resource_with};
+use common::{Backend, TestAuth, http, spawn_auth_server, test_db};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -239,5 +245,269 @@ async fn a_key_is_stored_only_as_its_keyed_hash_and_survives_a_master_key_rewrap
         "the old master key no longer opens it"
     );
     assert_eq!(introspect(&auth, &caller, &key).await["active"], true);
+    auth.stop().await;
+}
+
+// ---- The partner API with keys on, resolving them at the real token service ----
+
+/// A token service and a partner API with API keys on (its introspection client created on
+/// the token service), remembering answers for `cache`, with a metrics listener.
+async fn keyed_api(cache: Duration) -> (TestAuth, TestApi) {
+    let auth = spawn_auth_server(Backend::Sqlite).await.unwrap();
+    let api = keyed_api_for(&auth, cache).await;
+    (auth, api)
+}
+
+async fn keyed_api_for(auth: &TestAuth, cache: Duration) -> TestApi {
+    let (client_id, secret) = introspector(auth, "partner-api").await;
+    let db = test_db(Backend::Sqlite).await.unwrap();
+    let mut settings = resource_settings(auth, &db);
+    settings.api_keys = Some(resource_api::config::ApiKeySettings {
+        url: auth.url("/oauth2/introspect"),
+        client_id,
+        client_secret: zeroize::Zeroizing::new(secret),
+        cache,
+    });
+    settings.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    let api = spawn_resource_with(db, settings).await;
+    api.wait_ready().await;
+    api
+}
+
+/// `GET path` with `key` in `X-API-Key`.
+async fn with_key(api: &TestApi, path: &str, key: &str) -> reqwest::Response {
+    http()
+        .get(api.url(path))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Introspection calls the partner API has made for keys (its metrics).
+async fn introspections(api: &TestApi) -> f64 {
+    let base = api.metrics_base_url.as_deref().expect("a metrics listener");
+    let text = http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("resource_api_key_introspections_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `GET /v1/me` with `key` until it answers `want` (30 s deadline for a hang).
+async fn settles(api: &TestApi, key: &str, want: StatusCode) {
+    common::eventually(Duration::from_secs(30), "the key's new state", || async {
+        (with_key(api, "/v1/me", key).await.status() == want).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_reads_its_own_partners_data_with_its_clients_scopes() {
+    let (auth, api) = keyed_api(Duration::from_secs(30)).await;
+    let (client, key) = auth.api_key_client("acme", "orders:read").await;
+    // Both headers.
+    for response in [
+        with_key(&api, "/v1/me", &key).await,
+        http()
+            .get(api.url("/v1/me"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(response.status(), StatusCode::OK);
+        let me: Value = response.json().await.unwrap();
+        assert_eq!(me["client_id"], client.client_id.as_str());
+        assert_eq!(me["partner_id"], "acme");
+        assert!(!me.to_string().contains(&key));
+    }
+    // Its own partner's order; another partner's is 404 like an unknown one.
+    assert_eq!(
+        with_key(&api, "/v1/orders/ord_00001", &key).await.status(),
+        StatusCode::OK
+    );
+    let (_, globex) = auth.api_key_client("globex", "orders:read").await;
+    let other = with_key(&api, "/v1/orders/ord_00001", &globex).await;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    // Without the route's scope: 403 insufficient_scope.
+    let (_, catalog_only) = auth.api_key_client("acme", "catalog:read").await;
+    let refused = with_key(&api, "/v1/orders", &catalog_only).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_keys_secrets_and_key_plus_token_are_refused() {
+    let (auth, api) = keyed_api(Duration::from_secs(30)).await;
+    let (_, key) = auth.api_key_client("acme", "orders:read").await;
+    let (secret_client, secret) = auth.client("acme", "orders:read").await;
+    let token = common::token(&auth, secret_client.client_id.as_str(), secret.expose()).await;
+    // A wrong key, a secret client's secret and a token sent as a key: 401 invalid_token.
+    let guess = format!("pak_{}", "Q".repeat(43));
+    for wrong in [guess.as_str(), secret.expose(), token.as_str()] {
+        let refused = with_key(&api, "/v1/me", wrong).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{wrong:.6}…");
+        let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+        let body = refused.text().await.unwrap();
+        assert!(!body.contains(wrong), "the credential is echoed: {body}");
+    }
+    // A key and a token in one request: 400.
+    let both = http()
+        .get(api.url("/v1/me"))
+        .bearer_auth(&token)
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+    // The token alone still works: keys are beside tokens, not instead.
+    assert_eq!(
+        common::get(&api, "/v1/me", &token).await.status(),
+        StatusCode::OK
+    );
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_requests_with_one_key_make_one_introspection_call() {
+    let (auth, api) = keyed_api(Duration::from_secs(30)).await;
+    let (_, key) = auth.api_key_client("acme", "orders:read").await;
+    let before = introspections(&api).await;
+    // 50 at once on a cold cache, then 950 one after another.
+    let first = futures::future::join_all((0..50).map(|_| with_key(&api, "/v1/me", &key))).await;
+    assert!(first.iter().all(|r| r.status() == StatusCode::OK));
+    for _ in 0..950 {
+        assert_eq!(
+            with_key(&api, "/v1/me", &key).await.status(),
+            StatusCode::OK
+        );
+    }
+    let calls = introspections(&api).await - before;
+    assert!(
+        (1.0..=2.0).contains(&calls),
+        "{calls} introspection calls for 1,000 requests"
+    );
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_and_rotated_out_keys_stop_within_the_cache_time() {
+    let cache = Duration::from_secs(2);
+    let (auth, api) = keyed_api(cache).await;
+    let (client, key) = auth.api_key_client("acme", "orders:read").await;
+    let id = client.client_id.as_str();
+    assert_eq!(
+        with_key(&api, "/v1/me", &key).await.status(),
+        StatusCode::OK
+    );
+    // Disabled at the token service: refused once the partner API's entry runs out.
+    auth_server::admin::set_disabled(&auth.state.db, id, true)
+        .await
+        .unwrap();
+    settles(&api, &key, StatusCode::UNAUTHORIZED).await;
+    auth_server::admin::set_disabled(&auth.state.db, id, false)
+        .await
+        .unwrap();
+    settles(&api, &key, StatusCode::OK).await;
+
+    // Rotated with a grace period: the old and the new key both work.
+    let new = auth.rotate(id, 3600).await;
+    assert_eq!(
+        with_key(&api, "/v1/me", &new).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_key(&api, "/v1/me", &key).await.status(),
+        StatusCode::OK
+    );
+    // Rotated again without grace: only the newest works (the others once their entries end).
+    let newest = auth.rotate(id, 0).await;
+    settles(&api, &key, StatusCode::UNAUTHORIZED).await;
+    settles(&api, &new, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(
+        with_key(&api, "/v1/me", &newest).await.status(),
+        StatusCode::OK
+    );
+    api.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_token_service_is_down_remembered_keys_work_and_unknown_keys_get_503() {
+    let (auth, api) = keyed_api(Duration::from_secs(3600)).await;
+    let (_, key) = auth.api_key_client("acme", "orders:read").await;
+    let (_, unused) = auth.api_key_client("acme", "orders:read").await;
+    assert_eq!(
+        with_key(&api, "/v1/me", &key).await.status(),
+        StatusCode::OK
+    );
+    auth.stop().await;
+    assert_eq!(
+        with_key(&api, "/v1/me", &key).await.status(),
+        StatusCode::OK,
+        "a remembered key"
+    );
+    let unknown = with_key(&api, "/v1/me", &unused).await;
+    assert_eq!(unknown.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(unknown.headers().contains_key("retry-after"));
+    assert_eq!(
+        unknown.headers()["content-type"],
+        "application/problem+json"
+    );
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_wrong_keys_from_one_address_are_429_while_another_address_is_served() {
+    let (auth, api) = keyed_api(Duration::from_secs(30)).await;
+    let (_, key) = auth.api_key_client("acme", "orders:read").await;
+    let flooder = common::http_from("127.0.0.5");
+    let mut statuses = std::collections::BTreeMap::new();
+    for n in 0..1000 {
+        let guess = format!("pak_{n:043}");
+        let status = flooder
+            .get(api.url("/v1/me"))
+            .header("x-api-key", &guess)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        *statuses.entry(status.as_u16()).or_insert(0) += 1;
+    }
+    let locked = statuses.get(&429).copied().unwrap_or(0);
+    assert!(locked >= 800, "{statuses:?}");
+    assert_eq!(statuses.keys().copied().collect::<Vec<_>>(), [401, 429]);
+    // The flooding address is refused even with a right key; another address is served.
+    let refused = flooder
+        .get(api.url("/v1/me"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    let partner = common::http_from("127.0.0.6");
+    let served = partner
+        .get(api.url("/v1/me"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    api.stop().await;
     auth.stop().await;
 }
