@@ -18,7 +18,7 @@ pub enum Error {
         error_description: Option<String>,
     },
     /// The API refused: 401 with a bearer challenge (`invalid_token`: after the one retry with a
-    /// new token, or at once for a wrong, revoked or expired API key), 403
+    /// new token, or at once for a wrong or revoked API key), 403
     /// (`insufficient_scope`, with the scope needed), 404, or any other problem (RFC 9457).
     #[error("the partner API answered {status}{}", api_detail(.challenge, .problem))]
     Api {
