@@ -59,8 +59,9 @@ impl Client {
     }
 
     /// A client that calls the API with an API key (`X-API-Key`), with its own HTTP client as
-    /// [`Client::new`] builds it. It never asks the token service for anything; an empty key, or
-    /// one with a character no key has, is an [`Error::Config`] (which does not show it).
+    /// [`Client::new`] builds it (no redirects: the key would follow them). It never asks the
+    /// token service for anything; an empty key, or one with a character no key has, is an
+    /// [`Error::Config`] (which does not show it).
     pub fn with_api_key(config: ApiKeyConfig) -> Result<Client> {
         let http = http_client(config.connect_timeout, config.timeout)?;
         Client::with_api_key_and_http(config, http)
