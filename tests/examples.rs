@@ -32,6 +32,9 @@ use tokio::process::Command;
 
 const LANGS: [&str; 4] = ["curl", "python", "node", "rust"];
 
+/// The header the partner API reads an API key from.
+const X_API_KEY: &str = "x-api-key";
+
 /// Bounds on one run: the Rust one may have to build the example first. A hung example fails
 /// the test instead of hanging the suite.
 fn time_limit(lang: &str) -> Duration {
@@ -106,6 +109,8 @@ async fn run_with(lang: &str, settings: &[(&str, &str)], cache: &Path) -> Run {
         .env_remove("PARTNER_API_URL")
         .env_remove("PARTNER_CLIENT_ID")
         .env_remove("PARTNER_CLIENT_SECRET")
+        // `examples/run` runs the API-key variant when this one is set.
+        .env_remove("PARTNER_API_KEY")
         .envs(settings.iter().copied())
         .env("PARTNER_TOKEN_CACHE_DIR", cache)
         .kill_on_drop(true);
@@ -318,7 +323,7 @@ async fn every_example_names_a_missing_setting_and_reports_an_unreachable_api() 
 }
 
 /// Something that happens on the API's side just before the first request reaches it; it gets
-/// that request's `Authorization` header.
+/// that request's `Authorization` header (empty for a request with an API key).
 type Twist = Box<dyn FnOnce(String) -> BoxFuture<'static, ()> + Send>;
 
 /// A pass-through proxy in front of the partner API that lets the test make something happen
@@ -362,6 +367,7 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let api_key = request.headers().get(X_API_KEY).cloned();
     let twist = upstream.twist.lock().unwrap().take();
     if let Some(twist) = twist {
         twist(authorization.clone()).await;
@@ -371,13 +377,16 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let answer = common::http()
+    let mut forwarded = common::http()
         .get(format!("{}{path}", upstream.api))
-        .header(AUTHORIZATION, &authorization)
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .expect("the partner API answers");
+        .header(ACCEPT, "application/json");
+    if !authorization.is_empty() {
+        forwarded = forwarded.header(AUTHORIZATION, &authorization);
+    }
+    if let Some(api_key) = api_key {
+        forwarded = forwarded.header(X_API_KEY, api_key);
+    }
+    let answer = forwarded.send().await.expect("the partner API answers");
     let mut response = Response::builder().status(answer.status().as_u16());
     for name in [CONTENT_TYPE, WWW_AUTHENTICATE, RETRY_AFTER] {
         if let Some(value) = answer.headers().get(name.as_str()) {

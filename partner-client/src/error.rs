@@ -1,5 +1,5 @@
 //! Everything that can go wrong, as types a program can act on. No variant ever holds the client
-//! secret or a token.
+//! secret, a token or an API key.
 
 use std::time::Duration;
 
@@ -17,7 +17,8 @@ pub enum Error {
         error: String,
         error_description: Option<String>,
     },
-    /// The API refused: 401 with a bearer challenge (`invalid_token`) after the one retry, 403
+    /// The API refused: 401 with a bearer challenge (`invalid_token`: after the one retry with a
+    /// new token, or at once for a wrong or revoked API key), 403
     /// (`insufficient_scope`, with the scope needed), 404, or any other problem (RFC 9457).
     #[error("the partner API answered {status}{}", api_detail(.challenge, .problem))]
     Api {
@@ -33,6 +34,13 @@ pub enum Error {
         None => String::new(),
     })]
     RateLimited { retry_after: Option<Duration> },
+    /// 503 from the API: it cannot answer right now (it is overloaded, or it cannot check an API
+    /// key at the moment). Like a 429: wait `retry_after` (when given) and try again.
+    #[error("the partner API is unavailable{}", match .retry_after {
+        Some(after) => format!("; retry after {} s", after.as_secs()),
+        None => String::new(),
+    })]
+    Unavailable { retry_after: Option<Duration> },
     /// The request did not get an answer: connection refused, timeout, TLS...
     #[error("transport: {}", with_causes(.0))]
     Transport(#[from] reqwest::Error),
@@ -50,6 +58,7 @@ impl Error {
         match self {
             Error::OAuth { status, .. } | Error::Api { status, .. } => Some(*status),
             Error::RateLimited { .. } => Some(StatusCode::TOO_MANY_REQUESTS),
+            Error::Unavailable { .. } => Some(StatusCode::SERVICE_UNAVAILABLE),
             _ => None,
         }
     }
