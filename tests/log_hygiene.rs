@@ -117,12 +117,44 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
     let redis_password = "redis-password-that-must-not-be-logged";
     let redis_url =
         common::redis::redis_url().replacen("://", &format!("://:{redis_password}@"), 1);
+    // API keys too: the partner API resolves them at the token service's introspection
+    // endpoint as its introspection client.
+    let (key_client, api_key) = app.api_key_client("acme", "orders:read").await;
+    let (introspector, introspector_secret) = app
+        .client_with("platform", "introspect", |c| c.introspect_allowed = true)
+        .await;
+    let introspection_url = app.url("/oauth2/introspect");
     let api = system::spawn_resource_api(Backend::Sqlite, &app, |s| {
         s.redis = Some(shared_limits::RedisSettings::new(redis_url.clone()));
+        s.api_keys = Some(resource_api::config::ApiKeySettings {
+            url: introspection_url,
+            client_id: introspector.client_id.to_string(),
+            client_secret: zeroize::Zeroizing::new(introspector_secret.expose().to_owned()),
+            cache: std::time::Duration::from_secs(30),
+        });
     })
     .await
     .unwrap();
     api.wait_ready().await;
+    let wrong_key = format!("pak_{}", "W".repeat(43));
+    for key in [api_key.as_str(), wrong_key.as_str()] {
+        http()
+            .get(api.url("/v1/me"))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap();
+        common::get(&api, "/v1/me", key).await;
+    }
+    // The key at the token endpoint (refused: keys get no token).
+    let refused = common::token_response(
+        &app,
+        key_client.client_id.as_str(),
+        &api_key,
+        common::CLIENT_CREDENTIALS,
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
     for token in &tokens {
         for path in ["/v1/me", "/v1/orders", "/v1/invoices"] {
             common::get(&api, path, token).await;
@@ -144,6 +176,13 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
         (secret.expose().to_owned(), "client secret"),
         (secret.expose()[4..].to_owned(), "client secret body"),
         (wrong.to_owned(), "wrong secret"),
+        (api_key.clone(), "API key"),
+        (api_key[4..].to_owned(), "API key body"),
+        (wrong_key.clone(), "wrong API key"),
+        (
+            introspector_secret.expose().to_owned(),
+            "introspection client secret",
+        ),
         (redis_password.to_owned(), "Redis password"),
         (
             STANDARD.encode(format!("{id}:{}", secret.expose())),
@@ -190,6 +229,10 @@ async fn a_full_flow_at_trace_level_logs_no_secret_token_or_key() {
         assert!(
             logs.contains("bearer token refused"),
             "the partner API's logs are captured ({format})"
+        );
+        assert!(
+            logs.contains("API key refused"),
+            "the partner API's refusal of a wrong key is captured ({format})"
         );
         assert!(
             logs.contains("Redis is not answering"),

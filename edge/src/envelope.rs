@@ -183,9 +183,12 @@ impl Envelope {
                     ),
             )
             .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+            // Credentials: never shown by a layer that logs headers (`X-API-Key`: the partner
+            // API's API keys).
             .layer(SetSensitiveRequestHeadersLayer::new([
                 header::AUTHORIZATION,
                 header::COOKIE,
+                HeaderName::from_static("x-api-key"),
             ]));
         // Outermost, so a request's time includes every bound above and every refusal they make
         // (408, 413, 431, 503) is counted with its status. `Router::layer` wraps each route, so

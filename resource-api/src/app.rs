@@ -7,11 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use shared_limits::{Rate, RateLimiter, SharedStore};
 use tokio::net::TcpListener;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::api_keys::ApiKeys;
@@ -250,12 +249,7 @@ pub fn router(state: AppState) -> Result<Router, UnknownOnlineRoute> {
         .merge(probes)
         .merge(api_docs::routes(&description))
         .fallback(problem::not_found)
-        .with_state(state)
-        // Like `Authorization` (marked by the envelope), an API key is never shown by a layer
-        // that logs headers.
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            HeaderName::from_static(crate::auth::API_KEY_HEADER),
-        ]));
+        .with_state(state);
     Ok(envelope.wrap(routes))
 }
 
