@@ -185,7 +185,7 @@ pub(crate) async fn prepare(
         tracing::info!(?created, "created signing keys");
     }
     let ring = KeyRing::load(&db, &master).await?;
-    let api_keys = crate::api_key::hash_key(&db, &master).await?;
+    let api_keys = crate::api_key::ApiKeyHasher::load(&db, &master).await?;
     let clients = ClientDirectory::load(&db).await?;
     // A key given in the environment has no file to re-read.
     let file = settings

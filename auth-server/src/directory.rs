@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use subtle::ConstantTimeEq;
 
 use crate::store::{Client, ClientAuthMethod, DECOY_CLIENT_ID, DirectoryEntry, Store};
 
@@ -89,11 +90,13 @@ impl ClientDirectory {
     /// of another kind of client (a secret's hash is never in this map).
     pub fn by_api_key(&self, hash: &[u8], now: i64) -> Option<(Client, Option<i64>)> {
         let snapshot = self.snapshot();
+        // Found by the keyed hash (a map lookup reveals nothing usable: an HMAC under our hash
+        // key), then compared in constant time with every hash the client holds.
         let entry = snapshot.api_keys.get(hash)?;
         let (_, expires_at) = entry
             .secrets
             .iter()
-            .find(|(stored, _)| stored.as_slice() == hash)?;
+            .find(|(stored, _)| bool::from(stored.as_slice().ct_eq(hash)))?;
         if expires_at.is_some_and(|at| at <= now) {
             return None;
         }

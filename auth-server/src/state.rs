@@ -49,7 +49,7 @@ pub struct Shared {
     /// `private_key_jwt` clients' public keys: parsed documents and fetched `jwks_uri`s.
     pub client_keys: ClientKeys,
     /// Hashes presented API keys for lookup (see `crate::api_key`).
-    pub api_keys: keys::HashKey,
+    pub api_keys: crate::api_key::ApiKeyHasher,
     /// The counters (no-ops unless `AUTH_METRICS_BIND` is set); see [`AuthMetrics`].
     pub metrics: AuthMetrics,
 }

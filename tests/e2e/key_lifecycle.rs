@@ -64,6 +64,28 @@ async fn a_lost_master_key_is_recovered_as_the_runbook_says(backend: Backend) {
     let before = common::token(&auth, id, secret.expose()).await;
     let me = async |token: String| common::get(&api, "/v1/me", &token).await.status();
     assert_eq!(me(before.clone()).await, StatusCode::OK);
+    // An API key, and the resource server that asks about keys.
+    let (key_client, old_key) = auth.api_key_client("acme", "orders:read").await;
+    let (introspector, introspector_secret) = auth
+        .client_with("platform", "introspect", |c| c.introspect_allowed = true)
+        .await;
+    let key_active = async |server: &TestAuth, key: &str| -> bool {
+        let answer: Value = common::http()
+            .post(server.url("/oauth2/introspect"))
+            .basic_auth(
+                introspector.client_id.as_str(),
+                Some(introspector_secret.expose()),
+            )
+            .form(&[("token", key)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["active"] == true
+    };
+    assert!(key_active(&auth, &old_key).await);
 
     // The master key is lost.
     let path = auth.db.master_key_path();
@@ -93,6 +115,25 @@ async fn a_lost_master_key_is_recovered_as_the_runbook_says(backend: Backend) {
     let trail = auth.state.db.list_audit(None, 10).await.unwrap();
     assert!(trail.iter().any(|r| r.action == "key.recover"));
 
+    // The API-key hash key was sealed under the lost master key: every key stopped working, and
+    // a key issued anew under the new master key works at the running server at once.
+    assert!(!key_active(&auth, &old_key).await);
+    let reissued = admin_cli(
+        &auth,
+        &path,
+        &[
+            "client",
+            "rotate-secret",
+            key_client.client_id.as_str(),
+            "--grace",
+            "0",
+        ],
+    )
+    .await
+    .unwrap();
+    let new_key = reissued["api_key"].as_str().unwrap().to_owned();
+    assert!(key_active(&auth, &new_key).await);
+
     // The running server re-reads the file and signs with the new key, and the partner API
     // accepts its tokens; the token signed before the loss keeps working until it expires.
     let after = common::token_signed_by(&auth, id, secret.expose(), &new_active).await;
@@ -110,6 +151,7 @@ async fn a_lost_master_key_is_recovered_as_the_runbook_says(backend: Backend) {
     let restarted = spawn_auth_with(db, settings).await;
     let token = common::token(&restarted, id, secret.expose()).await;
     assert_eq!(me(token).await, StatusCode::OK);
+    assert!(key_active(&restarted, &new_key).await);
 
     // The old keys can never be opened again; a master-key rotation leaves those (retired) as
     // they are and re-seals the others.

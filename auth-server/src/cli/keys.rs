@@ -131,7 +131,13 @@ async fn rotate(
             "warning: created a new master key file {}; back it up. No stored private key can be opened any more, so fresh keys replace them",
             store.master_key_file.display()
         );
+        let had_api_keys = !db.hash_keys().await?.is_empty();
         let rotation = signing::recover_lost_master_key(db, &created.key, alg).await?;
+        if had_api_keys {
+            eprintln!(
+                "warning: the API-key hash key was sealed under the lost master key, so every API key stopped working: issue new ones with `client rotate-secret CLIENT_ID --grace 0` for each api_key client"
+            );
+        }
         return Ok(Rotated {
             rotation,
             how: RotationKind::Recovered,

@@ -109,7 +109,10 @@ async fn access_token_answer(
 /// inactive at once; the partner API's cache is then the only delay.
 async fn api_key_answer(state: &AppState, caller: &Client, key: &str) -> anyhow::Result<Value> {
     state.clients.refresh(&state.db).await?;
-    let hash = state.api_keys.hash(key.as_bytes());
+    state.api_keys.refresh(&state.db, &state.master).await?;
+    let Some(hash) = state.api_keys.hash(key.as_bytes()) else {
+        return Ok(inactive());
+    };
     let Some((client, expires_at)) = state.clients.by_api_key(&hash, crate::now()) else {
         return Ok(inactive());
     };

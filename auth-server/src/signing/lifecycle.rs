@@ -513,6 +513,17 @@ pub async fn recover_lost_master_key(
     }
     changes.push(KeyChange::Insert(&fresh_active));
     changes.push(KeyChange::Insert(&fresh_pending));
+    // The API-key hash key was sealed under the lost master key too: it is dropped (a fresh one
+    // is made at the next start), so every API key stops working and is issued anew with
+    // `client rotate-secret`.
+    let hash_keys: Vec<String> = db
+        .hash_keys()
+        .await?
+        .iter()
+        .filter(|sealed| sealed.open(master).is_err())
+        .map(|sealed| sealed.id().to_owned())
+        .collect();
+    changes.extend(hash_keys.iter().map(|id| KeyChange::DeleteHashKey(id)));
     let rotation = Rotation {
         active: fresh_active.kid.clone(),
         pending: fresh_pending.kid.clone(),
@@ -526,6 +537,7 @@ pub async fn recover_lost_master_key(
         serde_json::json!({
             "rotation": rotation,
             "deleted_pending": pending.map(|p| &p.kid),
+            "deleted_hash_keys": hash_keys,
             "reason": "new master key",
         }),
     );

@@ -67,6 +67,8 @@ pub enum KeyChange<'a> {
     Reseal(&'a SealedKey),
     /// A hash key (`hash_keys`) sealed anew (master-key rotation).
     ResealHashKey(&'a SealedHashKey),
+    /// The hash key of this id dropped (its master key was lost).
+    DeleteHashKey(&'a str),
 }
 
 macro_rules! key_columns {
@@ -179,6 +181,9 @@ impl Store {
                             sqlx::query("UPDATE signing_keys SET private_key_sealed = $2 WHERE kid = $1")
                                 .bind(sealed.kid())
                                 .bind(sealed.ciphertext())
+                        }
+                        KeyChange::DeleteHashKey(id) => {
+                            sqlx::query("DELETE FROM hash_keys WHERE id = $1").bind(*id)
                         }
                         KeyChange::ResealHashKey(sealed) => {
                             sqlx::query("UPDATE hash_keys SET sealed = $2 WHERE id = $1")

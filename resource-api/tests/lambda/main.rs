@@ -283,3 +283,73 @@ async fn a_bound_token_needs_its_certificate_in_the_request_context() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_is_resolved_once_and_remembered_across_warm_invocations() {
+    use introspection_stub::{CLIENT_ID, CLIENT_SECRET, IntrospectionStub};
+    let stub = IntrospectionStub::start().await;
+    let key = IntrospectionStub::new_key();
+    stub.activate(&key, "cl_acme_key", "acme", "orders:read");
+    let keys_on = [
+        ("RESOURCE_API_KEYS", "true".to_owned()),
+        ("RESOURCE_INTROSPECTION_URL", stub.url.clone()),
+        ("RESOURCE_INTROSPECTION_CLIENT_ID", CLIENT_ID.to_owned()),
+        (
+            "RESOURCE_INTROSPECTION_CLIENT_SECRET",
+            CLIENT_SECRET.to_owned(),
+        ),
+    ];
+    let Stack { runtime, .. } = &Stack::start(300, &keys_on).await;
+    // Every kind of event, with the key in either header: one process, so one cache.
+    let as_bearer = format!("Bearer {key}");
+    for (header, value) in [("x-api-key", key.as_str()), ("authorization", &as_bearer)] {
+        let request = HttpRequest::get("/v1/orders").header(header, value);
+        for (kind, event) in event_kinds(&request) {
+            let answer = answer(runtime, event).await;
+            assert_eq!(
+                answer.status,
+                200,
+                "{kind}, {header}: {}",
+                String::from_utf8_lossy(&answer.body)
+            );
+        }
+    }
+    assert_eq!(
+        stub.calls(),
+        1,
+        "one introspection call for ten invocations"
+    );
+    // A wrong key: 401 with the bearer challenge; a key beside a token: 400.
+    let wrong = answer(
+        runtime,
+        HttpRequest::get("/v1/me")
+            .header("x-api-key", &IntrospectionStub::new_key())
+            .http_api(),
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong
+            .header("www-authenticate")
+            .is_some_and(|c| c.contains("invalid_token"))
+    );
+    let both = answer(
+        runtime,
+        HttpRequest::get("/v1/me")
+            .header("x-api-key", &key)
+            .bearer("eyJ.x.y")
+            .http_api(),
+    )
+    .await;
+    assert_eq!(both.status, 400);
+    // The token service unreachable: the remembered key still works.
+    stub.fail(true);
+    let remembered = answer(
+        runtime,
+        HttpRequest::get("/v1/me")
+            .header("x-api-key", &key)
+            .http_api(),
+    )
+    .await;
+    assert_eq!(remembered.status, 200);
+}

@@ -151,7 +151,7 @@ impl TestAuth {
             refresh_enabled: false,
             introspect_allowed: false,
         };
-        let auth = admin::ClientAuth::ApiKey(self.state.api_keys.clone());
+        let auth = admin::ClientAuth::ApiKey(self.state.api_keys.current().expect("a hash key"));
         let (client, key) = admin::register_client(&self.state.db, spec, auth)
             .await
             .expect("create api_key client");
@@ -160,10 +160,14 @@ impl TestAuth {
 
     /// Rotates a client's secret or API key with `grace` seconds for the old one; the new one.
     pub async fn rotate(&self, client_id: &str, grace: i64) -> String {
-        let (key, _) =
-            admin::rotate_secret(&self.state.db, client_id, grace, Some(&self.state.api_keys))
-                .await
-                .expect("rotate");
+        let (key, _) = admin::rotate_secret(
+            &self.state.db,
+            client_id,
+            grace,
+            self.state.api_keys.current().as_ref(),
+        )
+        .await
+        .expect("rotate");
         key.expose().to_owned()
     }
 }
