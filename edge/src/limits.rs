@@ -10,13 +10,14 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum_server::accept::Accept;
 use futures::future::Either;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::ClientIp;
@@ -91,7 +92,7 @@ impl<A> PeerConnectionLimit<A> {
 
 impl<A, S> Accept<TcpStream, S> for PeerConnectionLimit<A>
 where
-    A: Accept<Counted<TcpStream>, S>,
+    A: Accept<Counted, S>,
     A::Future: Send + 'static,
 {
     type Stream = A::Stream;
@@ -116,57 +117,111 @@ where
         };
         Either::Right(self.inner.accept(
             Counted {
-                stream,
-                _slot: slot,
+                stream: Some(stream),
+                slot,
             },
             service,
         ))
     }
 }
 
-/// A stream that holds its peer's connection slot until it is dropped.
-pub struct Counted<T> {
-    stream: T,
-    _slot: Option<Slot>,
+/// How long a closed connection may go on draining what its client still sends (see
+/// [`Counted`]).
+const LINGER: Duration = Duration::from_secs(2);
+
+/// A connection that holds its peer's connection slot until it is dropped.
+///
+/// When the server closes a connection whose client is still sending (a head over hyper's
+/// buffer answered 431, a body over the limit answered 413 without being read), closing the
+/// socket outright with unread bytes makes the kernel send a reset, which can reach the client
+/// before it has read the answer: it sees "connection reset" instead of the 431 or 413. So a
+/// connection dropped with bytes still waiting lingers, as web servers' "lingering close" does:
+/// its sending side is shut (the answer is already written), and what the client goes on
+/// sending is read and thrown away until it closes, for at most [`LINGER`]. The peer's slot is
+/// held meanwhile, so lingering connections count against its bound. A connection with nothing
+/// waiting (a finished exchange, a silent client timed out) closes at once.
+pub struct Counted {
+    stream: Option<TcpStream>,
+    slot: Option<Slot>,
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+impl Counted {
+    fn io(self: Pin<&mut Self>) -> Pin<&mut TcpStream> {
+        Pin::new(
+            self.get_mut()
+                .stream
+                .as_mut()
+                .expect("the stream is only taken when the connection is dropped"),
+        )
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
+        let mut probe = [0u8; 1];
+        // Ok(0) is the client's own close, WouldBlock an idle client: nothing to drain.
+        if !matches!(stream.try_read(&mut probe), Ok(n) if n > 0) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(linger(stream, self.slot.take()));
+        }
+    }
+}
+
+/// Shuts the sending side of `stream` and discards what arrives until the client closes or
+/// [`LINGER`] has passed; `_slot` is given back at the end.
+async fn linger(mut stream: TcpStream, _slot: Option<Slot>) {
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; 8 * 1024];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+impl AsyncRead for Counted {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        self.io().poll_read(cx, buf)
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+impl AsyncWrite for Counted {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        self.io().poll_write(cx, buf)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        self.io().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream
+            .as_ref()
+            .is_some_and(TcpStream::is_write_vectored)
     }
 }
 
@@ -243,7 +298,7 @@ fn too_many_in_flight() -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         "too many requests in flight from this address",
     );
-    with_retry_after(busy.into_response(), std::time::Duration::from_secs(1))
+    with_retry_after(busy.into_response(), Duration::from_secs(1))
 }
 
 #[cfg(test)]
