@@ -140,7 +140,7 @@ where
 }
 
 impl Store {
-    /// Stores a batch of events atomically: one commit for many events.: one commit (one fsync) for many events.
+    /// Stores a batch of events atomically: one commit for many events.
     pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> anyhow::Result<()> {
         if events.is_empty() {
             return Ok(());
