@@ -178,7 +178,7 @@ pub(crate) async fn prepare(
 ) -> anyhow::Result<AppState> {
     keys::install_crypto_provider();
     let master = load_master_key(&settings)?;
-    let db = Store::connect_waiting(&settings.database_url, settings.database_wait).await?;
+    let db = Store::connect_for_service(&settings.database_url, settings.database_wait).await?;
     db.migrate().await?;
     let created = signing::bootstrap(&db, &master, crate::now()).await?;
     if !created.is_empty() {

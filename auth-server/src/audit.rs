@@ -4,6 +4,11 @@
 //! up and form the next one, so under load one transaction carries many events, and a lone event
 //! is written at once (nothing lingers: every event has a request waiting for it).
 //!
+//! The writer also checkpoints SQLite's write-ahead log, in the background, about a second after
+//! a write (every request that writes has an audit event, so the writer sees them all): the
+//! service opens SQLite with automatic checkpoints off ([`Store::connect_for_service`]), which
+//! would otherwise make one request's commit wait for copying the log and its `fsync`s.
+//!
 //! Nothing is acknowledged before its commit, so a crash of the process (SIGKILL, an OOM kill)
 //! loses no event of an answered request; what a power loss may lose is the database's
 //! durability setting (SQLite's `synchronous`, PostgreSQL's `synchronous_commit`). If a batch
@@ -143,7 +148,21 @@ async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
     let mut events = Vec::with_capacity(BATCH);
     let mut waiters = Vec::with_capacity(BATCH);
     let mut busy = false;
-    while let Some(first) = rx.recv().await {
+    let mut checkpoints = Checkpointer::default();
+    loop {
+        let due = checkpoints.due;
+        let first = tokio::select! {
+            message = rx.recv() => match message {
+                Some(message) => message,
+                // Every handle is gone. What the log still holds, SQLite copies back when the
+                // pool's last connection closes.
+                None => break,
+            },
+            () = at(due) => {
+                checkpoints.start(&db);
+                continue;
+            }
+        };
         take(first, &mut events, &mut waiters);
         drain(&mut rx, &mut events, &mut waiters);
         // Under concurrent load (the last batch held several events), let the requests that
@@ -158,11 +177,65 @@ async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
         }
         busy = events.len() > 1;
         let outcome = write_with_retry(&db, &events).await.map_err(Arc::new);
+        if outcome.is_ok() && !events.is_empty() && db.has_wal() {
+            checkpoints.wrote();
+        }
         events.clear();
         for done in waiters.drain(..) {
             // A waiter that went away (its connection dropped) needs no answer.
             let _ = done.send(outcome.clone());
         }
+    }
+}
+
+/// How long the write-ahead log may hold a write before the writer checkpoints it. Under steady
+/// load, one checkpoint a second copies what a second of commits wrote, which bounds the log.
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
+
+/// When the next checkpoint is due, and the one running, if any.
+#[derive(Default)]
+struct Checkpointer {
+    due: Option<tokio::time::Instant>,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// A write was committed: a checkpoint is due within [`CHECKPOINT_AFTER`].
+    fn wrote(&mut self) {
+        self.due
+            .get_or_insert_with(|| tokio::time::Instant::now() + CHECKPOINT_AFTER);
+    }
+
+    /// Runs a checkpoint beside the writer, on a connection of its own, so neither the batches
+    /// nor their requests wait for it. Writes committed from now on are due for the next one;
+    /// a checkpoint still running (a slow disk) defers the next rather than piling up.
+    fn start(&mut self, db: &Store) {
+        if self
+            .running
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+        {
+            self.due = Some(tokio::time::Instant::now() + CHECKPOINT_AFTER);
+            return;
+        }
+        self.due = None;
+        let db = db.clone();
+        self.running = Some(tokio::spawn(async move {
+            if let Err(err) = db.checkpoint().await {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "WAL checkpoint failed; retried after the next write"
+                );
+            }
+        }));
+    }
+}
+
+/// Sleeps until `due`, or forever when nothing is due.
+async fn at(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -261,6 +334,81 @@ mod tests {
             record.await.unwrap().unwrap();
         }
         assert_eq!(db.list_audit(None, 1000).await.unwrap().len(), 100);
+    }
+
+    /// How many audit events a copy of the database file alone (without its write-ahead log)
+    /// holds: what checkpoints have copied back so far. A file that has no schema yet holds none.
+    async fn events_in_the_file_alone(path: &std::path::Path) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(path, &copy).unwrap();
+        let db = Store::connect(&format!("sqlite://{}", copy.display()))
+            .await
+            .unwrap();
+        let events = db
+            .list_audit(None, 100_000)
+            .await
+            .map_or(0, |events| events.len());
+        db.close().await;
+        events
+    }
+
+    #[tokio::test]
+    async fn the_writer_checkpoints_the_log_so_it_stays_bounded() {
+        const ROUNDS: usize = 5;
+        const PER_ROUND: usize = 200;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let db = Store::connect_for_service(
+            &format!("sqlite://{}", path.display()),
+            storage::DEFAULT_WAIT,
+        )
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        let (audit, _writer) = AuditLog::spawn(db.clone());
+        // About 1 KB each, so that a round fills dozens of pages of the log.
+        let padding = "x".repeat(1000);
+        let mut log_sizes = Vec::new();
+        for round in 1..=ROUNDS {
+            let records: Vec<_> = (0..PER_ROUND)
+                .map(|n| {
+                    let audit = audit.clone();
+                    let detail = serde_json::json!({ "n": n, "padding": padding });
+                    tokio::spawn(async move {
+                        audit
+                            .record(AuditEvent::new("test", "test.event", 1, detail))
+                            .await
+                    })
+                })
+                .collect();
+            for record in records {
+                record.await.unwrap().unwrap();
+            }
+            // With automatic checkpoints off, only the writer's checkpoint puts the events into
+            // the file itself: without it the log would hold them all and grow every round.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let stored = events_in_the_file_alone(&path).await;
+                if stored == round * PER_ROUND {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "round {round}: {stored} events in the database file after 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let mut log = path.clone().into_os_string();
+            log.push("-wal");
+            log_sizes.push(std::fs::metadata(&log).unwrap().len());
+        }
+        // Once a checkpoint has copied the whole log, the next write starts it over from the
+        // beginning, so each round reuses the space of the last instead of appending.
+        assert!(
+            log_sizes[ROUNDS - 1] < 3 * log_sizes[0],
+            "the write-ahead log grew: {log_sizes:?} bytes after each round"
+        );
     }
 
     #[tokio::test]

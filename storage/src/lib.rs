@@ -38,6 +38,18 @@ macro_rules! on_pool {
     };
 }
 
+/// Who copies SQLite's write-ahead log back into the database file (a checkpoint).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// SQLite, in the connection whose commit grows the log past 1,000 pages: that commit
+    /// waits for the copy and its `fsync`s. Right for short-lived processes such as the CLI.
+    Automatic,
+    /// The owner of the pool, off the path of any request, by calling [`Db::checkpoint`]
+    /// (the token service does it from its audit writer, about once a second while it
+    /// writes). PostgreSQL checkpoints by itself either way.
+    Background,
+}
+
 /// How long a request waits for the database by default (`AUTH_DATABASE_WAIT`,
 /// `RESOURCE_DATABASE_WAIT`): for a lock, SQLite's busy timeout, or a connection from the pool.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(2);
@@ -66,6 +78,16 @@ impl Db {
     /// its `-wal` and `-shm` companions are each named in a warning when they are readable by
     /// group or others.
     pub async fn connect_waiting(url: &str, wait: Duration) -> anyhow::Result<Db> {
+        Db::connect_checkpointing(url, wait, Checkpoints::Automatic).await
+    }
+
+    /// [`Db::connect_waiting`], with SQLite's checkpoints left to the caller when
+    /// `checkpoints` is [`Checkpoints::Background`].
+    pub async fn connect_checkpointing(
+        url: &str,
+        wait: Duration,
+        checkpoints: Checkpoints,
+    ) -> anyhow::Result<Db> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .context("the database URL is not a valid SQLite URL")?;
@@ -84,6 +106,11 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(wait);
+            // A setting of each connection: 0 turns the automatic checkpoint off.
+            let options = match checkpoints {
+                Checkpoints::Automatic => options,
+                Checkpoints::Background => options.pragma("wal_autocheckpoint", "0"),
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 // A ping finds a connection a server closed; a SQLite connection is a file
@@ -156,6 +183,25 @@ impl Db {
 
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Whether this database has a write-ahead log for [`Db::checkpoint`] to copy back (SQLite).
+    pub fn has_wal(&self) -> bool {
+        matches!(self, Db::Sqlite(_))
+    }
+
+    /// Copies what SQLite's write-ahead log holds into the database file, as far as no reader
+    /// still needs it, without waiting for any lock (a `PASSIVE` checkpoint): writers and
+    /// readers go on meanwhile. Frames it cannot copy yet wait for the next call. Nothing to do
+    /// on PostgreSQL.
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+        if let Db::Sqlite(pool) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(pool)
+                .await
+                .context("WAL checkpoint failed")?;
+        }
+        Ok(())
     }
 }
 
@@ -335,6 +381,58 @@ mod tests {
             assert_eq!(mode(&file), "640", "{}", file.display());
         }
         db.close().await;
+    }
+
+    /// How many rows of table `t` a copy of the database file alone (without its write-ahead
+    /// log) holds: what a checkpoint has copied back so far.
+    async fn rows_in_the_file_alone(path: &Path) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.db");
+        fs::copy(path, &copy).unwrap();
+        let db = Db::connect(&format!("sqlite://{}", copy.display()))
+            .await
+            .unwrap();
+        let rows = on_pool!(&db, pool => {
+            sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(pool).await.unwrap_or(0)
+        });
+        db.close().await;
+        rows
+    }
+
+    #[tokio::test]
+    async fn background_checkpoints_leave_the_log_to_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        for (checkpoints, automatic) in
+            [(Checkpoints::Automatic, 1000), (Checkpoints::Background, 0)]
+        {
+            let path = dir.path().join(format!("{checkpoints:?}.db"));
+            let url = format!("sqlite://{}", path.display());
+            let db = Db::connect_checkpointing(&url, DEFAULT_WAIT, checkpoints)
+                .await
+                .unwrap();
+            assert!(db.has_wal());
+            on_pool!(&db, pool => {
+                // Every connection of the pool has the setting, not only the first.
+                let mut held = Vec::new();
+                for _ in 0..4 {
+                    let mut conn = pool.acquire().await.unwrap();
+                    let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .unwrap();
+                    assert_eq!(pages, automatic, "{checkpoints:?}");
+                    held.push(conn);
+                }
+                drop(held);
+                sqlx::query("CREATE TABLE t (x INTEGER)").execute(pool).await.unwrap();
+                sqlx::query("INSERT INTO t VALUES (1), (2)").execute(pool).await.unwrap();
+            });
+            // Still in the log only, until a checkpoint copies the rows into the file.
+            assert_eq!(rows_in_the_file_alone(&path).await, 0, "{checkpoints:?}");
+            db.checkpoint().await.unwrap();
+            assert_eq!(rows_in_the_file_alone(&path).await, 2, "{checkpoints:?}");
+            db.close().await;
+        }
     }
 
     #[test]

@@ -46,6 +46,20 @@ impl Store {
         })
     }
 
+    /// [`Store::connect_waiting`] for a long-running service: SQLite's write-ahead log is
+    /// checkpointed in the background ([`storage::Checkpoints::Background`]) instead of by the
+    /// commit that grows it, so no request waits for the copy and its `fsync`s. The audit
+    /// writer, which sees every write of a request, starts the checkpoints
+    /// ([`crate::audit::AuditLog::spawn`]).
+    pub async fn connect_for_service(
+        url: &str,
+        wait: std::time::Duration,
+    ) -> anyhow::Result<Store> {
+        Ok(Store {
+            db: Db::connect_checkpointing(url, wait, storage::Checkpoints::Background).await?,
+        })
+    }
+
     /// Creates or upgrades the token service's schema.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         self.db.migrate(&SQLITE, &POSTGRES).await
@@ -60,5 +74,15 @@ impl Store {
 
     pub async fn close(&self) {
         self.db.close().await
+    }
+
+    /// Whether [`Store::checkpoint`] has anything to do (SQLite).
+    pub fn has_wal(&self) -> bool {
+        self.db.has_wal()
+    }
+
+    /// A passive checkpoint of SQLite's write-ahead log ([`Db::checkpoint`]).
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+        self.db.checkpoint().await
     }
 }
