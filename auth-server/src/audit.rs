@@ -16,10 +16,12 @@
 //! event on record.
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
 
 use crate::store::{AuditEvent, Store};
 
@@ -149,8 +151,11 @@ async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
     let mut waiters = Vec::with_capacity(BATCH);
     let mut busy = false;
     let mut checkpoints = Checkpointer::default();
+    // One timer for the writer's life, reset when a checkpoint falls due (about once a
+    // second), not made anew for every batch.
+    let timer = tokio::time::sleep(CHECKPOINT_AFTER);
+    tokio::pin!(timer);
     loop {
-        let due = checkpoints.due;
         let first = tokio::select! {
             message = rx.recv() => match message {
                 Some(message) => message,
@@ -158,8 +163,8 @@ async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
                 // pool's last connection closes.
                 None => break,
             },
-            () = at(due) => {
-                checkpoints.start(&db);
+            () = &mut timer, if checkpoints.due => {
+                checkpoints.start(&db, timer.as_mut());
                 continue;
             }
         };
@@ -178,7 +183,7 @@ async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
         busy = events.len() > 1;
         let outcome = write_with_retry(&db, &events).await.map_err(Arc::new);
         if outcome.is_ok() && !events.is_empty() && db.has_wal() {
-            checkpoints.wrote();
+            checkpoints.wrote(timer.as_mut());
         }
         events.clear();
         for done in waiters.drain(..) {
@@ -192,33 +197,35 @@ async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
 /// load, one checkpoint a second copies what a second of commits wrote, which bounds the log.
 const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
 
-/// When the next checkpoint is due, and the one running, if any.
+/// Whether a checkpoint is due (at the writer's timer), and the one running, if any.
 #[derive(Default)]
 struct Checkpointer {
-    due: Option<tokio::time::Instant>,
+    due: bool,
     running: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Checkpointer {
     /// A write was committed: a checkpoint is due within [`CHECKPOINT_AFTER`].
-    fn wrote(&mut self) {
-        self.due
-            .get_or_insert_with(|| tokio::time::Instant::now() + CHECKPOINT_AFTER);
+    fn wrote(&mut self, timer: Pin<&mut Sleep>) {
+        if !self.due {
+            self.due = true;
+            timer.reset(Instant::now() + CHECKPOINT_AFTER);
+        }
     }
 
     /// Runs a checkpoint beside the writer, on a connection of its own, so neither the batches
     /// nor their requests wait for it. Writes committed from now on are due for the next one;
     /// a checkpoint still running (a slow disk) defers the next rather than piling up.
-    fn start(&mut self, db: &Store) {
+    fn start(&mut self, db: &Store, timer: Pin<&mut Sleep>) {
         if self
             .running
             .as_ref()
             .is_some_and(|task| !task.is_finished())
         {
-            self.due = Some(tokio::time::Instant::now() + CHECKPOINT_AFTER);
+            timer.reset(Instant::now() + CHECKPOINT_AFTER);
             return;
         }
-        self.due = None;
+        self.due = false;
         let db = db.clone();
         self.running = Some(tokio::spawn(async move {
             if let Err(err) = db.checkpoint().await {
@@ -228,14 +235,6 @@ impl Checkpointer {
                 );
             }
         }));
-    }
-}
-
-/// Sleeps until `due`, or forever when nothing is due.
-async fn at(due: Option<tokio::time::Instant>) {
-    match due {
-        Some(due) => tokio::time::sleep_until(due).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -274,7 +273,7 @@ async fn write_with_retry(db: &Store, events: &[AuditEvent]) -> anyhow::Result<(
     if events.is_empty() {
         return Ok(());
     }
-    let started = tokio::time::Instant::now();
+    let started = Instant::now();
     let mut delay = Duration::from_millis(50);
     let mut attempt = 1;
     loop {
