@@ -202,9 +202,73 @@ impl Store {
             .await
         });
         match result {
-            Ok(applied) => Ok(applied),
+            Ok(true) => {
+                // Rare, and the keys that signed tokens must outlive a power loss: copied into
+                // the database file at once, not left in SQLite's write-ahead log until the
+                // next request's background checkpoint (see `crate::audit`).
+                if let Err(err) = self.db.checkpoint().await {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "WAL checkpoint after a key change failed"
+                    );
+                }
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
             Err(err) if is_unique_violation(&err) => Ok(false),
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditEvent, Store};
+
+    #[tokio::test]
+    async fn a_key_change_reaches_the_database_file_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.db");
+        let db = Store::connect_for_service(
+            &format!("sqlite://{}", path.display()),
+            storage::DEFAULT_WAIT,
+        )
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        let row = SigningKeyRow {
+            kid: "k1".to_owned(),
+            alg: keys::Algorithm::ES256,
+            state: keys::KeyState::Pending,
+            public_jwk: "{}".to_owned(),
+            private_key_sealed: vec![1, 2, 3],
+            created_at: 1,
+            activated_at: None,
+            retired_at: None,
+        };
+        let audit = AuditEvent::new("test", "key.create", 1, serde_json::json!({}));
+        assert!(
+            db.apply_key_changes(&[KeyChange::Insert(&row)], &audit)
+                .await
+                .unwrap()
+        );
+        // A copy of the database file alone, without its write-ahead log, as a power loss
+        // could leave it (automatic checkpoints are off for a service's pool).
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let copied = Store::connect(&format!("sqlite://{}", copy.display()))
+            .await
+            .unwrap();
+        let kids: Vec<String> = copied
+            .list_signing_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|key| key.kid)
+            .collect();
+        assert_eq!(kids, ["k1"]);
+        copied.close().await;
+        db.close().await;
     }
 }
