@@ -335,15 +335,10 @@ mod tests {
         assert_eq!(db.list_audit(None, 1000).await.unwrap().len(), 100);
     }
 
-    /// How many audit events a copy of the database file alone (without its write-ahead log)
-    /// holds: what checkpoints have copied back so far. A file that has no schema yet holds none.
+    /// How many audit events the database file alone (without its write-ahead log) holds: what
+    /// checkpoints have copied back so far. A file that has no schema yet holds none.
     async fn events_in_the_file_alone(path: &std::path::Path) -> usize {
-        let dir = tempfile::tempdir().unwrap();
-        let copy = dir.path().join("copy.db");
-        std::fs::copy(path, &copy).unwrap();
-        let db = Store::connect(&format!("sqlite://{}", copy.display()))
-            .await
-            .unwrap();
+        let (db, _dir) = crate::store::file_alone::copy(path).await;
         let events = db
             .list_audit(None, 100_000)
             .await
@@ -357,14 +352,7 @@ mod tests {
         const ROUNDS: usize = 5;
         const PER_ROUND: usize = 200;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.db");
-        let db = Store::connect_for_service(
-            &format!("sqlite://{}", path.display()),
-            storage::DEFAULT_WAIT,
-        )
-        .await
-        .unwrap();
-        db.migrate().await.unwrap();
+        let (db, path) = crate::store::file_alone::service_store(dir.path(), "audit.db").await;
         let (audit, _writer) = AuditLog::spawn(db.clone());
         // About 1 KB each, so that a round fills dozens of pages of the log.
         let padding = "x".repeat(1000);

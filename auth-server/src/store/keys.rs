@@ -224,19 +224,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AuditEvent, Store};
+    use crate::store::{AuditEvent, file_alone};
 
     #[tokio::test]
     async fn a_key_change_reaches_the_database_file_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keys.db");
-        let db = Store::connect_for_service(
-            &format!("sqlite://{}", path.display()),
-            storage::DEFAULT_WAIT,
-        )
-        .await
-        .unwrap();
-        db.migrate().await.unwrap();
+        let (db, path) = file_alone::service_store(dir.path(), "keys.db").await;
         let row = SigningKeyRow {
             kid: "k1".to_owned(),
             alg: keys::Algorithm::ES256,
@@ -253,13 +246,8 @@ mod tests {
                 .await
                 .unwrap()
         );
-        // A copy of the database file alone, without its write-ahead log, as a power loss
-        // could leave it (automatic checkpoints are off for a service's pool).
-        let copy = dir.path().join("copy.db");
-        std::fs::copy(&path, &copy).unwrap();
-        let copied = Store::connect(&format!("sqlite://{}", copy.display()))
-            .await
-            .unwrap();
+        // Automatic checkpoints are off for a service's pool.
+        let (copied, _copy_dir) = file_alone::copy(&path).await;
         let kids: Vec<String> = copied
             .list_signing_keys()
             .await

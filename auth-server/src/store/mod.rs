@@ -86,3 +86,35 @@ impl Store {
         self.db.checkpoint().await
     }
 }
+
+/// Test helpers for what is in a SQLite database file itself, apart from its write-ahead log.
+#[cfg(test)]
+pub(crate) mod file_alone {
+    use std::path::{Path, PathBuf};
+
+    use super::Store;
+
+    /// A migrated store as a service opens it (background checkpoints), on `name` in `dir`.
+    pub(crate) async fn service_store(dir: &Path, name: &str) -> (Store, PathBuf) {
+        let path = dir.join(name);
+        let url = format!("sqlite://{}", path.display());
+        let db = Store::connect_for_service(&url, storage::DEFAULT_WAIT)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        (db, path)
+    }
+
+    /// A store on a copy of the database file `path` alone, without its write-ahead log, as a
+    /// power loss could leave it: it holds what checkpoints have copied back. The copy lives in
+    /// the returned directory.
+    pub(crate) async fn copy(path: &Path) -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(path, &copy).unwrap();
+        let db = Store::connect(&format!("sqlite://{}", copy.display()))
+            .await
+            .unwrap();
+        (db, dir)
+    }
+}
