@@ -133,13 +133,16 @@ const LINGER: Duration = Duration::from_secs(2);
 ///
 /// When the server closes a connection whose client is still sending (a head over hyper's
 /// buffer answered 431, a body over the limit answered 413 without being read), closing the
-/// socket outright with unread bytes makes the kernel send a reset, which can reach the client
-/// before it has read the answer: it sees "connection reset" instead of the 431 or 413. So a
-/// connection dropped with bytes still waiting lingers, as web servers' "lingering close" does:
-/// its sending side is shut (the answer is already written), and what the client goes on
-/// sending is read and thrown away until it closes, for at most [`LINGER`]. The peer's slot is
-/// held meanwhile, so lingering connections count against its bound. A connection with nothing
-/// waiting (a finished exchange, a silent client timed out) closes at once.
+/// socket outright makes the kernel answer the client's unread or later bytes with a reset,
+/// which can reach the client before it has read the answer: it sees "connection reset" or
+/// "broken pipe" instead of the 431 or 413. So a connection the server drops lingers, as web
+/// servers' "lingering close" does: its sending side is shut (the answer is already written),
+/// and what the client goes on sending is read and thrown away until it closes, for at most
+/// [`LINGER`]. Whether bytes are still on their way cannot be told from an empty queue, so
+/// only a connection the client has closed itself (or one already broken) closes at once. The
+/// peer's slot is held meanwhile, so lingering connections count against its bound; a client
+/// that closes when it sees the server's end of file (a finished exchange, a timed-out request
+/// answered 408) ends the linger at once.
 pub struct Counted {
     stream: Option<TcpStream>,
     slot: Option<Slot>,
@@ -161,10 +164,15 @@ impl Drop for Counted {
         let Some(stream) = self.stream.take() else {
             return;
         };
+        // Ok(0) is the client's own close, and an error a connection already gone: nothing
+        // will come. Anything else lingers, an empty queue (WouldBlock) too: hyper may have
+        // read every byte that had arrived of a head it refuses, with the client's next bytes
+        // still on their way.
         let mut probe = [0u8; 1];
-        // Ok(0) is the client's own close, WouldBlock an idle client: nothing to drain.
-        if !matches!(stream.try_read(&mut probe), Ok(n) if n > 0) {
-            return;
+        match stream.try_read(&mut probe) {
+            Ok(0) => return,
+            Err(error) if error.kind() != io::ErrorKind::WouldBlock => return,
+            _ => {}
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(linger(stream, self.slot.take()));

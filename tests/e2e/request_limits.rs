@@ -226,6 +226,44 @@ async fn oversized_bodies_and_headers_get_413_and_431() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_on_after_a_431_is_drained_not_reset() {
+    // The race behind a client's "broken pipe": hyper has read every byte that had arrived of an
+    // over-long head when it answers 431 and drops the connection, and the client, a moment
+    // behind, sends more of it. Made certain here: the head is exactly hyper's buffer limit, so
+    // nothing is left waiting when it is refused, and the rest is sent only after the whole
+    // answer has been read. A connection dropped with nothing waiting used to close outright,
+    // and those later bytes drew a reset.
+    let db = test_db(Backend::Sqlite).await.unwrap();
+    let settings = TestAuth::settings(&db);
+    let limit = settings.transport.headers.head_buffer_bytes();
+    let auth = spawn_auth_with(db, settings).await;
+    let mut stream = connect_from("127.0.0.1", &auth.base_url).await;
+    let line = "GET /healthz HTTP/1.1\r\nhost: auth.test\r\nx-padding: ";
+    let head = format!("{line}{}", "a".repeat(limit - line.len()));
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer, not a hang")
+        .expect("the answer, then the end of the server's side");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // The server has shut its side; the client, not yet aware of it, goes on sending. A reset
+    // drawn by the first bytes is seen by the next write (a read after the server's end of
+    // file only ever sees that end). Whatever the server does with those bytes it does at once:
+    // a reset would be here long before this wait ends, and draining goes on for seconds.
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if let Err(error) = stream.write_all(&[b'a'; 64 * 1024]).await {
+            panic!("the connection was reset, not drained: {error:?}");
+        }
+    }
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_still_sending_an_oversized_request_reads_the_answer_not_a_reset() {
     // The server answers before it has read what the client is still sending: a head over
     // hyper's buffer (431) or a declared body over the limit (413). Closing with unread bytes
