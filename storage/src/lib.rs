@@ -44,10 +44,35 @@ pub enum Checkpoints {
     /// SQLite, in the connection whose commit grows the log past 1,000 pages: that commit
     /// waits for the copy and its `fsync`s. Right for short-lived processes such as the CLI.
     Automatic,
-    /// The owner of the pool, off the path of any request, by calling [`Db::checkpoint`]
-    /// (the token service does it from its audit writer, about once a second while it
-    /// writes). PostgreSQL checkpoints by itself either way.
-    Background,
+    /// The owner of the pool, at moments it chooses, by calling [`Db::checkpoint`] (the token
+    /// service's audit writer, between two batches, about once a second while it writes).
+    /// After a burst that outran the checkpoints, the log file is cut back to
+    /// [`JOURNAL_SIZE_LIMIT`] when it starts over. PostgreSQL checkpoints by itself either way.
+    ByOwner,
+}
+
+/// What SQLite's write-ahead log file is cut back to when it starts over after a complete
+/// checkpoint, with [`Checkpoints::ByOwner`]: a burst of writes that outran the checkpoints
+/// leaves no larger file behind.
+pub const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// What a [`Db::checkpoint`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Frames in the write-ahead log.
+    pub log_frames: i64,
+    /// Frames of the log now in the database file.
+    pub copied_frames: i64,
+    /// A [`Db::restart_log`] that gave up waiting for a writer or a reader.
+    pub gave_up: bool,
+}
+
+impl Checkpoint {
+    /// Whether the whole log is in the database file, so that the next write starts the log
+    /// over from its beginning (unless a reader that began earlier is still reading it).
+    pub fn complete(&self) -> bool {
+        !self.gave_up && self.copied_frames >= self.log_frames
+    }
 }
 
 /// How long a request waits for the database by default (`AUTH_DATABASE_WAIT`,
@@ -82,7 +107,7 @@ impl Db {
     }
 
     /// [`Db::connect_waiting`], with SQLite's checkpoints left to the caller when
-    /// `checkpoints` is [`Checkpoints::Background`].
+    /// `checkpoints` is [`Checkpoints::ByOwner`].
     pub async fn connect_checkpointing(
         url: &str,
         wait: Duration,
@@ -109,15 +134,11 @@ impl Db {
             // A setting of each connection: 0 turns the automatic checkpoint off.
             let options = match checkpoints {
                 Checkpoints::Automatic => options,
-                Checkpoints::Background => options.pragma("wal_autocheckpoint", "0"),
+                Checkpoints::ByOwner => options
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string()),
             };
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                // A ping finds a connection a server closed; a SQLite connection is a file
-                // handle in this process, and the ping a round trip to its thread per checkout.
-                .test_before_acquire(false)
-                .acquire_timeout(wait)
-                .before_acquire(|_, meta| Box::pin(async move { Ok(!opened_before_fault(meta)) }))
+            let pool = sqlite_pool(4, wait)
                 .connect_with(options)
                 .await
                 .context("cannot open the SQLite database")?;
@@ -147,6 +168,26 @@ impl Db {
             Ok(Db::Postgres(pool))
         } else {
             anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://...")
+        }
+    }
+
+    /// A pool of one connection to the same SQLite database, with the same settings, for a task
+    /// that writes often (the token service's audit writer); on PostgreSQL, this pool.
+    ///
+    /// SQLite empties a connection's page cache whenever another connection has written since
+    /// that connection's last transaction. A writer that takes whichever connection of a shared
+    /// pool comes next (the pool hands its idle connections out in turn) finds that cache cold
+    /// at almost every write, and reads again the pages it is about to change. Its own
+    /// connection keeps them. The connection is opened at first use, and replaced after a fault
+    /// like any other (see [`Db::connect_waiting`]).
+    pub fn dedicated(&self) -> Db {
+        match self {
+            Db::Sqlite(pool) => {
+                let options = (*pool.connect_options()).clone();
+                let wait = pool.options().get_acquire_timeout();
+                Db::Sqlite(sqlite_pool(1, wait).connect_lazy_with(options))
+            }
+            Db::Postgres(pool) => Db::Postgres(pool.clone()),
         }
     }
 
@@ -191,18 +232,83 @@ impl Db {
     }
 
     /// Copies what SQLite's write-ahead log holds into the database file, as far as no reader
-    /// still needs it, without waiting for any lock (a `PASSIVE` checkpoint): writers and
-    /// readers go on meanwhile. Frames it cannot copy yet wait for the next call. Nothing to do
-    /// on PostgreSQL.
-    pub async fn checkpoint(&self) -> anyhow::Result<()> {
-        if let Db::Sqlite(pool) = self {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(pool)
-                .await
-                .context("WAL checkpoint failed")?;
-        }
-        Ok(())
+    /// still needs it, without waiting for any lock (a `PASSIVE` checkpoint): readers and
+    /// writers go on meanwhile. Frames it cannot copy yet wait for the next call. Nothing to do
+    /// on PostgreSQL (an empty log).
+    ///
+    /// The log starts over from its beginning only at a write that follows a complete
+    /// checkpoint with no write between them, and when no reader that began before the
+    /// checkpoint still reads the log; a checkpoint beside a steady stream of writes never lets
+    /// it, and the log file grows without bound. [`Db::restart_log`] makes sure it does.
+    pub async fn checkpoint(&self) -> anyhow::Result<Checkpoint> {
+        let (log_frames, copied_frames) = match self {
+            Db::Sqlite(pool) => {
+                let (_busy, log, copied): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(pool)
+                        .await
+                        .context("WAL checkpoint failed")?;
+                (log, copied)
+            }
+            Db::Postgres(_) => (0, 0),
+        };
+        Ok(Checkpoint {
+            log_frames,
+            copied_frames,
+            gave_up: false,
+        })
     }
+
+    /// A checkpoint after which the log starts over from its beginning at the next write
+    /// (`RESTART`), for the owner of a [`Checkpoints::ByOwner`] pool: it waits for a writer to
+    /// finish and keeps the next from starting while it copies the whole log, then waits until
+    /// no reader that began before the copy still reads the log. Those waits take no more than
+    /// `wait` together, so a long reader (an administrator's query) costs the caller that much
+    /// at most: the checkpoint then reports itself incomplete, and the log starts over at a
+    /// later one. Run on a [`Db::dedicated`] connection, since it changes that connection's
+    /// busy timeout while it runs.
+    pub async fn restart_log(&self, wait: Duration) -> anyhow::Result<Checkpoint> {
+        let Db::Sqlite(pool) = self else {
+            return self.checkpoint().await;
+        };
+        let mut conn = pool.acquire().await.context("WAL checkpoint failed")?;
+        let busy = |wait: Duration| format!("PRAGMA busy_timeout = {}", wait.as_millis().max(1));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(busy(wait)))
+            .execute(&mut *conn)
+            .await
+            .context("WAL checkpoint failed")?;
+        let done: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+                .fetch_one(&mut *conn)
+                .await;
+        // The connection's own busy timeout again; one that cannot be restored is not kept.
+        let usual = busy(pool.options().get_acquire_timeout());
+        if sqlx::raw_sql(sqlx::AssertSqlSafe(usual))
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            conn.close_on_drop();
+        }
+        let (busy, log_frames, copied_frames) = done.context("WAL checkpoint failed")?;
+        Ok(Checkpoint {
+            log_frames,
+            copied_frames,
+            gave_up: busy != 0,
+        })
+    }
+}
+
+/// How a SQLite pool of at most `connections` hands them out: a connection opened before the
+/// latest fault is replaced, and a wait for one is bounded by `wait`.
+fn sqlite_pool(connections: u32, wait: Duration) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        // A ping finds a connection a server closed; a SQLite connection is a file handle in
+        // this process, and the ping a round trip to its thread per checkout.
+        .test_before_acquire(false)
+        .acquire_timeout(wait)
+        .before_acquire(|_, meta| Box::pin(async move { Ok(!opened_before_fault(meta)) }))
 }
 
 /// The file a SQLite URL names, or `None` for an in-memory or temporary database, which has no
@@ -400,11 +506,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn background_checkpoints_leave_the_log_to_the_caller() {
+    async fn owner_checkpoints_leave_the_log_to_the_caller() {
         let dir = tempfile::tempdir().unwrap();
-        for (checkpoints, automatic) in
-            [(Checkpoints::Automatic, 1000), (Checkpoints::Background, 0)]
-        {
+        for (checkpoints, automatic, size_limit) in [
+            (Checkpoints::Automatic, 1000, -1),
+            (Checkpoints::ByOwner, 0, JOURNAL_SIZE_LIMIT as i64),
+        ] {
             let path = dir.path().join(format!("{checkpoints:?}.db"));
             let url = format!("sqlite://{}", path.display());
             let db = Db::connect_checkpointing(&url, DEFAULT_WAIT, checkpoints)
@@ -421,6 +528,11 @@ mod tests {
                         .await
                         .unwrap();
                     assert_eq!(pages, automatic, "{checkpoints:?}");
+                    let limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .unwrap();
+                    assert_eq!(limit, size_limit, "{checkpoints:?}");
                     held.push(conn);
                 }
                 drop(held);
@@ -429,10 +541,46 @@ mod tests {
             });
             // Still in the log only, until a checkpoint copies the rows into the file.
             assert_eq!(rows_in_the_file_alone(&path).await, 0, "{checkpoints:?}");
-            db.checkpoint().await.unwrap();
+            assert!(db.checkpoint().await.unwrap().complete(), "{checkpoints:?}");
             assert_eq!(rows_in_the_file_alone(&path).await, 2, "{checkpoints:?}");
             db.close().await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_write_after_a_complete_checkpoint_starts_the_log_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("restart.db").display());
+        let db = Db::connect_checkpointing(&url, DEFAULT_WAIT, Checkpoints::ByOwner)
+            .await
+            .unwrap();
+        let insert = |n: i64| {
+            let db = db.clone();
+            async move {
+                on_pool!(&db, pool => {
+                    sqlx::query("INSERT INTO t VALUES ($1)").bind(n).execute(pool).await.unwrap();
+                });
+            }
+        };
+        on_pool!(&db, pool => {
+            sqlx::query("CREATE TABLE t (x INTEGER)").execute(pool).await.unwrap();
+        });
+        for n in 0..50 {
+            insert(n).await;
+        }
+        let grown = db.checkpoint().await.unwrap();
+        assert!(grown.complete() && grown.log_frames >= 50, "{grown:?}");
+        // The next write begins at the start of the log, not after its 50-odd frames.
+        insert(50).await;
+        let restarted = db.restart_log(DEFAULT_WAIT).await.unwrap();
+        assert!(
+            restarted.complete() && restarted.log_frames < 5,
+            "{restarted:?}"
+        );
+        insert(51).await;
+        let again = db.checkpoint().await.unwrap();
+        assert!(again.complete() && again.log_frames < 5, "{again:?}");
+        db.close().await;
     }
 
     #[test]

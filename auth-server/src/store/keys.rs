@@ -205,7 +205,7 @@ impl Store {
             Ok(true) => {
                 // Rare, and the keys that signed tokens must outlive a power loss: copied into
                 // the database file at once, not left in SQLite's write-ahead log until the
-                // next request's background checkpoint (see `crate::audit`).
+                // audit writer's next checkpoint (see `crate::audit`).
                 if let Err(err) = self.db.checkpoint().await {
                     tracing::warn!(
                         error = format!("{err:#}"),

@@ -47,16 +47,16 @@ impl Store {
     }
 
     /// [`Store::connect_waiting`] for a long-running service: SQLite's write-ahead log is
-    /// checkpointed in the background ([`storage::Checkpoints::Background`]) instead of by the
-    /// commit that grows it, so no request waits for the copy and its `fsync`s. The audit
-    /// writer, which sees every write of a request, starts the checkpoints
-    /// ([`crate::audit::AuditLog::spawn`]).
+    /// checkpointed by the audit writer ([`storage::Checkpoints::ByOwner`]), which sees every
+    /// write of a request, between two of its batches about once a second
+    /// ([`crate::audit::AuditLog::spawn`]), instead of by whichever commit grows the log past
+    /// 1,000 pages, so the requests of a batch never wait for the copy and its `fsync`s.
     pub async fn connect_for_service(
         url: &str,
         wait: std::time::Duration,
     ) -> anyhow::Result<Store> {
         Ok(Store {
-            db: Db::connect_checkpointing(url, wait, storage::Checkpoints::Background).await?,
+            db: Db::connect_checkpointing(url, wait, storage::Checkpoints::ByOwner).await?,
         })
     }
 
@@ -76,14 +76,30 @@ impl Store {
         self.db.close().await
     }
 
+    /// This database through a connection of its own ([`Db::dedicated`]), for the audit writer.
+    pub fn dedicated(&self) -> Store {
+        Store {
+            db: self.db.dedicated(),
+        }
+    }
+
     /// Whether [`Store::checkpoint`] has anything to do (SQLite).
     pub fn has_wal(&self) -> bool {
         self.db.has_wal()
     }
 
     /// A passive checkpoint of SQLite's write-ahead log ([`Db::checkpoint`]).
-    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+    pub async fn checkpoint(&self) -> anyhow::Result<storage::Checkpoint> {
         self.db.checkpoint().await
+    }
+
+    /// A checkpoint after which the log starts over, waiting at most `wait` for other
+    /// connections ([`Db::restart_log`]).
+    pub async fn restart_log(
+        &self,
+        wait: std::time::Duration,
+    ) -> anyhow::Result<storage::Checkpoint> {
+        self.db.restart_log(wait).await
     }
 }
 
@@ -94,7 +110,7 @@ pub(crate) mod file_alone {
 
     use super::Store;
 
-    /// A migrated store as a service opens it (background checkpoints), on `name` in `dir`.
+    /// A migrated store as a service opens it (checkpoints by the audit writer), on `name` in `dir`.
     pub(crate) async fn service_store(dir: &Path, name: &str) -> (Store, PathBuf) {
         let path = dir.join(name);
         let url = format!("sqlite://{}", path.display());
