@@ -9,9 +9,10 @@
 //! after the waiters of one have their answer, while the events of the next gather. The service
 //! opens SQLite with automatic checkpoints off ([`Store::connect_for_service`]), which would
 //! otherwise make the requests of a batch wait for copying the log and its `fsync`s, every
-//! 1,000 pages. Each checkpoint also makes the log start over from its beginning at the next
-//! batch (SQLite's `RESTART`). A checkpoint that merely copies, running beside a stream of
-//! writes, never lets it: the log grew by 1.3 GB in 25 s of token requests that way.
+//! 1,000 pages. A checkpoint between two batches also lets the log start over from its beginning
+//! at the next one, and one is made to (SQLite's `RESTART`) when the log has grown all the same.
+//! A checkpoint beside a stream of writes never lets it: the log grew by 1.3 GB in 25 s of token
+//! requests that way.
 //!
 //! Nothing is acknowledged before its commit, so a crash of the process (SIGKILL, an OOM kill)
 //! loses no event of an answered request; what a power loss may lose is the database's
@@ -206,13 +207,20 @@ async fn write_loop(db: Store, mut rx: mpsc::Receiver<Message>) {
 /// load, one checkpoint a second copies what a second of commits wrote, which bounds the log.
 const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
 
-/// Copies the write-ahead log into the database file, and makes the log start over at the next
-/// batch instead of growing (a `RESTART` checkpoint). Other connections' writes (a refresh
-/// token's rotation, say) wait meanwhile, and the writer waits for them and for readers that
-/// began before it, for at most [`CHECKPOINT_WAIT`]; a checkpoint that gives up or fails is
-/// tried again a second later.
+/// Copies the write-ahead log into the database file without waiting for any lock (`PASSIVE`).
+/// Run between two of the writer's batches, that usually lets the log start over at the next
+/// one; other connections' writes (a refresh token's rotation, say) or readers that began
+/// before the copy can keep it from that, and the log grows. Once it holds more than
+/// [`RESTART_ABOVE_FRAMES`], the checkpoint makes it start over (`RESTART`): other
+/// connections' writes wait meanwhile, and the writer waits for them and for earlier readers,
+/// for at most [`CHECKPOINT_WAIT`]. A checkpoint that gives up or fails is tried again a
+/// second later.
 async fn checkpoint(db: &Store) -> bool {
-    match db.restart_log(CHECKPOINT_WAIT).await {
+    let done = match db.checkpoint().await {
+        Ok(done) if done.log_frames > RESTART_ABOVE_FRAMES => db.restart_log(CHECKPOINT_WAIT).await,
+        done => done,
+    };
+    match done {
         Ok(done) => done.complete(),
         Err(err) => {
             tracing::warn!(
@@ -224,8 +232,12 @@ async fn checkpoint(db: &Store) -> bool {
     }
 }
 
-/// The longest a checkpoint waits for other connections: their statements take a millisecond
-/// or so, and every request queued behind the writer waits as long.
+/// Frames (pages of 4 KiB) past which a checkpoint makes the log start over: 16 MiB, four times
+/// what SQLite's own automatic checkpoints let it reach.
+const RESTART_ABOVE_FRAMES: i64 = 4096;
+
+/// The longest a `RESTART` checkpoint waits for other connections: their statements take a
+/// millisecond or so, and every request queued behind the writer waits as long.
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(20);
 
 /// How often the writer yields to gather events before a batch under concurrent load.
