@@ -225,7 +225,7 @@ async fn checkpoint(db: &Store) -> bool {
         Err(err) => {
             tracing::warn!(
                 error = format!("{err:#}"),
-                "WAL checkpoint failed; retried after the next write"
+                "WAL checkpoint failed; tried again in a second"
             );
             false
         }
