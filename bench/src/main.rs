@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod auth_methods;
+mod compare;
 mod lambda;
 mod load;
 mod metrics;
@@ -28,7 +29,7 @@ use hyper::Request;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 
 use crate::load::{LoadResult, MakeRequest, Target};
-use crate::servers::{Server, cli, free_addr, http};
+use crate::servers::{Server, free_addr, http};
 
 #[derive(Parser, Clone)]
 #[command(about = "Benchmarks the token service and the partner API; prints a Markdown table")]
@@ -60,14 +61,19 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     max_clients: u64,
     /// Run only these sections (comma-separated: token, auth-methods, api, shared, growth,
-    /// lambda, metrics, keys); all by default.
+    /// lambda, metrics, keys, compare); all but compare by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// For `--only compare`: the directory of another build's release binaries (say
+    /// `../before/target/release`), whose token service is measured run by run beside this one's.
+    #[arg(long)]
+    compare_with: Option<PathBuf>,
 }
 
 impl Args {
     fn wants(&self, section: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|s| s == section)
+        // Comparing builds needs another build, so only asking for it runs it.
+        (self.only.is_empty() && section != "compare") || self.only.iter().any(|s| s == section)
     }
 }
 
@@ -307,6 +313,8 @@ impl Backend {
 /// A running token service with two bench clients (with and without refresh tokens).
 struct Auth {
     server: Server,
+    /// The token service binary, which is also the admin CLI.
+    program: PathBuf,
     env: HashMap<String, String>,
     db_url: String,
     plain: (String, String),
@@ -321,6 +329,16 @@ async fn start_auth(dir: &Path, db_url: &str) -> anyhow::Result<Auth> {
 
 /// [`start_auth`], with `extra` added to (or overriding) the environment.
 async fn start_auth_with(
+    dir: &Path,
+    db_url: &str,
+    extra: &[(&str, String)],
+) -> anyhow::Result<Auth> {
+    start_auth_of(&servers::binary("auth-server")?, dir, db_url, extra).await
+}
+
+/// [`start_auth_with`] of the token service binary at `program`.
+async fn start_auth_of(
+    program: &Path,
     dir: &Path,
     db_url: &str,
     extra: &[(&str, String)],
@@ -341,7 +359,8 @@ async fn start_auth_with(
     .chain(extra.iter().cloned())
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let mut server = Server::spawn(
+    let mut server = Server::spawn_binary(
+        program,
         "auth-server",
         &["serve"],
         &env,
@@ -361,7 +380,7 @@ async fn start_auth_with(
             "orders:read catalog:read",
         ];
         argv.extend_from_slice(extra);
-        let doc = cli(&env, &argv)?;
+        let doc = servers::cli_of(program, &env, &argv)?;
         Ok((
             doc["client_id"].as_str().context("client_id")?.to_owned(),
             doc["client_secret"]
@@ -374,6 +393,7 @@ async fn start_auth_with(
     let with_refresh = create("bench-refresh", &[])?;
     Ok(Auth {
         server,
+        program: program.to_owned(),
         env,
         db_url: db_url.to_owned(),
         plain,
@@ -445,7 +465,11 @@ async fn use_algorithm(auth: &Auth, alg: &str) -> anyhow::Result<String> {
         if header_alg(&token) == alg {
             return Ok(token);
         }
-        cli(&auth.env, &["keys", "rotate", "--alg", alg, "--force"])?;
+        servers::cli_of(
+            &auth.program,
+            &auth.env,
+            &["keys", "rotate", "--alg", alg, "--force"],
+        )?;
         // The server reloads its keys every second.
         let began = Instant::now();
         loop {
@@ -1114,6 +1138,9 @@ async fn run(args: &Args, report: &mut Report, dir: &Path) -> anyhow::Result<()>
     }
     if args.wants("keys") {
         api_keys::run(args, report, dir).await?;
+    }
+    if args.wants("compare") {
+        compare::run(args, report, dir).await?;
     }
     result
 }

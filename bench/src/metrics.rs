@@ -67,6 +67,7 @@ async fn token_overhead(
     use_algorithm(on, "ES256").await?;
     let (off_runs, on_runs) = interleaved(
         args,
+        CONNECTIONS,
         (&off.server, token_request(off.server.addr, &off.plain)),
         (&on.server, token_request(on.server.addr, &on.plain)),
     )?;
@@ -103,6 +104,7 @@ async fn api_overhead(
         let on_token = crate::fetch_token(on_auth, &on_auth.plain).await?;
         let (off_runs, on_runs) = interleaved(
             args,
+            CONNECTIONS,
             (&off, api_request(off_addr, "/v1/me", Arc::new(vec![off_token]))),
             (&on, api_request(on_addr, "/v1/me", Arc::new(vec![on_token]))),
         )?;
@@ -123,26 +125,35 @@ async fn api_overhead(
     outcome
 }
 
-/// `args.runs` runs of each of the two, alternating: off, on, off, on, ...
-fn interleaved(
+/// `args.runs` runs of each of the two at `connections`, alternating run by run (so the
+/// machine's drift falls on both alike), the first of each pair taken in turn from either side.
+pub(crate) fn interleaved(
     args: &Args,
-    (off, off_request): (&Server, crate::load::MakeRequest),
-    (on, on_request): (&Server, crate::load::MakeRequest),
+    connections: usize,
+    (a, a_request): (&Server, crate::load::MakeRequest),
+    (b, b_request): (&Server, crate::load::MakeRequest),
 ) -> anyhow::Result<(Vec<Summary>, Vec<Summary>)> {
     let once = Args {
         runs: 1,
         ..args.clone()
     };
-    let (mut off_runs, mut on_runs) = (Vec::new(), Vec::new());
-    for _ in 0..args.runs {
-        off_runs.push(measure(&once, off, CONNECTIONS, off_request.clone())?);
-        on_runs.push(measure(&once, on, CONNECTIONS, on_request.clone())?);
+    let (mut a_runs, mut b_runs) = (Vec::new(), Vec::new());
+    for run in 0..args.runs {
+        let a_run = || measure(&once, a, connections, a_request.clone());
+        let b_run = || measure(&once, b, connections, b_request.clone());
+        if run % 2 == 0 {
+            a_runs.push(a_run()?);
+            b_runs.push(b_run()?);
+        } else {
+            b_runs.push(b_run()?);
+            a_runs.push(a_run()?);
+        }
     }
-    Ok((off_runs, on_runs))
+    Ok((a_runs, b_runs))
 }
 
 /// The medians of `runs`, as the other sections give them (`describe`).
-fn summary_of(runs: &[Summary]) -> Summary {
+pub(crate) fn summary_of(runs: &[Summary]) -> Summary {
     let column = |f: fn(&Summary) -> f64| median(runs.iter().map(f).collect());
     let rates: Vec<f64> = runs.iter().map(|s| s.rps).collect();
     Summary {
@@ -163,7 +174,7 @@ fn summary_of(runs: &[Summary]) -> Summary {
 }
 
 /// Every run's server CPU per request, e.g. `41.0, 43.2, 40.8 µs`.
-fn cpu_per_run(runs: &[Summary]) -> String {
+pub(crate) fn cpu_per_run(runs: &[Summary]) -> String {
     let values: Vec<String> = runs
         .iter()
         .map(|s| format!("{:.1}", s.server_cpu_us))

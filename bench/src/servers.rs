@@ -77,9 +77,21 @@ impl Server {
         addr: SocketAddr,
         log: &Path,
     ) -> anyhow::Result<Server> {
+        Server::spawn_binary(&binary(name)?, name, args, env, addr, log)
+    }
+
+    /// [`spawn`](Self::spawn) of the program at `program` (another build's, say).
+    pub fn spawn_binary(
+        program: &Path,
+        name: &'static str,
+        args: &[&str],
+        env: &HashMap<String, String>,
+        addr: SocketAddr,
+        log: &Path,
+    ) -> anyhow::Result<Server> {
         let log = std::fs::File::create(log)?;
         let started = Instant::now();
-        let child = Command::new(binary(name)?)
+        let child = Command::new(program)
             .args(args)
             .env_clear()
             .envs(env)
@@ -228,7 +240,16 @@ fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
 
 /// Runs the admin CLI with the token service's environment; returns its JSON output.
 pub fn cli(env: &HashMap<String, String>, args: &[&str]) -> anyhow::Result<serde_json::Value> {
-    let output = Command::new(binary("auth-server")?)
+    cli_of(&binary("auth-server")?, env, args)
+}
+
+/// [`cli`] of the token service binary at `program`.
+pub fn cli_of(
+    program: &Path,
+    env: &HashMap<String, String>,
+    args: &[&str],
+) -> anyhow::Result<serde_json::Value> {
+    let output = Command::new(program)
         .args(args)
         .arg("--json")
         .env_clear()
